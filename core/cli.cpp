@@ -1,0 +1,211 @@
+#include "core/cli.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/run.hpp"
+#include "core/spec.hpp"
+#include "core/state.hpp"
+#include "io/unique_fd.hpp"
+
+namespace nucleus::core {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* version_text = "nucleus 0.1.0";
+
+// Flag values as CLI11 fills them; only those given reach the document.
+struct RunFlags {
+    std::map<std::string, std::string> strings;
+    std::map<std::string, std::vector<std::string>> lists;
+    bool time_namespace = false;
+    bool workspace_exec = false;
+    double timeout = 0;
+    int events_fd = -1;
+    std::string config;
+    int config_fd = -1;
+    std::set<std::string> takes_value;  // "-e", "--env", ...: the next token is the value
+};
+
+void remember_names(RunFlags& f, const std::string& names) {
+    std::stringstream list(names);
+    std::string name;
+    while (std::getline(list, name, ',')) f.takes_value.insert(name);
+}
+
+void add_run_flags(CLI::App& run, RunFlags& f) {
+    auto str = [&](const std::string& flag, const std::string& key, const std::string& help) {
+        run.add_option(flag, f.strings[key], help);
+        remember_names(f, flag);
+    };
+    auto list = [&](const std::string& flag, const std::string& key, const std::string& help) {
+        run.add_option(flag, f.lists[key], help);
+        remember_names(f, flag);
+    };
+    str("--name", "name", "Name of the sandbox (default nucleus-<id>)");
+    str("--rootfs", "rootfs", "Root filesystem directory, mounted read-only (default: the host's /usr, /bin, /lib... read-only)");
+    str("--network", "network", "none (default: own namespace with lo) or host");
+    run.add_flag("--time-namespace", f.time_namespace, "Give the sandbox its own time namespace");
+    str("--hostname", "hostname", "Hostname inside the sandbox (default: the short id)");
+    str("-u,--user", "user", "UID[:GID] of the workload inside the sandbox (default 1000:1000)");
+    str("--userns", "userns", "auto (default) or keep-id: map the workload's uid to the same host uid");
+    str("--workspace", "workspace", "Host directory mounted at /workspace");
+    str("--workspace-mode", "workspace_mode", "bind-rw (default), bind-ro or copy-in-out (synced back on exit)");
+    run.add_flag("--workspace-exec", f.workspace_exec, "Allow executing files from /workspace (default noexec)");
+    list("-v,--volume", "volume", "Bind mount SRC:DST[:ro|rw] (repeatable)");
+    str("--context", "context", "Host directory copied to a read-only /context");
+    str("-w,--workdir", "workdir", "Working directory inside the sandbox");
+    list("-e,--env", "env", "Set KEY=VALUE, or pass KEY from the host (repeatable)");
+    list("--env-file", "env_file", "Read KEY=VALUE lines from a file (repeatable)");
+    list("--cap-add", "cap_add", "Keep a capability, e.g. NET_BIND_SERVICE (repeatable; default: none)");
+    list("--ulimit", "ulimit", "Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)");
+    run.add_option("--timeout", f.timeout, "Kill the sandbox after SECONDS; exit code 124");
+    remember_names(f, "--timeout,--events-fd,--config,--config-fd");
+    str("--log-dir", "log_dir", "Write stdout/stderr to DIR/<name>.stdout.log and .stderr.log");
+    str("--events-jsonl", "events_jsonl", "Append lifecycle events (JSON lines) to PATH");
+    run.add_option("--events-fd", f.events_fd, "Write lifecycle events (JSON lines) to descriptor N");
+    run.add_option("--config", f.config, "Read the request from FILE.json or FILE.toml (keys: long flag names in snake_case)");
+    run.add_option("--config-fd", f.config_fd, "Read the request (JSON or TOML) from descriptor N");
+}
+
+Result<json> read_config(const RunFlags& f, const CLI::App& run) {
+    json doc = json::object();
+    if (run.count("--config")) {
+        auto text = io::read_file(f.config, 1 << 20);
+        if (!text) return std::move(text).error().wrap("reading --config");
+        auto ext = std::filesystem::path(f.config).extension().string();
+        auto parsed = parse_config_text(*text, ext == ".toml" ? "toml" : ext == ".json" ? "json" : ext, f.config);
+        if (!parsed) return std::move(parsed).error();
+        doc = std::move(*parsed);
+    }
+    if (run.count("--config-fd")) {
+        std::string text;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(f.config_fd, buf, sizeof buf)) > 0) {
+            text.append(buf, static_cast<size_t>(n));
+            if (text.size() > (1 << 20)) return Error::plain("--config-fd: larger than 1 MiB");
+        }
+        if (n < 0) return Error::from_errno("reading --config-fd " + std::to_string(f.config_fd));
+        auto first = text.find_first_not_of(" \t\r\n");
+        bool is_json = first != std::string::npos && text[first] == '{';
+        auto parsed = parse_config_text(text, is_json ? "json" : "toml", "config-fd " + std::to_string(f.config_fd));
+        if (!parsed) return std::move(parsed).error();
+        if (!parsed->is_object()) return Error::plain("--config-fd: the request must be an object");
+        doc.update(*parsed);
+    }
+    if (!doc.is_object()) return Error::plain("--config: the request must be an object of settings");
+    return doc;
+}
+
+// Flags given on the command line override the config document.
+Result<json> run_document(const RunFlags& f, const CLI::App& run, const std::vector<std::string>& command) {
+    auto doc = read_config(f, run);
+    if (!doc) return doc;
+    for (const auto& [key, value] : f.strings) {
+        std::string flag = "--" + key;
+        std::replace(flag.begin(), flag.end(), '_', '-');
+        if (run.count(flag)) (*doc)[key] = value;
+    }
+    for (const auto& [key, values] : f.lists) {
+        std::string flag = "--" + key;
+        std::replace(flag.begin(), flag.end(), '_', '-');
+        if (run.count(flag)) (*doc)[key] = values;
+    }
+    if (run.count("--time-namespace")) (*doc)["time_namespace"] = f.time_namespace;
+    if (run.count("--workspace-exec")) (*doc)["workspace_exec"] = f.workspace_exec;
+    if (run.count("--timeout")) (*doc)["timeout"] = f.timeout;
+    if (run.count("--events-fd")) (*doc)["events_fd"] = f.events_fd;
+    if (!command.empty()) (*doc)["command"] = command;
+    return doc;
+}
+
+// Where the command starts in `nucleus run ...`: after "--", or at the
+// first token that is neither a flag nor a flag's value (Docker's rule:
+// flags after the command belong to the command).
+size_t command_start(int argc, char** argv, int run_index, const RunFlags& f) {
+    for (int i = run_index + 1; i < argc; ++i) {
+        std::string token = argv[i];
+        if (token == "--") return static_cast<size_t>(i);
+        if (token.size() < 2 || token[0] != '-') return static_cast<size_t>(i);
+        if (token.find('=') == std::string::npos && f.takes_value.count(token)) ++i;
+    }
+    return static_cast<size_t>(argc);
+}
+
+}  // namespace
+
+int main_cli(int argc, char** argv) {
+    CLI::App app{"Nucleus: a Linux sandbox runtime for agents and services.", "nucleus"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", version_text);
+    app.footer("Exit codes: the workload's own; 124 timeout; 125 runtime error; 126 cannot execute;\n"
+               "127 command not found; 128+N killed by signal N.");
+
+    auto* run = app.add_subcommand("run", "Run a command in a new sandbox");
+    RunFlags flags;
+    add_run_flags(*run, flags);
+    std::vector<std::string> command;
+
+    auto* gc = app.add_subcommand("gc", "Clean up after supervisors that died without tearing down");
+    app.add_subcommand("version", "Print the version")->callback([] { std::puts(version_text); });
+
+    // Split `run`'s command off before CLI11 sees it.
+    int run_index = 1;
+    while (run_index < argc && argv[run_index][0] == '-') ++run_index;
+    size_t split = static_cast<size_t>(argc);
+    if (run_index < argc && std::string(argv[run_index]) == "run") {
+        split = command_start(argc, argv, run_index, flags);
+        size_t first = split < static_cast<size_t>(argc) && std::string(argv[split]) == "--" ? split + 1 : split;
+        for (size_t i = first; i < static_cast<size_t>(argc); ++i) command.push_back(argv[i]);
+    }
+    try {
+        app.parse(static_cast<int>(split), argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "nucleus: error: %s\nSee 'nucleus --help'.\n", e.what());
+        return exit_runtime_error;
+    }
+
+    if (gc->parsed()) {
+        auto paths = prepare_runtime_paths();
+        if (!paths) {
+            std::fprintf(stderr, "nucleus: error: %s\n", paths.error().describe().c_str());
+            return exit_runtime_error;
+        }
+        auto report = collect_stale_sandboxes(*paths);
+        std::printf("removed %d stale sandbox%s\n", report.sandboxes, report.sandboxes == 1 ? "" : "es");
+        for (const auto& e : report.errors) std::fprintf(stderr, "nucleus: warning: %s\n", e.c_str());
+        return report.errors.empty() ? 0 : exit_runtime_error;
+    }
+    if (!run->parsed()) return 0;
+
+    auto doc = run_document(flags, *run, command);
+    if (!doc) {
+        std::fprintf(stderr, "nucleus: error: %s\n", doc.error().describe().c_str());
+        return exit_runtime_error;
+    }
+    auto spec = spec_from_document(*doc);
+    if (!spec) {
+        std::fprintf(stderr, "nucleus: error: %s\n", spec.error().describe().c_str());
+        return exit_runtime_error;
+    }
+    return run_sandbox(*spec);
+}
+
+}  // namespace nucleus::core

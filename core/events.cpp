@@ -1,0 +1,45 @@
+#include "core/events.hpp"
+
+#include <fcntl.h>
+#include <sys/time.h>
+
+#include <ctime>
+
+namespace nucleus::core {
+
+std::string utc_timestamp() {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    tm parts{};
+    ::gmtime_r(&now.tv_sec, &parts);
+    char out[40];
+    size_t n = std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S", &parts);
+    std::snprintf(out + n, sizeof out - n, ".%03ldZ", now.tv_nsec / 1000000);
+    return out;
+}
+
+Result<EventLog> EventLog::open(const std::optional<std::string>& path, std::optional<int> fd) {
+    EventLog log;
+    if (path) {
+        auto file = io::open_fd(*path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
+        if (!file) return std::move(file).error().wrap("opening --events-jsonl");
+        log.file_ = std::move(*file);
+    }
+    if (fd) log.fd_ = *fd;
+    return log;
+}
+
+Status EventLog::emit(nlohmann::json record) {
+    record["time"] = utc_timestamp();
+    std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    Status result;
+    if (file_) {
+        if (auto st = io::write_all(file_.get(), line); !st) result = std::move(st).error().wrap("writing events");
+    }
+    if (fd_ >= 0) {
+        if (auto st = io::write_all(fd_, line); !st) result = std::move(st).error().wrap("writing events");
+    }
+    return result;
+}
+
+}  // namespace nucleus::core

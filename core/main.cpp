@@ -1,0 +1,3 @@
+#include "core/cli.hpp"
+
+int main(int argc, char** argv) { return nucleus::core::main_cli(argc, argv); }

@@ -1,0 +1,500 @@
+// `nucleus run`: prepare (plain blocking code, before the reactor runs),
+// spawn and supervise (on the reactor), tear down, report.
+#include "core/run.hpp"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+
+#include "core/events.hpp"
+#include "core/state.hpp"
+#include "core/supervise.hpp"
+#include "core/workspace.hpp"
+#include "io/reactor.hpp"
+#include "isolation/capabilities.hpp"
+#include "isolation/cgroup.hpp"
+#include "isolation/launch_plan.hpp"
+#include "isolation/spawn.hpp"
+
+namespace nucleus::core {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+void report_error(const std::string& text) { std::fprintf(stderr, "nucleus: error: %s\n", text.c_str()); }
+void report_warning(const std::string& text) { std::fprintf(stderr, "nucleus: warning: %s\n", text.c_str()); }
+
+std::string random_id() {
+    unsigned char bytes[16];
+    if (::getrandom(bytes, sizeof bytes, 0) != sizeof bytes) {
+        // getrandom(2) does not fail for 16 bytes once the pool is ready;
+        // fall back on time and pid rather than refuse to run.
+        auto now = Clock::now().time_since_epoch().count();
+        for (size_t i = 0; i < sizeof bytes; ++i) bytes[i] = static_cast<unsigned char>((now >> (i % 8 * 8)) ^ ::getpid() ^ i);
+    }
+    char out[33];
+    for (size_t i = 0; i < sizeof bytes; ++i) std::snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+    return out;
+}
+
+// Everything prepared for one sandbox, owned for its lifetime.
+struct Sandbox {
+    std::string id;
+    std::string name;
+    std::string hostname;
+    RuntimePaths paths;
+    SandboxRecord record;
+    std::optional<isolation::IdRangeLease> lease;
+    isolation::UserNamespaceMaps maps;
+    std::optional<isolation::SandboxCgroup> cgroup;
+    std::optional<std::string> workspace_copy;
+    std::optional<std::string> context_copy;
+    std::vector<std::string> degraded;
+    json record_json;
+};
+
+// Container ids -> host ids. As root: a leased range, with the workload's
+// uid mapped to itself for --userns keep-id. Unprivileged: the workload's
+// uid is the caller's (the kernel allows exactly that one mapping without
+// a helper), so files in a bind-mounted workspace stay the caller's.
+Result<isolation::UserNamespaceMaps> build_maps(const SandboxSpec& spec, Sandbox& sb) {
+    using isolation::IdMapping;
+    isolation::UserNamespaceMaps maps;
+    if (::geteuid() == 0) {
+        auto lease = isolation::lease_id_range(sb.paths.ids);
+        if (!lease) return std::move(lease).error();
+        uint32_t base = lease->base();
+        sb.lease = std::move(*lease);
+        auto ranges = [&](uint32_t keep) {
+            if (spec.userns != UsernsMode::KeepId) return std::vector<IdMapping>{{0, base, isolation::id_range_size}};
+            std::vector<IdMapping> m;
+            if (keep > 0) m.push_back({0, base, keep});
+            m.push_back({keep, keep, 1});
+            if (keep + 1 < isolation::id_range_size) m.push_back({keep + 1, base + keep + 1, isolation::id_range_size - keep - 1});
+            return m;
+        };
+        maps.method = isolation::UserNamespaceMaps::Method::Direct;
+        maps.uid = ranges(spec.uid);
+        maps.gid = ranges(spec.gid);
+        return maps;
+    }
+    maps.method = isolation::UserNamespaceMaps::Method::DirectDenySetgroups;
+    maps.uid = {{spec.uid, static_cast<uint32_t>(::geteuid()), 1}};
+    maps.gid = {{spec.gid, static_cast<uint32_t>(::getegid()), 1}};
+    return maps;
+}
+
+// Creates the sandbox's cgroup under <cgroup2>/nucleus (root) or under our
+// own cgroup (a delegated subtree, unprivileged). In agent mode a host
+// without a usable cgroup2 degrades with a warning.
+Status prepare_cgroup(Sandbox& sb) {
+    auto mount = isolation::find_cgroup2_mount();
+    if (!mount) {
+        sb.degraded.push_back("cgroup: " + mount.error().describe());
+        return {};
+    }
+    std::string parent = *mount + "/nucleus";
+    if (::geteuid() != 0) {
+        auto self = io::read_file("/proc/self/cgroup", 64 << 10);
+        auto pos = self ? self->find("0::") : std::string::npos;
+        if (pos == std::string::npos) {
+            sb.degraded.push_back("cgroup: this process is not in a cgroup v2 hierarchy");
+            return {};
+        }
+        std::string own = self->substr(pos + 3, self->find('\n', pos) - pos - 3);
+        parent = *mount + (own == "/" ? "" : own);
+    } else if (::mkdir(parent.c_str(), 0755) < 0 && errno != EEXIST) {
+        return Error::from_errno("mkdir " + parent);
+    }
+    auto cgroup = isolation::SandboxCgroup::create(parent, "sandbox-" + sb.id);
+    if (!cgroup) {
+        if (::geteuid() == 0) return std::move(cgroup).error();
+        sb.degraded.push_back("cgroup: " + cgroup.error().describe() + " (delegate a subtree to this user)");
+        return {};
+    }
+    sb.cgroup = std::move(*cgroup);
+    return {};
+}
+
+Status prepare_copies(const SandboxSpec& spec, Sandbox& sb) {
+    int64_t uid = isolation::map_to_host(sb.maps.uid, spec.uid);
+    int64_t gid = isolation::map_to_host(sb.maps.gid, spec.gid);
+    CopyOwner owner{static_cast<uid_t>(uid), static_cast<gid_t>(gid), ::geteuid() == 0 && uid >= 0 && gid >= 0};
+    if (spec.workspace && spec.workspace_mode == WorkspaceMode::CopyInOut) {
+        std::string dir = sb.record.dir() + "/workspace";
+        if (::mkdir(dir.c_str(), 0700) < 0) return Error::from_errno("mkdir " + dir);
+        sb.workspace_copy = dir;
+        NUCLEUS_TRY(copy_tree(*spec.workspace, dir, owner).wrap("copying the workspace in"));
+    }
+    if (spec.context) {
+        std::string dir = sb.record.dir() + "/context";
+        if (::mkdir(dir.c_str(), 0755) < 0) return Error::from_errno("mkdir " + dir);
+        sb.context_copy = dir;
+        NUCLEUS_TRY(copy_tree(*spec.context, dir, CopyOwner{0, 0, false}).wrap("copying the context"));
+    }
+    return {};
+}
+
+std::vector<std::string> final_env(const SandboxSpec& spec, const Sandbox& sb, const std::string& home) {
+    std::vector<std::string> env = {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=" + home,
+        "HOSTNAME=" + sb.hostname,
+        "USER=" + std::string(spec.uid == 0 ? "root" : "agent"),
+    };
+    for (const auto& entry : spec.env) {
+        auto key = entry.substr(0, entry.find('=') + 1);
+        std::erase_if(env, [&](const std::string& e) { return e.compare(0, key.size(), key) == 0; });
+        env.push_back(entry);
+    }
+    return env;
+}
+
+isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& sb) {
+    isolation::LaunchRequest req;
+    req.staging_dir = sb.paths.staging;
+    req.rootfs = spec.rootfs;
+    req.new_network_namespace = net::needs_network_namespace(spec.network);
+    req.time_namespace = spec.time_namespace;
+    req.hostname = sb.hostname;
+    req.hosts_file = net::hosts_file(sb.hostname);
+    req.uid = spec.uid;
+    req.gid = spec.gid;
+    req.user_name = spec.uid == 0 ? "root" : "agent";
+    req.home = spec.uid == 0 ? "/root" : "/home/agent";
+    req.maps = sb.maps;
+    if (spec.workspace) {
+        bool writable = spec.workspace_mode != WorkspaceMode::BindRo;
+        req.workspace = isolation::BindRequest{sb.workspace_copy.value_or(*spec.workspace), "/workspace", writable,
+                                               spec.workspace_exec};
+    }
+    for (const auto& v : spec.volumes) req.volumes.push_back({v.source, v.target, v.writable, true});
+    req.context_dir = sb.context_copy;
+    req.context_exec = spec.workspace_exec;
+    req.workdir = spec.workdir.value_or("");
+    req.argv = spec.command;
+    req.env = final_env(spec, sb, req.home);
+    for (const auto& u : spec.ulimits) req.rlimits.push_back({u.resource, u.soft, u.hard});
+    req.caps_keep = spec.cap_add;
+    return req;
+}
+
+json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pid, const SandboxSpec& spec) {
+    json namespaces = json::array({"user", "mount", "pid", "ipc", "uts", "cgroup"});
+    if (plan.namespaces & CLONE_NEWNET) namespaces.push_back("network");
+    if (spec.time_namespace) namespaces.push_back("time");
+    return json{
+        {"event", "start"},
+        {"id", sb.id},
+        {"name", sb.name},
+        {"pid", pid},
+        {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)},
+        {"namespaces", namespaces},
+        {"network", std::string(net::to_string(spec.network))},
+        {"mounts", plan.mount_summary},
+        {"user", {{"uid", spec.uid}, {"gid", spec.gid},
+                  {"uid_map", isolation::format_map(plan.maps.uid)}, {"gid_map", isolation::format_map(plan.maps.gid)}}},
+        {"seccomp", {{"enforced", plan.seccomp_instructions > 0}, {"profile", "default"},
+                     {"default_action", "errno(ENOSYS)"}, {"instructions", plan.seccomp_instructions},
+                     {"digest", plan.seccomp_digest}}},
+        {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi},
+                      {"scoped", plan.landlock.scoped}, {"reason", plan.landlock.reason}}},
+        {"capabilities", {{"kept", isolation::capability_list(spec.cap_add)}, {"no_new_privs", true}}},
+        {"degraded", sb.degraded},
+    };
+}
+
+// Output destinations: our stdout/stderr, or files in --log-dir.
+struct Sinks {
+    std::optional<io::OutputSink> out;
+    std::optional<io::OutputSink> err;
+};
+
+Result<Sinks> open_sinks(asio::any_io_executor ex, const SandboxSpec& spec, const Sandbox& sb) {
+    Sinks sinks;
+    if (spec.log_dir) {
+        std::error_code ec;
+        std::filesystem::create_directories(*spec.log_dir, ec);
+        if (ec) return Error{ec.value(), "creating --log-dir " + *spec.log_dir};
+        auto out = io::OutputSink::log_file(ex, *spec.log_dir + "/" + sb.name + ".stdout.log");
+        if (!out) return std::move(out).error();
+        auto err = io::OutputSink::log_file(ex, *spec.log_dir + "/" + sb.name + ".stderr.log");
+        if (!err) return std::move(err).error();
+        sinks.out.emplace(std::move(*out));
+        sinks.err.emplace(std::move(*err));
+        return sinks;
+    }
+    auto out_fd = io::dup_fd(STDOUT_FILENO);
+    auto err_fd = io::dup_fd(STDERR_FILENO);
+    if (!out_fd || !err_fd) return Error::from_errno("duplicating stdout/stderr");
+    auto out = io::OutputSink::adopt(ex, std::move(*out_fd));
+    if (!out) return std::move(out).error();
+    auto err = io::OutputSink::adopt(ex, std::move(*err_fd));
+    if (!err) return std::move(err).error();
+    sinks.out.emplace(std::move(*out));
+    sinks.err.emplace(std::move(*err));
+    return sinks;
+}
+
+struct Outcome {
+    int exit_code = exit_runtime_error;
+    std::string reason;            // exit, signal, timeout, setup_failed, not_found, cannot_execute
+    std::optional<int> signal;
+    std::string error;             // for runtime failures
+    std::optional<SupervisionResult> supervision;
+    Status cgroup_removed;
+    double wall_ms = 0;
+    std::optional<std::string> cpu_stat;  // cgroup cpu.stat, read before removal
+};
+
+int exit_code_for_spawn_failure(const isolation::SpawnFailure& f, std::string& reason) {
+    if (f.step == isolation::ChildStep::Exec) {
+        if (f.child_errno == ENOENT || f.child_errno == ENOTDIR) {
+            reason = "not_found";
+            return exit_not_found;
+        }
+        reason = "cannot_execute";
+        return exit_cannot_execute;
+    }
+    reason = "setup_failed";
+    return exit_runtime_error;
+}
+
+void classify(Outcome& o, const SupervisionResult& s) {
+    if (s.timed_out) {
+        o.exit_code = exit_timeout;
+        o.reason = "timeout";
+    } else if (s.forwarded_fatal_signal) {
+        o.exit_code = 128 + s.forwarded_fatal_signal;
+        o.reason = "signal";
+        o.signal = s.forwarded_fatal_signal;
+    } else if (s.status.signaled) {
+        o.exit_code = 128 + s.status.value;
+        o.reason = "signal";
+        o.signal = s.status.value;
+    } else {
+        o.exit_code = s.status.value;
+        o.reason = "exit";
+    }
+}
+
+struct RunContext {
+    const SandboxSpec* spec;
+    Sandbox* sb;
+    isolation::LaunchPlan* plan;
+    EventLog* events;
+    io::PipePair* out_pipe;
+    io::PipePair* err_pipe;
+};
+
+asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
+    auto ex = co_await asio::this_coro::executor;
+    Outcome outcome;
+    auto started = Clock::now();
+    auto sinks = open_sinks(ex, *ctx.spec, *ctx.sb);
+    if (!sinks) {
+        outcome.error = sinks.error().describe();
+        co_return outcome;
+    }
+    isolation::SpawnRequest request;
+    request.plan = &ctx.plan->child;
+    request.namespaces = ctx.plan->namespaces;
+    request.cgroup_fd = ctx.sb->cgroup ? ctx.sb->cgroup->dirfd() : -1;
+    request.maps = &ctx.plan->maps;
+    const isolation::LaunchPlan* plan = ctx.plan;
+    request.verify = [plan](pid_t pid) { return isolation::verify_child(pid, *plan); };
+    auto spawned = co_await isolation::spawn_sandbox(std::move(request));
+    // The sandbox holds its own copies of the write ends now.
+    ctx.out_pipe->write.reset();
+    ctx.err_pipe->write.reset();
+    if (!spawned.ok()) {
+        outcome.exit_code = exit_code_for_spawn_failure(spawned.failure(), outcome.reason);
+        outcome.error = spawned.failure().error.describe();
+    } else {
+        io::ProcessHandle& process = spawned.value().process;
+        (void)ctx.events->emit(start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec));
+        SupervisionInput input{&process, ctx.sb->cgroup ? &*ctx.sb->cgroup : nullptr, ctx.spec->timeout_seconds,
+                               ctx.out_pipe->read.release(), ctx.err_pipe->read.release(), &*sinks->out, &*sinks->err};
+        auto result = co_await supervise(input);
+        classify(outcome, result);
+        if (!result.wait_error.ok()) {
+            outcome.exit_code = exit_runtime_error;
+            outcome.error = result.wait_error.error().describe();
+        }
+        outcome.supervision = std::move(result);
+    }
+    outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+    if (ctx.sb->cgroup) {
+        if (auto stat = io::read_file(ctx.sb->cgroup->path() + "/cpu.stat", 64 << 10)) outcome.cpu_stat = *stat;
+        outcome.cgroup_removed = co_await remove_cgroup(*ctx.sb->cgroup);
+    }
+    co_return outcome;
+}
+
+json cpu_usage(const Sandbox& sb, const Outcome& o) {
+    // cgroup v2's cpu.stat always has usage/user/system (even with no cpu
+    // controller enabled); without a cgroup, PID 1's rusage is what we have.
+    json cpu = json::object();
+    if (o.cpu_stat) {
+        auto field = [&](const char* key) -> double {
+            auto pos = o.cpu_stat->find(std::string(key) + " ");
+            if (pos == std::string::npos) return 0;
+            return std::strtod(o.cpu_stat->c_str() + pos + std::strlen(key) + 1, nullptr) / 1000.0;
+        };
+        cpu["usage_ms"] = field("usage_usec");
+        cpu["user_ms"] = field("user_usec");
+        cpu["system_ms"] = field("system_usec");
+        cpu["source"] = "cgroup";
+    } else if (o.supervision) {
+        const auto& ru = o.supervision->status.usage;
+        cpu["user_ms"] = ru.ru_utime.tv_sec * 1000.0 + ru.ru_utime.tv_usec / 1000.0;
+        cpu["system_ms"] = ru.ru_stime.tv_sec * 1000.0 + ru.ru_stime.tv_usec / 1000.0;
+        cpu["source"] = "rusage";
+    }
+    (void)sb;
+    return cpu;
+}
+
+}  // namespace
+
+namespace {
+
+// Everything up to the reactor: ids, cgroup, copies, plan. On failure,
+// whatever was made so far is undone by the caller's teardown.
+Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, Sandbox& sb,
+                                                        io::PipePair& out, io::PipePair& err, int devnull) {
+    auto maps = build_maps(spec, sb);
+    if (!maps) return std::move(maps).error().wrap("preparing user namespace");
+    sb.maps = std::move(*maps);
+    NUCLEUS_TRY(prepare_cgroup(sb).wrap("preparing cgroup"));
+    sb.record_json = {{"id", sb.id}, {"name", sb.name}, {"supervisor", ::getpid()},
+                      {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)}};
+    NUCLEUS_TRY(sb.record.write(sb.record_json));
+    NUCLEUS_TRY(prepare_copies(spec, sb));
+    auto request = launch_request(spec, sb);
+    request.stdio[0] = devnull;
+    request.stdio[1] = out.write.get();
+    request.stdio[2] = err.write.get();
+    auto plan = isolation::LaunchPlan::build(request);
+    if (!plan) return std::move(plan).error().wrap("planning the sandbox");
+    if (!(*plan)->landlock.enforced) sb.degraded.push_back("landlock: " + (*plan)->landlock.reason);
+    return plan;
+}
+
+}  // namespace
+
+int run_sandbox(const SandboxSpec& spec) {
+    if (auto st = io::check_io_uring(); !st) {
+        report_error(st.error().describe());
+        return exit_runtime_error;
+    }
+    auto events = EventLog::open(spec.events_jsonl, spec.events_fd);
+    if (!events) {
+        report_error(events.error().describe());
+        return exit_runtime_error;
+    }
+    auto paths = prepare_runtime_paths();
+    if (!paths) {
+        report_error(paths.error().describe());
+        return exit_runtime_error;
+    }
+    auto stale = collect_stale_sandboxes(*paths);
+    for (const auto& e : stale.errors) report_warning("cleaning up after a previous run: " + e);
+
+    Sandbox sb;
+    sb.id = random_id();
+    sb.name = spec.name.empty() ? "nucleus-" + sb.id.substr(0, 12) : spec.name;
+    sb.hostname = spec.hostname.value_or(sb.id.substr(0, 12));
+    sb.paths = *paths;
+    auto record = SandboxRecord::create(sb.paths, sb.id);
+    if (!record) {
+        report_error(record.error().describe());
+        return exit_runtime_error;
+    }
+    sb.record = std::move(*record);
+
+    auto out = io::make_pipe();
+    auto err = io::make_pipe();
+    auto devnull = io::open_fd("/dev/null", O_RDONLY);
+    Outcome outcome;
+    if (!out || !err || !devnull) {
+        outcome.error = "creating output pipes: " + std::string(std::strerror(errno));
+    } else if (auto plan = prepare(spec, sb, *out, *err, devnull->get()); !plan) {
+        outcome.error = plan.error().describe();
+    } else {
+        for (const auto& d : sb.degraded) report_warning("running degraded: " + d);
+        auto reactor = io::make_reactor();
+        RunContext ctx{&spec, &sb, plan->get(), &*events, &*out, &*err};
+        std::optional<Outcome> finished;
+        std::exception_ptr failure;
+        asio::co_spawn(reactor, spawn_and_supervise(ctx), [&](std::exception_ptr e, Outcome o) {
+            failure = e;
+            finished = std::move(o);
+        });
+        reactor.run();
+        if (failure) {
+            try {
+                std::rethrow_exception(failure);
+            } catch (const std::exception& e) {
+                outcome.error = std::string("supervisor failure: ") + e.what();
+            }
+        } else if (finished) {
+            outcome = std::move(*finished);
+        }
+    }
+
+    // Teardown, in reverse order of preparation.
+    json cleanup = json::object();
+    bool clean = true;
+    if (sb.cgroup && !sb.cgroup->removed()) {
+        // Preparation failed before the reactor ran: nothing entered the cgroup.
+        auto st = sb.cgroup->remove();
+        if (!st) outcome.cgroup_removed = std::move(st);
+    }
+    if (sb.cgroup) {
+        cleanup["cgroup_removed"] = outcome.cgroup_removed.ok();
+        if (!outcome.cgroup_removed) {
+            clean = false;
+            report_warning(outcome.cgroup_removed.error().describe());
+        }
+    }
+    if (sb.workspace_copy && outcome.supervision) {
+        struct stat st {};
+        ::stat(spec.workspace->c_str(), &st);
+        auto synced = sync_tree_back(*sb.workspace_copy, *spec.workspace, CopyOwner{st.st_uid, st.st_gid, ::geteuid() == 0});
+        cleanup["workspace_synced"] = synced.ok();
+        if (!synced) {
+            clean = false;
+            report_warning("copy-out of the workspace failed: " + synced.error().describe());
+        }
+    }
+    auto removed = sb.record.remove();
+    cleanup["state_removed"] = removed.ok();
+    if (!removed) {
+        clean = false;
+        report_warning(removed.error().describe());
+    }
+    cleanup["ok"] = clean;
+
+    if (!outcome.error.empty()) report_error(outcome.error);
+    json final_record = {{"event", "exit"}, {"id", sb.id}, {"name", sb.name},
+                         {"exit_code", outcome.exit_code}, {"reason", outcome.reason.empty() ? "setup_failed" : outcome.reason},
+                         {"signal", outcome.signal ? json(*outcome.signal) : json(nullptr)},
+                         {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(sb, outcome)}, {"cleanup", cleanup}};
+    if (!outcome.error.empty()) final_record["error"] = outcome.error;
+    (void)events->emit(final_record);
+    return outcome.exit_code;
+}
+
+}  // namespace nucleus::core

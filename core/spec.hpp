@@ -1,0 +1,85 @@
+// SandboxSpec: one plain-data request for one sandbox.
+//
+// Every entry point (CLI flags, --config FILE.json|.toml, --config-fd, later
+// the daemon's API) produces a spec *document*: a JSON object whose keys are
+// the long flag names in snake_case. One function turns a document into a
+// SandboxSpec and one validates it, so every entry point is checked the same
+// way. Nothing else reads flags.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "io/error.hpp"
+#include "isolation/child_plan.hpp"
+#include "net/network.hpp"
+
+namespace nucleus::core {
+
+enum class WorkspaceMode { BindRw, BindRo, CopyInOut };
+enum class UsernsMode { Auto, KeepId };
+
+struct VolumeSpec {
+    std::string source;
+    std::string target;
+    bool writable = true;
+};
+
+struct UlimitSpec {
+    std::string name;  // "nofile"
+    int resource = 0;  // RLIMIT_*
+    uint64_t soft = 0;
+    uint64_t hard = 0;
+};
+
+struct SandboxSpec {
+    std::string name;                      // empty: derived from the id
+    std::optional<std::string> rootfs;     // absolute, canonical
+    net::NetworkMode network = net::NetworkMode::None;
+    bool time_namespace = false;
+    std::optional<std::string> hostname;
+    uint32_t uid = 1000;
+    uint32_t gid = 1000;
+    bool user_given = false;
+    UsernsMode userns = UsernsMode::Auto;
+
+    std::optional<std::string> workspace;  // absolute, canonical
+    WorkspaceMode workspace_mode = WorkspaceMode::BindRw;
+    bool workspace_exec = false;
+    std::vector<VolumeSpec> volumes;
+    std::optional<std::string> context;    // absolute, canonical
+    std::optional<std::string> workdir;
+
+    std::vector<std::string> env;          // final KEY=VALUE list (-e, --env-file merged)
+    uint64_t cap_add = 0;                  // capability mask kept
+    std::vector<UlimitSpec> ulimits;
+
+    std::optional<double> timeout_seconds;
+    std::optional<std::string> log_dir;
+    std::optional<std::string> events_jsonl;
+    std::optional<int> events_fd;
+
+    std::vector<std::string> command;
+};
+
+// The keys a spec document may hold (the long flag names in snake_case).
+const std::vector<std::string>& spec_document_keys();
+
+// Document -> spec. Rejects unknown keys, wrong types and invalid values
+// with a message naming the key. Reads the host only to resolve paths and
+// --env-file contents; creates nothing.
+Result<SandboxSpec> spec_from_document(const nlohmann::json& document);
+
+// Parses a config file's text as JSON or TOML (by `format`: "json"/"toml").
+Result<nlohmann::json> parse_config_text(const std::string& text, const std::string& format,
+                                         const std::string& origin);
+
+std::string_view to_string(WorkspaceMode mode);
+
+}  // namespace nucleus::core

@@ -1,0 +1,487 @@
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "core/spec.hpp"
+#include "io/unique_fd.hpp"
+#include "isolation/capabilities.hpp"
+
+namespace nucleus::core {
+
+using nlohmann::json;
+
+namespace {
+
+// "workspace_mode" -> "workspace_mode (--workspace-mode)", for messages
+// that make sense to both config-file and command-line users.
+std::string key_label(const std::string& key) {
+    if (key == "command") return "command";
+    std::string flag = key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return key + " (--" + flag + ")";
+}
+
+Error bad(const std::string& key, const std::string& why) { return Error::plain(key_label(key) + ": " + why); }
+
+Result<std::string> get_string(const json& doc, const std::string& key) {
+    const json& v = doc.at(key);
+    if (!v.is_string()) return bad(key, "must be a string");
+    std::string s = v.get<std::string>();
+    if (s.find('\0') != std::string::npos) return bad(key, "must not contain NUL bytes");
+    return s;
+}
+
+Result<bool> get_bool(const json& doc, const std::string& key) {
+    const json& v = doc.at(key);
+    if (!v.is_boolean()) return bad(key, "must be true or false");
+    return v.get<bool>();
+}
+
+Result<std::vector<std::string>> get_strings(const json& doc, const std::string& key) {
+    const json& v = doc.at(key);
+    std::vector<std::string> out;
+    if (v.is_string()) {
+        out.push_back(v.get<std::string>());
+        return out;
+    }
+    if (!v.is_array()) return bad(key, "must be a list of strings");
+    for (const auto& item : v) {
+        if (!item.is_string()) return bad(key, "must be a list of strings");
+        out.push_back(item.get<std::string>());
+        if (out.back().find('\0') != std::string::npos) return bad(key, "must not contain NUL bytes");
+    }
+    return out;
+}
+
+// An existing directory, made absolute and canonical (symlinks resolved
+// now, so that what we check is what we mount).
+Result<std::string> existing_dir(const std::string& key, const std::string& path) {
+    if (path.empty()) return bad(key, "must not be empty");
+    std::error_code ec;
+    auto canonical = std::filesystem::canonical(path, ec);
+    if (ec) return bad(key, "\"" + path + "\": " + ec.message());
+    if (!std::filesystem::is_directory(canonical, ec)) return bad(key, "\"" + path + "\" is not a directory");
+    return canonical.string();
+}
+
+Result<std::string> sandbox_path(const std::string& key, const std::string& path) {
+    if (path.empty() || path[0] != '/') return bad(key, "\"" + path + "\" must be an absolute path in the sandbox");
+    std::string normal = std::filesystem::path(path).lexically_normal().string();
+    if (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+    if (normal.find("/../") != std::string::npos || normal.ends_with("/..")) return bad(key, "\"" + path + "\" escapes /");
+    return normal;
+}
+
+bool valid_name(const std::string& name) {
+    if (name.empty() || name.size() > 128 || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+    return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+    });
+}
+
+Result<uint32_t> parse_id(const std::string& key, const std::string& text) {
+    uint32_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
+        return bad(key, "\"" + text + "\" is not a numeric id");
+    if (value >= 65536) return bad(key, "id " + text + " is outside the sandbox's range 0-65535");
+    return value;
+}
+
+Status apply_user(SandboxSpec& spec, const std::string& text) {
+    auto colon = text.find(':');
+    auto uid = parse_id("user", text.substr(0, colon));
+    if (!uid) return std::move(uid).error();
+    spec.uid = *uid;
+    spec.gid = *uid;
+    if (colon != std::string::npos) {
+        auto gid = parse_id("user", text.substr(colon + 1));
+        if (!gid) return std::move(gid).error();
+        spec.gid = *gid;
+    }
+    spec.user_given = true;
+    return {};
+}
+
+bool valid_env_key(const std::string& key) {
+    return !key.empty() && key.find('=') == std::string::npos &&
+           std::none_of(key.begin(), key.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+Status apply_env(std::vector<std::string>& env, const std::string& key, const std::string& entry) {
+    auto eq = entry.find('=');
+    std::string name = entry.substr(0, eq);
+    if (!valid_env_key(name)) return bad(key, "\"" + entry + "\" is not KEY=VALUE or KEY");
+    if (eq == std::string::npos) {
+        // Docker's convention: a bare KEY takes the host's value, if any.
+        if (const char* host = ::getenv(name.c_str())) env.push_back(name + "=" + host);
+        return {};
+    }
+    env.push_back(entry);
+    return {};
+}
+
+Status apply_env_file(std::vector<std::string>& env, const std::string& path) {
+    auto text = io::read_file(path, 1 << 20);
+    if (!text) return bad("env_file", text.error().describe());
+    std::istringstream lines(*text);
+    std::string line;
+    int number = 0;
+    while (std::getline(lines, line)) {
+        ++number;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        auto first = line.find_first_not_of(" \t");
+        if (first == std::string::npos || line[first] == '#') continue;
+        auto st = apply_env(env, "env_file", line.substr(first));
+        if (!st) return bad("env_file", path + ":" + std::to_string(number) + ": \"" + line + "\" is not KEY=VALUE");
+    }
+    return {};
+}
+
+Result<VolumeSpec> parse_volume(const std::string& text) {
+    // SRC:DST[:ro|rw]
+    std::vector<std::string> parts;
+    std::stringstream stream(text);
+    std::string part;
+    while (std::getline(stream, part, ':')) parts.push_back(part);
+    if (parts.size() < 2 || parts.size() > 3) return bad("volume", "\"" + text + "\" is not SRC:DST[:ro|rw]");
+    VolumeSpec v;
+    std::error_code ec;
+    auto source = std::filesystem::canonical(parts[0], ec);
+    if (ec) return bad("volume", "source \"" + parts[0] + "\": " + ec.message());
+    v.source = source.string();
+    auto target = sandbox_path("volume", parts[1]);
+    if (!target) return std::move(target).error();
+    v.target = *target;
+    if (parts.size() == 3) {
+        if (parts[2] == "ro") v.writable = false;
+        else if (parts[2] != "rw") return bad("volume", "\"" + text + "\": mode must be ro or rw, got \"" + parts[2] + "\"");
+    }
+    return v;
+}
+
+struct UlimitName {
+    const char* name;
+    int resource;
+};
+constexpr UlimitName ulimit_names[] = {
+    {"core", RLIMIT_CORE},       {"cpu", RLIMIT_CPU},         {"data", RLIMIT_DATA},
+    {"fsize", RLIMIT_FSIZE},     {"locks", RLIMIT_LOCKS},     {"memlock", RLIMIT_MEMLOCK},
+    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},     {"nofile", RLIMIT_NOFILE},
+    {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},         {"rtprio", RLIMIT_RTPRIO},
+    {"rttime", RLIMIT_RTTIME},   {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
+    {"as", RLIMIT_AS},
+};
+
+Result<uint64_t> parse_limit_value(const std::string& text, const std::string& whole) {
+    if (text == "unlimited" || text == "-1") return uint64_t(RLIM_INFINITY);
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
+        return bad("ulimit", "\"" + whole + "\": \"" + text + "\" is not a number or \"unlimited\"");
+    return v;
+}
+
+Result<UlimitSpec> parse_ulimit(const std::string& text) {
+    auto eq = text.find('=');
+    if (eq == std::string::npos) return bad("ulimit", "\"" + text + "\" is not NAME=SOFT[:HARD]");
+    UlimitSpec u;
+    u.name = text.substr(0, eq);
+    auto it = std::find_if(std::begin(ulimit_names), std::end(ulimit_names),
+                           [&](const UlimitName& n) { return u.name == n.name; });
+    if (it == std::end(ulimit_names)) return bad("ulimit", "unknown limit \"" + u.name + "\"");
+    u.resource = it->resource;
+    std::string values = text.substr(eq + 1);
+    auto colon = values.find(':');
+    auto soft = parse_limit_value(values.substr(0, colon), text);
+    if (!soft) return std::move(soft).error();
+    u.soft = u.hard = *soft;
+    if (colon != std::string::npos) {
+        auto hard = parse_limit_value(values.substr(colon + 1), text);
+        if (!hard) return std::move(hard).error();
+        u.hard = *hard;
+    }
+    if (u.soft > u.hard) return bad("ulimit", "\"" + text + "\": soft limit above hard limit");
+    // Raising a hard limit needs CAP_SYS_RESOURCE in the initial user
+    // namespace (setrlimit(2)), which a sandbox never has.
+    struct rlimit current {};
+    if (::getrlimit(u.resource, &current) == 0 && u.hard > current.rlim_max)
+        return bad("ulimit", "\"" + text + "\": hard limit above the runtime's own hard limit (" +
+                                 (current.rlim_max == RLIM_INFINITY ? std::string("unlimited")
+                                                                    : std::to_string(current.rlim_max)) + ")");
+    return u;
+}
+
+}  // namespace
+
+const std::vector<std::string>& spec_document_keys() {
+    static const std::vector<std::string> keys = {
+        "name", "rootfs", "network", "time_namespace", "hostname", "user", "userns", "workspace",
+        "workspace_mode", "workspace_exec", "volume", "context", "workdir", "env", "env_file", "cap_add",
+        "ulimit", "timeout", "log_dir", "events_jsonl", "events_fd", "command",
+    };
+    return keys;
+}
+
+std::string_view to_string(WorkspaceMode mode) {
+    switch (mode) {
+        case WorkspaceMode::BindRw: return "bind-rw";
+        case WorkspaceMode::BindRo: return "bind-ro";
+        case WorkspaceMode::CopyInOut: return "copy-in-out";
+    }
+    return "bind-rw";
+}
+
+// One helper per group of keys keeps spec_from_document a readable list.
+namespace {
+
+Status apply_identity(SandboxSpec& spec, const json& doc) {
+    if (doc.contains("name")) {
+        auto name = get_string(doc, "name");
+        if (!name) return std::move(name).error();
+        if (!valid_name(*name)) return bad("name", "\"" + *name + "\" must be 1-128 of [A-Za-z0-9_.-], starting alphanumeric");
+        spec.name = *name;
+    }
+    if (doc.contains("hostname")) {
+        auto h = get_string(doc, "hostname");
+        if (!h) return std::move(h).error();
+        if (!net::is_valid_hostname(*h)) return bad("hostname", "\"" + *h + "\" is not a valid hostname");
+        spec.hostname = *h;
+    }
+    if (doc.contains("user")) {
+        const json& v = doc.at("user");
+        std::string text = v.is_number_unsigned() ? std::to_string(v.get<uint64_t>()) : "";
+        if (text.empty()) {
+            auto s = get_string(doc, "user");
+            if (!s) return std::move(s).error();
+            text = *s;
+        }
+        NUCLEUS_TRY(apply_user(spec, text));
+    }
+    if (doc.contains("userns")) {
+        auto u = get_string(doc, "userns");
+        if (!u) return std::move(u).error();
+        if (*u == "keep-id") spec.userns = UsernsMode::KeepId;
+        else if (*u != "auto") return bad("userns", "must be auto or keep-id, got \"" + *u + "\"");
+    }
+    if (doc.contains("network")) {
+        auto n = get_string(doc, "network");
+        if (!n) return std::move(n).error();
+        auto mode = net::parse_network_mode(*n);
+        if (!mode) return bad("network", "must be none or host, got \"" + *n + "\"");
+        spec.network = *mode;
+    }
+    if (doc.contains("time_namespace")) {
+        auto b = get_bool(doc, "time_namespace");
+        if (!b) return std::move(b).error();
+        spec.time_namespace = *b;
+    }
+    return {};
+}
+
+Status apply_filesystem(SandboxSpec& spec, const json& doc) {
+    if (doc.contains("rootfs")) {
+        auto r = get_string(doc, "rootfs");
+        if (!r) return std::move(r).error();
+        auto dir = existing_dir("rootfs", *r);
+        if (!dir) return std::move(dir).error();
+        if (*dir == "/") return bad("rootfs", "the host's / cannot be a rootfs (omit --rootfs for the default agent root)");
+        spec.rootfs = *dir;
+    }
+    if (doc.contains("workspace")) {
+        auto w = get_string(doc, "workspace");
+        if (!w) return std::move(w).error();
+        auto dir = existing_dir("workspace", *w);
+        if (!dir) return std::move(dir).error();
+        spec.workspace = *dir;
+    }
+    if (doc.contains("workspace_mode")) {
+        auto m = get_string(doc, "workspace_mode");
+        if (!m) return std::move(m).error();
+        if (*m == "bind-rw") spec.workspace_mode = WorkspaceMode::BindRw;
+        else if (*m == "bind-ro") spec.workspace_mode = WorkspaceMode::BindRo;
+        else if (*m == "copy-in-out") spec.workspace_mode = WorkspaceMode::CopyInOut;
+        else return bad("workspace_mode", "must be bind-rw, bind-ro or copy-in-out, got \"" + *m + "\"");
+        if (!doc.contains("workspace")) return bad("workspace_mode", "needs --workspace");
+    }
+    if (doc.contains("workspace_exec")) {
+        auto b = get_bool(doc, "workspace_exec");
+        if (!b) return std::move(b).error();
+        spec.workspace_exec = *b;
+        if (*b && !doc.contains("workspace")) return bad("workspace_exec", "needs --workspace");
+    }
+    if (doc.contains("context")) {
+        auto c = get_string(doc, "context");
+        if (!c) return std::move(c).error();
+        auto dir = existing_dir("context", *c);
+        if (!dir) return std::move(dir).error();
+        spec.context = *dir;
+    }
+    if (doc.contains("workdir")) {
+        auto w = get_string(doc, "workdir");
+        if (!w) return std::move(w).error();
+        auto path = sandbox_path("workdir", *w);
+        if (!path) return std::move(path).error();
+        spec.workdir = *path;
+    }
+    if (doc.contains("volume")) {
+        auto list = get_strings(doc, "volume");
+        if (!list) return std::move(list).error();
+        for (const auto& text : *list) {
+            auto v = parse_volume(text);
+            if (!v) return std::move(v).error();
+            spec.volumes.push_back(std::move(*v));
+        }
+    }
+    return {};
+}
+
+Status check_volume_targets(const SandboxSpec& spec) {
+    std::set<std::string> taken = {"/", "/proc", "/dev", "/sys", "/tmp", "/etc", "/home", "/home/agent"};
+    if (spec.workspace) taken.insert("/workspace");
+    if (spec.context) taken.insert("/context");
+    for (const auto& v : spec.volumes) {
+        for (const char* reserved : {"/proc/", "/dev/", "/sys/"})
+            if (v.target.starts_with(reserved)) return bad("volume", "target " + v.target + " is inside a runtime-managed mount");
+        if (!taken.insert(v.target).second)
+            return bad("volume", "target " + v.target + " is reserved or used twice");
+    }
+    return {};
+}
+
+Status apply_process(SandboxSpec& spec, const json& doc) {
+    if (doc.contains("env_file")) {
+        auto files = get_strings(doc, "env_file");
+        if (!files) return std::move(files).error();
+        for (const auto& f : *files) NUCLEUS_TRY(apply_env_file(spec.env, f));
+    }
+    if (doc.contains("env")) {
+        auto list = get_strings(doc, "env");
+        if (!list) return std::move(list).error();
+        for (const auto& e : *list) NUCLEUS_TRY(apply_env(spec.env, "env", e));
+    }
+    if (doc.contains("cap_add")) {
+        auto list = get_strings(doc, "cap_add");
+        if (!list) return std::move(list).error();
+        for (const auto& name : *list) {
+            if (name == "ALL" || name == "all") {
+                for (int cap = 0; cap <= isolation::last_capability(); ++cap) spec.cap_add |= 1ULL << cap;
+                continue;
+            }
+            auto cap = isolation::capability_from_name(name);
+            if (!cap) return bad("cap_add", "unknown capability \"" + name + "\"");
+            spec.cap_add |= 1ULL << *cap;
+        }
+    }
+    if (doc.contains("ulimit")) {
+        auto list = get_strings(doc, "ulimit");
+        if (!list) return std::move(list).error();
+        for (const auto& text : *list) {
+            auto u = parse_ulimit(text);
+            if (!u) return std::move(u).error();
+            spec.ulimits.push_back(*u);
+        }
+    }
+    if (doc.contains("command")) {
+        auto cmd = get_strings(doc, "command");
+        if (!cmd) return std::move(cmd).error();
+        spec.command = *cmd;
+    }
+    if (spec.command.empty()) return bad("command", "no command given (nucleus run [FLAGS] -- CMD [ARGS...])");
+    if (spec.command[0].empty()) return bad("command", "the command name is empty");
+    return {};
+}
+
+Status apply_supervision(SandboxSpec& spec, const json& doc) {
+    if (doc.contains("timeout")) {
+        const json& v = doc.at("timeout");
+        if (!v.is_number()) return bad("timeout", "must be a number of seconds");
+        double t = v.get<double>();
+        if (!std::isfinite(t) || t <= 0 || t > 1e8) return bad("timeout", "must be a positive number of seconds");
+        spec.timeout_seconds = t;
+    }
+    if (doc.contains("log_dir")) {
+        auto d = get_string(doc, "log_dir");
+        if (!d) return std::move(d).error();
+        if (d->empty()) return bad("log_dir", "must not be empty");
+        std::error_code ec;
+        if (std::filesystem::exists(*d, ec) && !std::filesystem::is_directory(*d, ec))
+            return bad("log_dir", "\"" + *d + "\" exists and is not a directory");
+        spec.log_dir = *d;
+    }
+    if (doc.contains("events_jsonl")) {
+        auto p = get_string(doc, "events_jsonl");
+        if (!p) return std::move(p).error();
+        auto parent = std::filesystem::path(*p).parent_path();
+        std::error_code ec;
+        if (p->empty() || (!parent.empty() && !std::filesystem::is_directory(parent, ec)))
+            return bad("events_jsonl", "the directory of \"" + *p + "\" does not exist");
+        spec.events_jsonl = *p;
+    }
+    if (doc.contains("events_fd")) {
+        const json& v = doc.at("events_fd");
+        if (!v.is_number_integer()) return bad("events_fd", "must be a file descriptor number");
+        int fd = v.get<int>();
+        if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return bad("events_fd", std::to_string(fd) + " is not an open descriptor");
+        spec.events_fd = fd;
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<SandboxSpec> spec_from_document(const json& document) {
+    if (!document.is_object()) return Error::plain("a sandbox spec must be an object of settings");
+    const auto& keys = spec_document_keys();
+    for (const auto& [key, value] : document.items()) {
+        if (std::find(keys.begin(), keys.end(), key) == keys.end())
+            return Error::plain("unknown setting \"" + key + "\"");
+    }
+    SandboxSpec spec;
+    NUCLEUS_TRY(apply_identity(spec, document));
+    NUCLEUS_TRY(apply_filesystem(spec, document));
+    NUCLEUS_TRY(check_volume_targets(spec));
+    NUCLEUS_TRY(apply_process(spec, document));
+    NUCLEUS_TRY(apply_supervision(spec, document));
+    if (spec.userns == UsernsMode::KeepId && spec.uid == 0 && ::geteuid() == 0)
+        return bad("userns", "keep-id with uid 0 would map the host's root into the sandbox; pass --user UID");
+    return spec;
+}
+
+Result<json> parse_config_text(const std::string& text, const std::string& format, const std::string& origin) {
+    if (format == "json") {
+        try {
+            return json::parse(text);
+        } catch (const json::parse_error& e) {
+            return Error::plain(origin + ": invalid JSON: " + e.what());
+        }
+    }
+    if (format == "toml") {
+        try {
+            toml::table table = toml::parse(text, origin);
+            std::ostringstream out;
+            out << toml::json_formatter{table};
+            return json::parse(out.str());
+        } catch (const toml::parse_error& e) {
+            const auto& where = e.source().begin;
+            return Error::plain(origin + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
+                                ": invalid TOML: " + std::string(e.description()));
+        } catch (const json::parse_error& e) {
+            return Error::plain(origin + ": " + e.what());
+        }
+    }
+    return Error::plain(origin + ": unknown config format \"" + format + "\" (use .json or .toml)");
+}
+
+}  // namespace nucleus::core

@@ -1,0 +1,124 @@
+#include "core/supervise.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+
+#include <chrono>
+#include <variant>
+
+#include <asio/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+namespace nucleus::core {
+
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+// Whether `pid` (a PID namespace's init) has a handler for, or ignores, `sig`
+// (SigCgt/SigIgn in proc(5) status). procfs reads complete immediately.
+bool init_handles_signal(pid_t pid, int sig) {
+    auto status = io::read_file("/proc/" + std::to_string(pid) + "/status", 64 << 10);
+    if (!status) return true;  // gone or unreadable: nothing to emulate
+    for (const char* key : {"\nSigCgt:\t", "\nSigIgn:\t"}) {
+        auto pos = status->find(key);
+        if (pos == std::string::npos) continue;
+        unsigned long long mask = std::strtoull(status->c_str() + pos + std::strlen(key), nullptr, 16);
+        if (mask & (1ULL << (sig - 1))) return true;
+    }
+    return false;
+}
+
+void kill_sandbox(const SupervisionInput& in) {
+    if (in.cgroup && in.cgroup->kill().ok()) return;
+    // Without a cgroup, killing init tears down the whole PID namespace.
+    (void)in.process->send_signal(SIGKILL);
+}
+
+struct Watch {
+    io::ExitStatus status;
+    bool timed_out = false;
+    int forwarded_fatal_signal = 0;
+    Status error;
+};
+
+asio::awaitable<Watch> watch(SupervisionInput in) {
+    auto executor = co_await asio::this_coro::executor;
+    asio::signal_set signals(executor, SIGINT, SIGTERM, SIGHUP);
+    asio::steady_timer deadline(executor, asio::steady_timer::time_point::max());
+    if (in.timeout_seconds)
+        deadline.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(
+            std::chrono::duration<double>(*in.timeout_seconds)));
+    Watch result;
+    for (;;) {
+        auto event = co_await (in.process->wait_exit() ||
+                               signals.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                               deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
+        if (event.index() == 0) {
+            auto& exited = std::get<0>(event);
+            if (exited) result.status = *exited;
+            else result.error = std::move(exited).error();
+            co_return result;
+        }
+        if (event.index() == 1) {
+            auto [ec, sig] = std::get<1>(event);
+            if (ec) continue;
+            (void)in.process->send_signal(sig);
+            if (!init_handles_signal(in.process->pid(), sig)) {
+                result.forwarded_fatal_signal = sig;
+                kill_sandbox(in);
+            }
+            continue;
+        }
+        auto [ec] = std::get<2>(event);
+        if (ec) continue;
+        result.timed_out = true;
+        deadline.expires_at(asio::steady_timer::time_point::max());
+        kill_sandbox(in);
+    }
+}
+
+}  // namespace
+
+asio::awaitable<SupervisionResult> supervise(SupervisionInput in) {
+    auto executor = co_await asio::this_coro::executor;
+    asio::posix::stream_descriptor out(executor, in.stdout_read);
+    asio::posix::stream_descriptor err(executor, in.stderr_read);
+    auto [watched, out_result, err_result] =
+        co_await (watch(in) && io::pump(std::move(out), *in.stdout_sink) && io::pump(std::move(err), *in.stderr_sink));
+    SupervisionResult result;
+    result.status = watched.status;
+    result.timed_out = watched.timed_out;
+    result.forwarded_fatal_signal = watched.forwarded_fatal_signal;
+    result.wait_error = std::move(watched.error);
+    result.stdout_pump = std::move(out_result);
+    result.stderr_pump = std::move(err_result);
+    co_return result;
+}
+
+asio::awaitable<Status> remove_cgroup(isolation::SandboxCgroup& cgroup) {
+    auto executor = co_await asio::this_coro::executor;
+    (void)cgroup.kill();
+    auto first = cgroup.remove();
+    if (first || first.error().code != EBUSY) co_return first;
+    // cgroup.events raises POLLPRI when "populated" changes (cgroup-v2.rst).
+    auto events = io::open_fd(cgroup.path() + "/cgroup.events", O_RDONLY);
+    if (!events) co_return std::move(events).error();
+    asio::posix::stream_descriptor watch(executor, events->release());
+    asio::steady_timer limit(executor, std::chrono::seconds(10));
+    for (;;) {
+        auto populated = cgroup.populated();
+        if (populated && !*populated) co_return cgroup.remove();
+        auto woke = co_await (watch.async_wait(asio::posix::descriptor_base::wait_error,
+                                               asio::as_tuple(asio::use_awaitable)) ||
+                              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+        if (woke.index() == 1) co_return Error{EBUSY, "cgroup " + cgroup.path() + " still populated after 10 s"};
+    }
+}
+
+}  // namespace nucleus::core

@@ -1,0 +1,44 @@
+// Supervising one running sandbox on the reactor: exit, output, signals,
+// timeout. Each is an io_uring wait; nothing polls.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <asio/awaitable.hpp>
+
+#include "io/process.hpp"
+#include "io/pump.hpp"
+#include "isolation/cgroup.hpp"
+
+namespace nucleus::core {
+
+struct SupervisionResult {
+    io::ExitStatus status;
+    bool timed_out = false;
+    // A forwarded SIGINT/SIGTERM/SIGHUP that PID 1 does not handle: the
+    // kernel would ignore it for an init process, so the runtime kills the
+    // sandbox instead and reports the signal as the cause (128 + N).
+    int forwarded_fatal_signal = 0;
+    io::PumpResult stdout_pump;
+    io::PumpResult stderr_pump;
+    Status wait_error;
+};
+
+struct SupervisionInput {
+    io::ProcessHandle* process;
+    isolation::SandboxCgroup* cgroup;  // null when running without one
+    std::optional<double> timeout_seconds;
+    int stdout_read;   // owned by the caller until adopted here
+    int stderr_read;
+    io::OutputSink* stdout_sink;
+    io::OutputSink* stderr_sink;
+};
+
+asio::awaitable<SupervisionResult> supervise(SupervisionInput input);
+
+// Kills and removes the cgroup, waiting on cgroup.events for the kernel to
+// finish reaping (rmdir fails with EBUSY until then).
+asio::awaitable<Status> remove_cgroup(isolation::SandboxCgroup& cgroup);
+
+}  // namespace nucleus::core

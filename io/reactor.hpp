@@ -1,0 +1,24 @@
+// The reactor: one thread, one asio::io_context on io_uring.
+//
+// Built with ASIO_HAS_IO_URING and ASIO_DISABLE_EPOLL, so every descriptor
+// wait, timer and signal goes through io_uring completions: an idle reactor
+// makes no wake-ups. Coroutines are asio::awaitable tasks owned by whoever
+// co_awaits them; nothing is co_spawned detached (see docs/ARCHITECTURE.md).
+#pragma once
+
+#include <asio/io_context.hpp>
+
+#include "io/error.hpp"
+
+namespace nucleus::io {
+
+// Probes io_uring once at start-up, before any io_context exists, and names
+// the cause when it is unavailable: kernel.io_uring_disabled, a seccomp
+// filter (e.g. Docker's default profile returns EPERM for io_uring_setup), or
+// a kernel built without it.
+Status check_io_uring();
+
+// A single-threaded io_context (concurrency hint 1: no locking on the hot path).
+inline asio::io_context make_reactor() { return asio::io_context(1); }
+
+}  // namespace nucleus::io

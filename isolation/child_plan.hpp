@@ -1,0 +1,149 @@
+// The plain data the child executes after clone3.
+//
+// Built and validated entirely in the parent (isolation/launch_plan.cpp);
+// every pointer here points into storage the parent's LaunchPlan owns and
+// keeps alive until the child has exec'd or exited. The child only reads it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <sys/types.h>
+
+namespace nucleus::isolation {
+
+enum class MountKind : uint8_t {
+    Mkdir,        // mkdir target (mode), EEXIST is fine
+    Bind,         // bind source -> target (created as dir or file), then setattr
+    Tmpfs,        // tmpfs at target with data as options
+    Proc,         // a new procfs for the sandbox's PID namespace
+    Sysfs,        // a read-only sysfs (needs the sandbox's own netns)
+    Devpts,       // a new devpts instance (newinstance,ptmxmode=0666)
+    Symlink,      // symlink(source, target)
+    WriteFile,    // create target (mode) with data[0..data_len)
+    MaskFile,     // bind /dev/null over a file (OCI maskedPaths)
+    MaskDir,      // empty read-only tmpfs over a directory (OCI maskedPaths)
+    ReadOnly,     // bind target onto itself and make it read-only (OCI readonlyPaths)
+};
+
+struct MountOp {
+    MountKind kind;
+    bool recursive = true;   // MS_REC / AT_RECURSIVE
+    bool optional = false;   // a missing source or target is not an error
+    bool target_is_file = false;
+    uint32_t mode = 0755;
+    unsigned long flags = 0;     // extra MS_* for mount(2)
+    uint64_t attr_set = 0;       // MOUNT_ATTR_* applied after mounting
+    const char* source = nullptr;
+    const char* target = nullptr;  // absolute, under the staging root
+    const char* data = nullptr;
+    size_t data_len = 0;
+};
+
+struct LandlockRule {
+    const char* path;       // inside the sandbox (after pivot_root)
+    uint64_t access;
+};
+
+struct RlimitSetting {
+    int resource;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+// Numbered steps of the child's script; the parent names them in errors.
+enum class ChildStep : uint32_t {
+    WaitMaps = 1,
+    SetupIdentity,
+    Stdio,
+    Session,
+    Signals,
+    Propagation,
+    StagingRoot,
+    Mount,
+    PivotRoot,
+    RootReadOnly,
+    Hostname,
+    Loopback,
+    Rlimits,
+    Workdir,
+    LandlockRules,
+    BoundingSet,
+    KeepCaps,
+    Groups,
+    SetGid,
+    SetUid,
+    Capabilities,
+    AmbientCaps,
+    NoNewPrivs,
+    LandlockRestrict,
+    ParentDeath,
+    CloseFds,
+    Ready,
+    Seccomp,
+    Exec,
+};
+
+const char* child_step_name(ChildStep step) noexcept;
+
+struct ChildPlan {
+    // Handshake (see isolation/spawn.cpp for the protocol).
+    int control_fd = -1;   // read end: parent -> child
+    int report_fd = -1;    // write end, CLOEXEC: child -> parent
+    int stdio[3] = {-1, -1, -1};
+
+    // Filesystem
+    const char* staging = nullptr;       // host path where the new root is assembled
+    const char* staging_options = nullptr;
+    const MountOp* mounts = nullptr;
+    size_t mount_count = 0;
+
+    // Identity and host. The setup identity is a mapped id the child takes
+    // right after the maps are written: files it creates on its own tmpfs
+    // need an fsuid mapped in the user namespace (else EOVERFLOW).
+    uid_t setup_uid = 0;
+    gid_t setup_gid = 0;
+    const char* hostname = nullptr;
+    bool bring_up_loopback = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    bool may_setgroups = true;           // false when setgroups is "deny"
+    const gid_t* groups = nullptr;
+    size_t group_count = 0;
+
+    // Privileges
+    const RlimitSetting* rlimits = nullptr;
+    size_t rlimit_count = 0;
+    int cap_last = 40;                   // /proc/sys/kernel/cap_last_cap
+    uint64_t caps_keep = 0;              // bounding = effective = permitted = inheritable = ambient
+    int landlock_ruleset_fd = -1;        // -1: Landlock not applied
+    const LandlockRule* landlock_rules = nullptr;
+    size_t landlock_rule_count = 0;
+    const void* seccomp_filter = nullptr; // struct sock_filter[]
+    unsigned short seccomp_len = 0;
+    unsigned seccomp_flags = 0;
+
+    // Program
+    const char* workdir = nullptr;
+    const char* const* exec_candidates = nullptr;  // full paths to try in order
+    size_t exec_candidate_count = 0;
+    char* const* argv = nullptr;
+    char* const* envp = nullptr;
+};
+
+// The fixed-size record the child writes on the report pipe. 128 bytes:
+// below PIPE_BUF, so each write is atomic (pipe(7)).
+struct ChildReport {
+    enum Kind : uint32_t { Ready = 1, Failed = 2 };
+    uint32_t kind;
+    uint32_t step;   // ChildStep
+    int32_t err;     // errno
+    char detail[116];
+};
+static_assert(sizeof(ChildReport) == 128);
+
+// The child's entry point (isolation/child.cpp), run on its own stack by the
+// clone3 trampoline. Never returns on success (execve); returns the exit
+// code for the trampoline's exit(2) on failure.
+extern "C" int nucleus_child_main(void* plan) noexcept;
+
+}  // namespace nucleus::isolation

@@ -1,0 +1,379 @@
+#include "isolation/launch_plan.hpp"
+
+#include <dirent.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "isolation/capabilities.hpp"
+#include "isolation/kernel_abi.hpp"
+
+namespace nucleus::isolation {
+
+namespace {
+
+constexpr uint64_t ro_attrs = kabi::mount_attr_rdonly | kabi::mount_attr_nosuid | kabi::mount_attr_nodev;
+
+// Host directories that make up the default agent root (read-only binds).
+constexpr const char* system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/nix/store"};
+// Host /etc entries the default root needs; files and directories, bound read-only.
+constexpr const char* etc_entries[] = {"resolv.conf", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+                                       "ssl", "ca-certificates", "ca-certificates.conf", "alternatives",
+                                       "localtime", "mime.types"};
+// Names in a --rootfs top level that the runtime provides itself.
+const std::set<std::string> reserved_top_level = {"proc", "dev", "sys", "tmp", "home", "workspace", "context"};
+
+constexpr const char* masked_files[] = {"kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug"};
+constexpr const char* masked_dirs[] = {"acpi", "asound", "scsi"};
+constexpr const char* readonly_proc[] = {"bus", "fs", "irq", "sys", "sysrq-trigger"};
+
+}  // namespace
+
+// Assembles a LaunchPlan; one method per part of the sandbox.
+class PlanBuilder {
+public:
+    PlanBuilder(const LaunchRequest& request, LaunchPlan& plan) : req_(request), plan_(plan) {}
+
+    Status build() {
+        abi_ = req_.landlock ? landlock_abi() : 0;
+        NUCLEUS_TRY(plan_root());
+        plan_home_and_tmp();
+        plan_proc();
+        plan_dev();
+        plan_sys();
+        NUCLEUS_TRY(plan_binds());
+        NUCLEUS_TRY(plan_landlock());
+        plan_seccomp();
+        NUCLEUS_TRY(plan_program());
+        fill_child();
+        return {};
+    }
+
+private:
+    const char* keep(std::string s) { return plan_.strings_.emplace_back(std::move(s)).c_str(); }
+    std::string staged(const std::string& inside) const { return req_.staging_dir + inside; }
+
+    MountOp& add(MountKind kind, const std::string& inside) {
+        MountOp op{};
+        op.kind = kind;
+        op.target = keep(staged(inside));
+        return plan_.mounts_.emplace_back(op);
+    }
+    void mkdir(const std::string& inside, uint32_t mode = 0755) { add(MountKind::Mkdir, inside).mode = mode; }
+    void symlink(const std::string& inside, const std::string& target) {
+        add(MountKind::Symlink, inside).source = keep(target);
+    }
+    MountOp& bind(const std::string& host, const std::string& inside, uint64_t attrs, bool is_file) {
+        MountOp& op = add(MountKind::Bind, inside);
+        op.source = keep(host);
+        op.attr_set = attrs;
+        op.target_is_file = is_file;
+        return op;
+    }
+    void write_file(const std::string& inside, std::string content, uint32_t mode = 0644) {
+        MountOp& op = add(MountKind::WriteFile, inside);
+        op.data_len = content.size();
+        op.data = keep(std::move(content));
+        op.mode = mode;
+    }
+    MountOp& tmpfs(const std::string& inside, std::string options, unsigned long flags) {
+        MountOp& op = add(MountKind::Tmpfs, inside);
+        op.data = keep(std::move(options));
+        op.flags = flags;
+        return op;
+    }
+    void expect(std::string path, bool ro, bool nosuid, bool nodev, bool noexec) {
+        plan_.expectations.push_back({std::move(path), ro, nosuid, nodev, noexec});
+    }
+    void rule(const std::string& path, LandlockAccess access) {
+        uint64_t rights = landlock_rights(access, abi_);
+        if (rights) plan_.landlock_rules_.push_back({keep(path), rights});
+    }
+
+    // Binds a host entry (dir or file) read-only, or recreates it when it is
+    // a symlink (merged-/usr hosts: /bin -> usr/bin).
+    Status mirror(const std::string& host, const std::string& inside, bool executable) {
+        struct stat st {};
+        if (::lstat(host.c_str(), &st) < 0) {
+            if (errno == ENOENT) return {};
+            return Error::from_errno("lstat " + host);
+        }
+        if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = ::readlink(host.c_str(), target, sizeof target - 1);
+            if (n < 0) return Error::from_errno("readlink " + host);
+            symlink(inside, std::string(target, static_cast<size_t>(n)));
+        } else if (S_ISDIR(st.st_mode)) {
+            bind(host, inside, ro_attrs, false).recursive = true;
+            expect(inside, true, true, true, false);
+            plan_.mount_summary.push_back(inside + " (ro, from " + host + ")");
+            if (executable) rule(inside, LandlockAccess::ReadExec);
+        } else if (S_ISREG(st.st_mode)) {
+            bind(host, inside, ro_attrs, true).recursive = false;
+        }
+        return {};
+    }
+
+    std::string passwd() const {
+        std::string out = "root:x:0:0:root:/root:/usr/sbin/nologin\n";
+        if (req_.uid != 0)
+            out += req_.user_name + ":x:" + std::to_string(req_.uid) + ":" + std::to_string(req_.gid) + ":" +
+                   req_.user_name + ":" + req_.home + ":/bin/sh\n";
+        out += "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+        return out;
+    }
+    std::string group() const {
+        std::string out = "root:x:0:\n";
+        if (req_.gid != 0) out += req_.user_name + ":x:" + std::to_string(req_.gid) + ":\n";
+        out += "nogroup:x:65534:\n";
+        return out;
+    }
+
+    Status plan_default_root() {
+        mkdir("/nix", 0755);
+        for (const char* dir : system_dirs) NUCLEUS_TRY(mirror(dir, dir, true));
+        mkdir("/etc");
+        for (const char* entry : etc_entries)
+            NUCLEUS_TRY(mirror(std::string("/etc/") + entry, std::string("/etc/") + entry, false));
+        write_file("/etc/passwd", passwd());
+        write_file("/etc/group", group());
+        write_file("/etc/hostname", req_.hostname + "\n");
+        if (!req_.hosts_file.empty()) write_file("/etc/hosts", req_.hosts_file);
+        return {};
+    }
+
+    Status plan_rootfs(const std::string& rootfs) {
+        DIR* dir = ::opendir(rootfs.c_str());
+        if (!dir) return Error::from_errno("opening rootfs " + rootfs);
+        std::vector<std::string> names;
+        while (dirent* entry = ::readdir(dir)) {
+            std::string name = entry->d_name;
+            if (name == "." || name == ".." || reserved_top_level.count(name)) continue;
+            names.push_back(name);
+        }
+        ::closedir(dir);
+        std::sort(names.begin(), names.end());  // deterministic plans
+        for (const auto& name : names) NUCLEUS_TRY(mirror(rootfs + "/" + name, "/" + name, true));
+        return {};
+    }
+
+    Status plan_root() {
+        if (req_.rootfs) NUCLEUS_TRY(plan_rootfs(*req_.rootfs));
+        else NUCLEUS_TRY(plan_default_root());
+        expect("/", true, false, false, false);
+        plan_.mount_summary.push_back("/ (tmpfs, ro)");
+        rule("/", LandlockAccess::ReadOnly);
+        return {};
+    }
+
+    void plan_home_and_tmp() {
+        auto ids = ",uid=" + std::to_string(req_.uid) + ",gid=" + std::to_string(req_.gid);
+        // Parents of the home directory on the root tmpfs.
+        for (size_t pos = req_.home.find('/', 1); pos != std::string::npos; pos = req_.home.find('/', pos + 1))
+            mkdir(req_.home.substr(0, pos));
+        tmpfs(req_.home, "mode=0700" + ids, MS_NOSUID | MS_NODEV);
+        expect(req_.home, false, true, true, false);
+        rule(req_.home, LandlockAccess::ReadWriteExec);
+        tmpfs("/tmp", "mode=1777", MS_NOSUID | MS_NODEV);
+        expect("/tmp", false, true, true, false);
+        rule("/tmp", LandlockAccess::ReadWriteExec);
+        plan_.mount_summary.push_back(req_.home + " (tmpfs, 0700)");
+        plan_.mount_summary.push_back("/tmp (tmpfs)");
+    }
+
+    void plan_proc() {
+        MountOp& proc = add(MountKind::Proc, "/proc");
+        proc.flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        for (const char* name : masked_files) {
+            MountOp& op = add(MountKind::MaskFile, std::string("/proc/") + name);
+            op.optional = true;
+        }
+        for (const char* name : masked_dirs) add(MountKind::MaskDir, std::string("/proc/") + name).optional = true;
+        for (const char* name : readonly_proc) add(MountKind::ReadOnly, std::string("/proc/") + name).optional = true;
+        expect("/proc", false, true, true, true);
+        expect("/proc/sys", true, true, true, false);
+        rule("/proc", LandlockAccess::Device);
+        plan_.mount_summary.push_back("/proc (masked: OCI defaults)");
+    }
+
+    void plan_dev() {
+        tmpfs("/dev", "mode=755,size=64k", MS_NOSUID | MS_NOEXEC);
+        for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
+            MountOp& op = bind(std::string("/dev/") + node, std::string("/dev/") + node,
+                               kabi::mount_attr_nosuid | kabi::mount_attr_noexec, true);
+            op.recursive = false;
+        }
+        MountOp& pts = add(MountKind::Devpts, "/dev/pts");
+        pts.flags = MS_NOSUID | MS_NOEXEC;
+        pts.data = "newinstance,ptmxmode=0666,mode=0620";
+        symlink("/dev/ptmx", "pts/ptmx");
+        tmpfs("/dev/shm", "mode=1777", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        mkdir("/dev/mqueue");
+        symlink("/dev/fd", "/proc/self/fd");
+        symlink("/dev/stdin", "/proc/self/fd/0");
+        symlink("/dev/stdout", "/proc/self/fd/1");
+        symlink("/dev/stderr", "/proc/self/fd/2");
+        symlink("/dev/core", "/proc/kcore");
+        expect("/dev", false, true, false, true);
+        expect("/dev/shm", false, true, true, true);
+        rule("/dev", LandlockAccess::Device);
+        rule("/dev/shm", LandlockAccess::ReadWrite);
+        plan_.mount_summary.push_back("/dev (minimal)");
+    }
+
+    void plan_sys() {
+        // A fresh sysfs needs a network namespace owned by our user namespace
+        // (sysfs_get_tree); with the host's network, /sys stays absent.
+        if (!req_.new_network_namespace) return;
+        MountOp& sys = add(MountKind::Sysfs, "/sys");
+        sys.flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        add(MountKind::MaskDir, "/sys/firmware").optional = true;
+        add(MountKind::MaskDir, "/sys/devices/virtual/powercap").optional = true;
+        expect("/sys", true, true, true, true);
+        plan_.mount_summary.push_back("/sys (ro)");
+    }
+
+    Status bind_request(const BindRequest& b, const char* what) {
+        struct stat st {};
+        if (::stat(b.source.c_str(), &st) < 0) return Error::from_errno(std::string(what) + " source " + b.source);
+        bool is_file = !S_ISDIR(st.st_mode);
+        for (size_t pos = b.target.find('/', 1); pos != std::string::npos; pos = b.target.find('/', pos + 1))
+            mkdir(b.target.substr(0, pos));
+        uint64_t attrs = kabi::mount_attr_nosuid | kabi::mount_attr_nodev;
+        if (!b.writable) attrs |= kabi::mount_attr_rdonly;
+        if (!b.exec) attrs |= kabi::mount_attr_noexec;
+        bind(b.source, b.target, attrs, is_file).recursive = true;
+        expect(b.target, !b.writable, true, true, !b.exec);
+        LandlockAccess access = b.writable ? (b.exec ? LandlockAccess::ReadWriteExec : LandlockAccess::ReadWrite)
+                                           : (b.exec ? LandlockAccess::ReadExec : LandlockAccess::ReadOnly);
+        if (!is_file) rule(b.target, access);
+        plan_.mount_summary.push_back(b.target + " (" + (b.writable ? "rw" : "ro") + (b.exec ? "" : ",noexec") +
+                                      ", from " + b.source + ")");
+        return {};
+    }
+
+    Status plan_binds() {
+        if (req_.workspace) NUCLEUS_TRY(bind_request(*req_.workspace, "workspace"));
+        for (const auto& v : req_.volumes) NUCLEUS_TRY(bind_request(v, "volume"));
+        if (req_.context_dir)
+            NUCLEUS_TRY(bind_request({*req_.context_dir, "/context", false, req_.context_exec}, "context"));
+        return {};
+    }
+
+    Status plan_landlock() {
+        if (!req_.landlock) {
+            plan_.landlock.reason = "disabled by request";
+            plan_.landlock_rules_.clear();
+            return {};
+        }
+        if (abi_ == 0) {
+            plan_.landlock.reason = "the kernel does not offer Landlock (not in the LSM list)";
+            plan_.landlock_rules_.clear();
+            return {};
+        }
+        auto ruleset = create_landlock_ruleset(abi_);
+        if (!ruleset) return std::move(ruleset).error().wrap("preparing Landlock");
+        plan_.landlock = {true, abi_, ruleset->scoped, ""};
+        plan_.ruleset_ = std::move(*ruleset);
+        return {};
+    }
+
+    void plan_seccomp() {
+        if (!req_.seccomp) return;
+        auto filter = precompiled_default_seccomp();
+        plan_.child.seccomp_filter = filter.data();
+        plan_.child.seccomp_len = static_cast<unsigned short>(filter.size());
+        plan_.seccomp_instructions = filter.size();
+        plan_.seccomp_digest = seccomp_digest(filter);
+    }
+
+    std::string env_value(const std::string& key) const {
+        for (const auto& e : req_.env)
+            if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+                return e.substr(key.size() + 1);
+        return "";
+    }
+
+    Status plan_program() {
+        if (req_.argv.empty()) return Error::plain("no command given");
+        const std::string& command = req_.argv[0];
+        if (command.find('/') != std::string::npos) {
+            plan_.exec_candidates_.push_back(keep(command));
+        } else {
+            std::string path = env_value("PATH");
+            size_t start = 0;
+            while (start <= path.size()) {
+                size_t end = path.find(':', start);
+                if (end == std::string::npos) end = path.size();
+                std::string dir = path.substr(start, end - start);
+                if (dir.empty()) dir = ".";
+                plan_.exec_candidates_.push_back(keep(dir + "/" + command));
+                start = end + 1;
+            }
+        }
+        for (const auto& a : req_.argv) plan_.argv_.push_back(const_cast<char*>(keep(a)));
+        plan_.argv_.push_back(nullptr);
+        for (const auto& e : req_.env) plan_.envp_.push_back(const_cast<char*>(keep(e)));
+        plan_.envp_.push_back(nullptr);
+        return {};
+    }
+
+    void fill_child() {
+        ChildPlan& c = plan_.child;
+        for (int i = 0; i < 3; ++i) c.stdio[i] = req_.stdio[i];
+        c.staging = keep(req_.staging_dir);
+        c.staging_options = "mode=755,size=4m,nr_inodes=4096";
+        c.mounts = plan_.mounts_.data();
+        c.mount_count = plan_.mounts_.size();
+        c.hostname = keep(req_.hostname);
+        c.bring_up_loopback = req_.new_network_namespace;
+        // Container root when it is mapped, else the workload's own ids.
+        c.setup_uid = isolation::map_to_host(req_.maps.uid, 0) >= 0 ? 0 : req_.uid;
+        c.setup_gid = isolation::map_to_host(req_.maps.gid, 0) >= 0 ? 0 : req_.gid;
+        c.uid = req_.uid;
+        c.gid = req_.gid;
+        c.may_setgroups = req_.maps.method != UserNamespaceMaps::Method::DirectDenySetgroups;
+        c.groups = plan_.groups_.data();
+        c.group_count = 0;
+        plan_.rlimits_ = req_.rlimits;
+        c.rlimits = plan_.rlimits_.data();
+        c.rlimit_count = plan_.rlimits_.size();
+        c.cap_last = last_capability();
+        c.caps_keep = req_.caps_keep;
+        if (plan_.ruleset_) {
+            c.landlock_ruleset_fd = plan_.ruleset_->fd.get();
+            c.landlock_rules = plan_.landlock_rules_.data();
+            c.landlock_rule_count = plan_.landlock_rules_.size();
+        }
+        std::string workdir = req_.workdir;
+        if (workdir.empty()) workdir = req_.workspace ? "/workspace" : req_.home;
+        c.workdir = keep(workdir);
+        c.exec_candidates = plan_.exec_candidates_.data();
+        c.exec_candidate_count = plan_.exec_candidates_.size();
+        c.argv = plan_.argv_.data();
+        c.envp = plan_.envp_.data();
+
+        plan_.namespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+        if (req_.new_network_namespace) plan_.namespaces |= CLONE_NEWNET;
+        if (req_.time_namespace) plan_.namespaces |= kabi::clone_newtime;
+        plan_.maps = req_.maps;
+    }
+
+    const LaunchRequest& req_;
+    LaunchPlan& plan_;
+    int abi_ = 0;
+};
+
+Result<std::unique_ptr<LaunchPlan>> LaunchPlan::build(const LaunchRequest& request) {
+    std::unique_ptr<LaunchPlan> plan(new LaunchPlan());
+    PlanBuilder builder(request, *plan);
+    NUCLEUS_TRY(builder.build());
+    return plan;
+}
+
+}  // namespace nucleus::isolation

@@ -1,0 +1,105 @@
+// Parent side: a LaunchRequest (what the sandbox should be, already
+// validated by core/) becomes a LaunchPlan (exactly what the child does).
+//
+// Everything that allocates, reads the host or can fail for a non-kernel
+// reason happens here, before clone: resolving system directories and
+// symlinks, the rootfs listing, generated /etc files, Landlock rules and
+// ruleset, the seccomp program, exec candidates, argv/envp arrays.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "isolation/child_plan.hpp"
+#include "isolation/idmap.hpp"
+#include "isolation/landlock.hpp"
+#include "isolation/seccomp.hpp"
+
+namespace nucleus::isolation {
+
+struct BindRequest {
+    std::string source;  // host path
+    std::string target;  // absolute path in the sandbox
+    bool writable = false;
+    bool exec = false;
+};
+
+struct LaunchRequest {
+    std::string staging_dir;               // host directory the root is assembled on
+    std::optional<std::string> rootfs;     // nullopt: the host's system directories
+    bool new_network_namespace = true;
+    bool time_namespace = false;
+    std::string hostname;
+    std::string hosts_file;                // /etc/hosts for the default root (net/)
+    uint32_t uid = 1000;
+    uint32_t gid = 1000;
+    std::string user_name = "agent";
+    std::string home = "/home/agent";
+    UserNamespaceMaps maps;
+    std::optional<BindRequest> workspace;  // target /workspace
+    std::vector<BindRequest> volumes;
+    std::optional<std::string> context_dir;  // a private copy, bound read-only at /context
+    bool context_exec = false;
+    std::string workdir;                   // empty: /workspace if any, else home
+    std::vector<std::string> argv;
+    std::vector<std::string> env;          // KEY=VALUE, final
+    std::vector<RlimitSetting> rlimits;
+    uint64_t caps_keep = 0;
+    bool landlock = true;
+    bool seccomp = true;
+    int stdio[3] = {-1, -1, -1};           // borrowed; the caller keeps them open
+};
+
+// A flag promise the parent checks in the child's mountinfo before exec.
+struct MountExpectation {
+    std::string path;  // inside the sandbox
+    bool read_only = false;
+    bool nosuid = false;
+    bool nodev = false;
+    bool noexec = false;
+};
+
+struct LandlockStatus {
+    bool enforced = false;
+    int abi = 0;
+    bool scoped = false;
+    std::string reason;  // why it is not enforced
+};
+
+class LaunchPlan {
+public:
+    static Result<std::unique_ptr<LaunchPlan>> build(const LaunchRequest& request);
+
+    ChildPlan child;
+    uint64_t namespaces = 0;  // CLONE_NEW*
+    UserNamespaceMaps maps;
+    std::vector<MountExpectation> expectations;
+    std::vector<std::string> mount_summary;  // "TARGET (flags)" for events
+    LandlockStatus landlock;
+    size_t seccomp_instructions = 0;
+    std::string seccomp_digest;
+
+private:
+    LaunchPlan() = default;
+    friend class PlanBuilder;
+
+    std::deque<std::string> strings_;  // stable storage for every char* in child
+    std::vector<MountOp> mounts_;
+    std::vector<LandlockRule> landlock_rules_;
+    std::vector<const char*> exec_candidates_;
+    std::vector<char*> argv_;
+    std::vector<char*> envp_;
+    std::vector<gid_t> groups_;
+    std::vector<RlimitSetting> rlimits_;
+    std::optional<LandlockRuleset> ruleset_;
+};
+
+// Checks /proc/PID/mountinfo (the child's view) against the expectations.
+Status verify_mounts(const std::string& mountinfo, const std::vector<MountExpectation>& expectations);
+Status verify_child(pid_t pid, const LaunchPlan& plan);
+
+}  // namespace nucleus::isolation

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Installs everything Nucleus needs to build, test and benchmark on Debian 12.
+#
+# Two packages come from outside bookworm proper, each pinned so that nothing
+# else is ever taken from those suites:
+#   - libasio-dev 1.30 from trixie: Debian 12's Asio 1.22 has two io_uring
+#     backend bugs that corrupt I/O (fixed in >= 1.28). It is header-only,
+#     architecture all, with no dependencies.
+#   - catch2 3.x from bookworm-backports (bookworm ships 2.x).
+set -eu
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: must run as root (it calls apt-get)" >&2
+    exit 1
+fi
+
+SRC=/etc/apt/sources.list.d/nucleus-extra.sources
+PIN=/etc/apt/preferences.d/nucleus-extra.pref
+
+if [ ! -f "$SRC" ]; then
+    cat >"$SRC" <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+fi
+
+# trixie below 100: never chosen automatically, only with -t trixie.
+cat >"$PIN" <<'PREF'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 50
+
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 100
+PREF
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+
+apt-get install -y -qq --no-install-recommends \
+    build-essential cmake ninja-build pkg-config git \
+    liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
+    libcli11-dev libbenchmark-dev libtomlplusplus-dev \
+    busybox-static uidmap iproute2 procps util-linux ca-certificates \
+    python3 >/dev/null
+
+apt-get install -y -qq --no-install-recommends -t trixie libasio-dev >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports catch2 >/dev/null
+
+# Peers for side-by-side cold-start measurement (bench/ only; optional).
+if [ "${NUCLEUS_WITH_PEERS:-0}" = 1 ]; then
+    apt-get install -y -qq --no-install-recommends crun bubblewrap >/dev/null
+fi
+
+echo "install-deps.sh: dependencies installed"
