@@ -54,7 +54,7 @@ struct Sandbox {
     std::string name;
     std::string hostname;
     RuntimePaths paths;
-    SandboxRecord record;
+    SandboxRecord record;  // empty until prepare() creates it
     std::optional<isolation::IdRangeLease> lease;
     isolation::UserNamespaceMaps maps;
     std::optional<isolation::SandboxCgroup> cgroup;
@@ -132,13 +132,17 @@ Status prepare_copies(const SandboxSpec& spec, Sandbox& sb) {
     int64_t gid = isolation::map_to_host(sb.maps.gid, spec.gid);
     CopyOwner owner{static_cast<uid_t>(uid), static_cast<gid_t>(gid), ::geteuid() == 0 && uid >= 0 && gid >= 0};
     if (spec.workspace && spec.workspace_mode == WorkspaceMode::CopyInOut) {
-        std::string dir = sb.record.dir() + "/workspace";
+        auto base = sb.record.private_dir();
+        if (!base) return std::move(base).error();
+        std::string dir = *base + "/workspace";
         if (::mkdir(dir.c_str(), 0700) < 0) return Error::from_errno("mkdir " + dir);
         sb.workspace_copy = dir;
         NUCLEUS_TRY(copy_tree(*spec.workspace, dir, owner).wrap("copying the workspace in"));
     }
     if (spec.context) {
-        std::string dir = sb.record.dir() + "/context";
+        auto base = sb.record.private_dir();
+        if (!base) return std::move(base).error();
+        std::string dir = *base + "/context";
         if (::mkdir(dir.c_str(), 0755) < 0) return Error::from_errno("mkdir " + dir);
         sb.context_copy = dir;
         NUCLEUS_TRY(copy_tree(*spec.context, dir, CopyOwner{0, 0, false}).wrap("copying the context"));
@@ -380,7 +384,9 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     NUCLEUS_TRY(prepare_cgroup(sb).wrap("preparing cgroup"));
     sb.record_json = {{"id", sb.id}, {"name", sb.name}, {"supervisor", ::getpid()},
                       {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)}};
-    NUCLEUS_TRY(sb.record.write(sb.record_json));
+    auto record = SandboxRecord::create(sb.paths, sb.id, sb.record_json);
+    if (!record) return std::move(record).error().wrap("recording the sandbox");
+    sb.record = std::move(*record);
     NUCLEUS_TRY(prepare_copies(spec, sb));
     auto request = launch_request(spec, sb);
     request.stdio[0] = devnull;
@@ -417,12 +423,6 @@ int run_sandbox(const SandboxSpec& spec) {
     sb.name = spec.name.empty() ? "nucleus-" + sb.id.substr(0, 12) : spec.name;
     sb.hostname = spec.hostname.value_or(sb.id.substr(0, 12));
     sb.paths = *paths;
-    auto record = SandboxRecord::create(sb.paths, sb.id);
-    if (!record) {
-        report_error(record.error().describe());
-        return exit_runtime_error;
-    }
-    sb.record = std::move(*record);
 
     auto out = io::make_pipe();
     auto err = io::make_pipe();

@@ -44,37 +44,40 @@ Result<RuntimePaths> prepare_runtime_paths() {
     return paths;
 }
 
-Result<SandboxRecord> SandboxRecord::create(const RuntimePaths& paths, const std::string& id) {
-    SandboxRecord record;
-    record.dir_ = paths.sandboxes + "/" + id;
-    if (::mkdir(record.dir_.c_str(), 0711) < 0) return Error::from_errno("mkdir " + record.dir_);
-    auto lock = io::open_fd(record.dir_ + "/owner.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-    if (!lock || ::flock(lock->get(), LOCK_EX | LOCK_NB) < 0) {
-        ::rmdir(record.dir_.c_str());
-        return Error::from_errno("locking " + record.dir_);
+Result<SandboxRecord> SandboxRecord::create(const RuntimePaths& paths, const std::string& id,
+                                            const nlohmann::json& record) {
+    SandboxRecord r;
+    r.file_ = paths.sandboxes + "/" + id + ".json";
+    r.dir_ = paths.sandboxes + "/" + id;
+    auto fd = io::open_fd(r.file_, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (!fd) return std::move(fd).error();
+    // flock before writing: a concurrent clean-up sees a locked, live record.
+    if (::flock(fd->get(), LOCK_EX | LOCK_NB) < 0) {
+        ::unlink(r.file_.c_str());
+        return Error::from_errno("locking " + r.file_);
     }
-    record.lock_ = std::move(*lock);
-    return record;
+    r.lock_ = std::move(*fd);
+    if (auto st = io::write_all(r.lock_.get(), record.dump() + "\n"); !st) {
+        ::unlink(r.file_.c_str());
+        return std::move(st).error().wrap("writing " + r.file_);
+    }
+    return r;
 }
 
-Status SandboxRecord::write(const nlohmann::json& record) const {
-    std::string tmp = dir_ + "/record.json.tmp";
-    auto fd = io::open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
-    if (!fd) return std::move(fd).error();
-    NUCLEUS_TRY(io::write_all(fd->get(), record.dump(2) + "\n"));
-    if (::fsync(fd->get()) < 0) return Error::from_errno("fsync " + tmp);
-    if (::rename(tmp.c_str(), (dir_ + "/record.json").c_str()) < 0) return Error::from_errno("rename " + tmp);
-    return {};
+Result<std::string> SandboxRecord::private_dir() {
+    if (!dir_made_) {
+        if (::mkdir(dir_.c_str(), 0711) < 0) return Error::from_errno("mkdir " + dir_);
+        dir_made_ = true;
+    }
+    return dir_;
 }
 
 Status SandboxRecord::remove() {
-    if (dir_.empty()) return {};
-    for (const char* entry : {"workspace", "context"}) NUCLEUS_TRY(remove_tree(dir_ + "/" + entry));
-    ::unlink((dir_ + "/record.json").c_str());
-    ::unlink((dir_ + "/owner.lock").c_str());
-    if (::rmdir(dir_.c_str()) < 0 && errno != ENOENT) return Error::from_errno("rmdir " + dir_);
+    if (file_.empty()) return {};
+    if (dir_made_) NUCLEUS_TRY(remove_tree(dir_));
+    if (::unlink(file_.c_str()) < 0 && errno != ENOENT) return Error::from_errno("unlink " + file_);
     lock_.reset();
-    dir_.clear();
+    file_.clear();
     return {};
 }
 
@@ -88,30 +91,26 @@ Status remove_tree(const std::string& path) {
 
 namespace {
 
-// Cleans one sandbox directory if its supervisor is gone (its flock is
-// free). Returns whether it cleaned. Runs before the reactor starts, so the
-// short blocking retry on rmdir below never stalls supervision.
-Result<bool> clean_one(const std::string& dir) {
-    auto lock = io::open_fd(dir + "/owner.lock", O_RDWR | O_NOFOLLOW);
-    if (lock && ::flock(lock->get(), LOCK_EX | LOCK_NB) < 0) return false;  // its supervisor is alive
-    if (auto text = io::read_file(dir + "/record.json", 1 << 20)) {
-        auto record = nlohmann::json::parse(*text, nullptr, false);
-        if (record.is_object() && record.contains("cgroup") && record["cgroup"].is_string()) {
-            std::string path = record["cgroup"];
-            auto slash = path.rfind('/');
-            if (slash != std::string::npos) {
-                // Kill whatever is left, then remove; rmdir fails (EBUSY)
-                // until the kernel has reaped the processes, so retry briefly.
-                (void)io::write_file(path + "/cgroup.kill", "1");
-                for (int i = 0; i < 200 && ::rmdir(path.c_str()) < 0 && errno == EBUSY; ++i) ::usleep(10000);
-            }
+// Cleans up after one sandbox if its supervisor is gone (the record's flock
+// is free). Returns whether it cleaned. Runs before any reactor starts, so
+// the short blocking retry on rmdir below never stalls supervision.
+Result<bool> clean_one(const std::string& file) {
+    auto lock = io::open_fd(file, O_RDWR | O_NOFOLLOW);
+    if (!lock) return false;  // removed meanwhile
+    if (::flock(lock->get(), LOCK_EX | LOCK_NB) < 0) return false;  // its supervisor is alive
+    auto text = io::read_file(file, 1 << 20);
+    auto record = nlohmann::json::parse(text ? *text : "", nullptr, false);
+    if (record.is_object() && record.contains("cgroup") && record["cgroup"].is_string()) {
+        std::string path = record["cgroup"];
+        // Only ever a directory this runtime named: "sandbox-<id>".
+        if (path.find("/sandbox-") != std::string::npos && path.find("..") == std::string::npos) {
+            (void)io::write_file(path + "/cgroup.kill", "1");
+            for (int i = 0; i < 200 && ::rmdir(path.c_str()) < 0 && errno == EBUSY; ++i) ::usleep(10000);
         }
     }
-    for (const char* entry : {"workspace", "context"}) NUCLEUS_TRY(remove_tree(dir + "/" + entry));
-    ::unlink((dir + "/record.json").c_str());
-    ::unlink((dir + "/record.json.tmp").c_str());
-    ::unlink((dir + "/owner.lock").c_str());
-    if (::rmdir(dir.c_str()) < 0 && errno != ENOENT) return Error::from_errno("rmdir " + dir);
+    std::string dir = file.substr(0, file.size() - 5);  // strip ".json"
+    NUCLEUS_TRY(remove_tree(dir));
+    if (::unlink(file.c_str()) < 0 && errno != ENOENT) return Error::from_errno("unlink " + file);
     return true;
 }
 
@@ -121,17 +120,14 @@ CleanupReport collect_stale_sandboxes(const RuntimePaths& paths) {
     CleanupReport report;
     DIR* dir = ::opendir(paths.sandboxes.c_str());
     if (!dir) return report;
-    std::vector<std::string> names;
+    std::vector<std::string> files;
     while (dirent* e = ::readdir(dir)) {
         std::string name = e->d_name;
-        if (name != "." && name != "..") names.push_back(name);
+        if (name.size() > 5 && name.ends_with(".json")) files.push_back(paths.sandboxes + "/" + name);
     }
     ::closedir(dir);
-    for (const auto& name : names) {
-        std::string path = paths.sandboxes + "/" + name;
-        struct stat st {};
-        if (::lstat(path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) continue;
-        auto cleaned = clean_one(path);
+    for (const auto& file : files) {
+        auto cleaned = clean_one(file);
         if (!cleaned) report.errors.push_back(cleaned.error().describe());
         else if (*cleaned) ++report.sandboxes;
     }

@@ -5,10 +5,13 @@
 //                             (only ever mounted inside a sandbox's own
 //                             mount namespace; stays empty on the host)
 //   <root>/ids/slot-N         host id range leases (flock)
-//   <root>/sandboxes/<id>/    one per live sandbox:
-//       owner.lock            flock'd by the supervising process for its life
-//       record.json           what to clean: cgroup path, private copies
-//       workspace/, context/  private copies (copy-in-out, --context)
+//   <root>/sandboxes/<id>.json  one per live sandbox: flock'd by its
+//                             supervising process for its life, holding what
+//                             to clean (cgroup path). One file, written once,
+//                             not fsync'd: it describes processes, which do
+//                             not survive a reboot either.
+//   <root>/sandboxes/<id>/    private copies (copy-in-out workspace, context),
+//                             only when asked for
 //
 // <root> is /run/nucleus for root, else $XDG_RUNTIME_DIR/nucleus or
 // /tmp/nucleus-<uid>; NUCLEUS_STATE_DIR overrides it.
@@ -34,15 +37,18 @@ Result<RuntimePaths> prepare_runtime_paths();
 
 class SandboxRecord {
 public:
-    static Result<SandboxRecord> create(const RuntimePaths& paths, const std::string& id);
-    const std::string& dir() const { return dir_; }
-    // Atomic: written to a temporary file, fsync'd, renamed over record.json.
-    Status write(const nlohmann::json& record) const;
-    // Removes the directory and everything in it; the lock goes last.
+    // Creates and locks <id>.json, then writes `record` into it.
+    static Result<SandboxRecord> create(const RuntimePaths& paths, const std::string& id,
+                                        const nlohmann::json& record);
+    // <root>/sandboxes/<id>, created on first use.
+    Result<std::string> private_dir();
+    // Removes the private directory, then the record; the lock goes last.
     Status remove();
 
 private:
+    std::string file_;
     std::string dir_;
+    bool dir_made_ = false;
     io::unique_fd lock_;
 };
 
