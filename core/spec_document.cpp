@@ -261,7 +261,7 @@ Status apply_identity(SandboxSpec& spec, const json& doc) {
     }
     if (doc.contains("user")) {
         const json& v = doc.at("user");
-        std::string text = v.is_number_unsigned() ? std::to_string(v.get<uint64_t>()) : "";
+        std::string text = v.is_number_integer() ? std::to_string(v.get<int64_t>()) : "";
         if (text.empty()) {
             auto s = get_string(doc, "user");
             if (!s) return std::move(s).error();

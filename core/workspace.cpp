@@ -23,7 +23,9 @@ Status set_owner(const fs::path& path, const CopyOwner& owner) {
     return {};
 }
 
-// Copies one entry (not recursing). Returns false for skipped kinds.
+// Paths are joined with lexically_relative, never fs::relative: the latter
+// resolves symlinks, and a link in the sandbox's copy must never steer where
+// we write. Copies one entry (not recursing). Returns false for skipped kinds.
 Result<bool> copy_entry(const fs::path& source, const fs::path& target, const CopyOwner& owner) {
     std::error_code ec;
     auto status = fs::symlink_status(source, ec);
@@ -64,7 +66,7 @@ Status copy_tree(const std::string& from, const std::string& to, const CopyOwner
     if (ec) return error_from(ec, "reading " + from);
     for (; it != end; it.increment(ec)) {
         if (ec) return error_from(ec, "reading " + from);
-        auto relative = fs::relative(it->path(), from, ec);
+        auto relative = it->path().lexically_relative(from);
         auto copied = copy_entry(it->path(), fs::path(to) / relative, owner);
         if (!copied) return std::move(copied).error().wrap("copying " + from);
         if (it->is_symlink()) it.disable_recursion_pending();
@@ -79,7 +81,7 @@ Status sync_tree_back(const std::string& from, const std::string& to, const Copy
     if (ec) return error_from(ec, "reading " + from);
     for (; it != end; it.increment(ec)) {
         if (ec) return error_from(ec, "reading " + from);
-        auto relative = fs::relative(it->path(), from, ec);
+        auto relative = it->path().lexically_relative(from);
         fs::path target = fs::path(to) / relative;
         present.insert(relative);
         auto source_status = fs::symlink_status(it->path(), ec);
@@ -96,7 +98,7 @@ Status sync_tree_back(const std::string& from, const std::string& to, const Copy
     std::vector<fs::path> stale;
     for (fs::recursive_directory_iterator walk(to, fs::directory_options::none, ec); walk != end; walk.increment(ec)) {
         if (ec) break;
-        auto relative = fs::relative(walk->path(), to, ec);
+        auto relative = walk->path().lexically_relative(to);
         if (!present.count(relative)) {
             stale.push_back(walk->path());
             walk.disable_recursion_pending();

@@ -1,0 +1,36 @@
+#include <unistd.h>
+
+#include <catch2/catch_test_macros.hpp>
+
+#include "isolation/cgroup.hpp"
+
+using namespace nucleus::isolation;
+
+TEST_CASE("the cgroup2 mount is found in mountinfo, hybrid or pure") {
+    const std::string hybrid =
+        "25 30 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n"
+        "26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw\n"
+        "27 25 0:24 / /sys/fs/cgroup/memory rw shared:11 - cgroup cgroup rw,memory\n";
+    CHECK(find_cgroup2_mount(hybrid) == "/sys/fs/cgroup/unified");
+    const std::string pure = "30 1 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+    CHECK(find_cgroup2_mount(pure) == "/sys/fs/cgroup");
+    // A bind of a sub-tree is not the hierarchy's root.
+    const std::string bound = "31 1 0:26 /user.slice /mnt/cg rw - cgroup2 cgroup2 rw\n";
+    CHECK_FALSE(find_cgroup2_mount(bound));
+    CHECK_FALSE(find_cgroup2_mount(""));
+}
+
+TEST_CASE("a sandbox cgroup is created, reports emptiness and is removed") {
+    if (::geteuid() != 0) SKIP("needs root to create cgroups");
+    auto mount = find_cgroup2_mount();
+    if (!mount) SKIP("no cgroup2 mount: " + mount.error().describe());
+    auto cg = SandboxCgroup::create(*mount, "nucleus-unit-" + std::to_string(::getpid()));
+    REQUIRE(cg);
+    CHECK(cg->dirfd() >= 0);
+    auto populated = cg->populated();
+    REQUIRE(populated);
+    CHECK_FALSE(*populated);
+    CHECK(cg->kill());
+    REQUIRE(cg->remove());
+    CHECK(::access(cg->path().c_str(), F_OK) != 0);
+}

@@ -1,0 +1,34 @@
+#include <catch2/catch_test_macros.hpp>
+
+#include "isolation/launch_plan.hpp"
+
+using namespace nucleus::isolation;
+
+namespace {
+const std::string mountinfo =
+    "100 99 0:50 / / ro,nosuid,nodev,relatime - tmpfs tmpfs ro\n"
+    "101 100 254:0 /usr /usr ro,nosuid,nodev,relatime - ext4 /dev/vda rw\n"
+    "102 100 0:51 / /workspace rw,nosuid,nodev,noexec,relatime - ext4 /dev/vda rw\n"
+    "103 100 0:52 / /tmp rw,nosuid,nodev,relatime - tmpfs tmpfs rw\n"
+    "104 103 0:53 / /tmp rw,relatime - tmpfs tmpfs rw\n";
+}
+
+TEST_CASE("mount expectations pass when every promised flag is present") {
+    std::vector<MountExpectation> want{{"/", true, false, false, false},
+                                       {"/usr", true, true, true, false},
+                                       {"/workspace", false, true, true, true}};
+    CHECK(verify_mounts(mountinfo, want));
+}
+
+TEST_CASE("a missing mount or flag is refused, judged on the topmost mount") {
+    auto missing = verify_mounts(mountinfo, {{"/context", true, false, false, false}});
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message == "mount /context is missing");
+    auto exec = verify_mounts(mountinfo, {{"/usr", false, false, false, true}});
+    REQUIRE_FALSE(exec);
+    CHECK(exec.error().message.find("lacks noexec") != std::string::npos);
+    // /tmp's top mount (104) dropped nosuid.
+    auto over = verify_mounts(mountinfo, {{"/tmp", false, true, false, false}});
+    REQUIRE_FALSE(over);
+    CHECK(over.error().message.find("lacks nosuid") != std::string::npos);
+}

@@ -1,0 +1,112 @@
+#include <unistd.h>
+
+#include <catch2/catch_test_macros.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/spec.hpp"
+
+using nlohmann::json;
+using namespace nucleus::core;
+
+namespace {
+
+json with_command(json doc) {
+    doc["command"] = {"/bin/true"};
+    return doc;
+}
+
+std::string error_of(const json& doc) {
+    auto spec = spec_from_document(doc);
+    REQUIRE_FALSE(spec);
+    return spec.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("a minimal document gives the agent defaults") {
+    auto spec = spec_from_document(with_command(json::object()));
+    REQUIRE(spec);
+    CHECK(spec->uid == 1000);
+    CHECK(spec->gid == 1000);
+    CHECK(spec->network == nucleus::net::NetworkMode::None);
+    CHECK(spec->cap_add == 0);
+    CHECK_FALSE(spec->rootfs);
+    CHECK(spec->command == std::vector<std::string>{"/bin/true"});
+}
+
+TEST_CASE("every key is checked with a message naming it") {
+    CHECK(error_of(with_command({{"bogus", 1}})) == "unknown setting \"bogus\"");
+    CHECK(error_of(with_command({{"network", "bridge"}})).starts_with("network (--network): must be none or host"));
+    CHECK(error_of(with_command({{"user", "root"}})).find("not a numeric id") != std::string::npos);
+    CHECK(error_of(with_command({{"user", "70000"}})).find("outside the sandbox's range") != std::string::npos);
+    CHECK(error_of(with_command({{"rootfs", "/nonexistent/rootfs"}})).starts_with("rootfs (--rootfs): \"/nonexistent/rootfs\""));
+    CHECK(error_of(with_command({{"rootfs", "/"}})).find("cannot be a rootfs") != std::string::npos);
+    CHECK(error_of(with_command({{"workspace_mode", "copy-in-out"}})).find("needs --workspace") != std::string::npos);
+    CHECK(error_of(with_command({{"workspace", "/tmp"}, {"workspace_mode", "sync"}})).find("must be bind-rw") != std::string::npos);
+    CHECK(error_of(with_command({{"volume", {"/tmp:relative"}}})).find("must be an absolute path") != std::string::npos);
+    CHECK(error_of(with_command({{"volume", {"/tmp:/proc/x"}}})).find("runtime-managed") != std::string::npos);
+    CHECK(error_of(with_command({{"volume", {"/tmp:/a", "/tmp:/a"}}})).find("used twice") != std::string::npos);
+    CHECK(error_of(with_command({{"volume", {"/tmp:/a:rx"}}})).find("mode must be ro or rw") != std::string::npos);
+    CHECK(error_of(with_command({{"cap_add", {"CAP_FLY"}}})).find("unknown capability") != std::string::npos);
+    CHECK(error_of(with_command({{"ulimit", {"nofile=10:5"}}})).find("soft limit above hard") != std::string::npos);
+    CHECK(error_of(with_command({{"ulimit", {"bogus=1"}}})).find("unknown limit") != std::string::npos);
+    CHECK(error_of(with_command({{"ulimit", {"nofile=99999999"}}})).find("above the runtime's own hard limit") != std::string::npos);
+    CHECK(error_of(with_command({{"timeout", -1}})).find("positive") != std::string::npos);
+    CHECK(error_of(with_command({{"timeout", "10"}})).find("must be a number") != std::string::npos);
+    CHECK(error_of(with_command({{"env", {"=x"}}})).find("KEY=VALUE") != std::string::npos);
+    CHECK(error_of(with_command({{"hostname", "bad host"}})).find("not a valid hostname") != std::string::npos);
+    CHECK(error_of(with_command({{"name", "-x"}})).find("starting alphanumeric") != std::string::npos);
+    CHECK(error_of(with_command({{"events_fd", 987}})).find("not an open descriptor") != std::string::npos);
+    CHECK(error_of(with_command({{"time_namespace", "yes"}})).find("true or false") != std::string::npos);
+    CHECK(error_of(json::object()).find("no command given") != std::string::npos);
+    CHECK(error_of(json::array()) == "a sandbox spec must be an object of settings");
+}
+
+TEST_CASE("env merges --env-file then -e, bare keys come from the host") {
+    auto file = std::filesystem::temp_directory_path() / ("nucleus-env-" + std::to_string(::getpid()));
+    std::ofstream(file) << "# comment\nA=1\n\n  B=two words\n";
+    ::setenv("NUCLEUS_TEST_HOST_VAR", "from-host", 1);
+    auto spec = spec_from_document(with_command(
+        {{"env_file", {file.string()}}, {"env", {"C=3", "NUCLEUS_TEST_HOST_VAR", "NUCLEUS_TEST_UNSET_VAR"}}}));
+    REQUIRE(spec);
+    CHECK(spec->env == std::vector<std::string>{"A=1", "B=two words", "C=3", "NUCLEUS_TEST_HOST_VAR=from-host"});
+    std::ofstream(file) << "not a pair\n";
+    auto bad = spec_from_document(with_command({{"env_file", {file.string()}}}));
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find(":1:") != std::string::npos);
+    std::filesystem::remove(file);
+}
+
+TEST_CASE("user, ulimit and cap_add values are parsed") {
+    auto spec = spec_from_document(with_command(
+        {{"user", "0:5"}, {"ulimit", {"nofile=64:128", "core=0"}}, {"cap_add", {"NET_BIND_SERVICE", "cap_chown"}}}));
+    REQUIRE(spec);
+    CHECK(spec->uid == 0);
+    CHECK(spec->gid == 5);
+    REQUIRE(spec->ulimits.size() == 2);
+    CHECK(spec->ulimits[0].soft == 64);
+    CHECK(spec->ulimits[0].hard == 128);
+    CHECK(spec->cap_add == ((1ULL << 10) | (1ULL << 0)));
+    auto numeric = spec_from_document(with_command({{"user", 1234}}));
+    REQUIRE(numeric);
+    CHECK(numeric->uid == 1234);
+}
+
+TEST_CASE("JSON and TOML config texts give the same document") {
+    auto from_json = parse_config_text(R"({"network": "host", "volume": ["/tmp:/data:ro"], "command": ["/bin/true"]})",
+                                       "json", "x.json");
+    auto from_toml = parse_config_text("network = \"host\"\nvolume = [\"/tmp:/data:ro\"]\ncommand = [\"/bin/true\"]\n",
+                                       "toml", "x.toml");
+    REQUIRE(from_json);
+    REQUIRE(from_toml);
+    CHECK(*from_json == *from_toml);
+    auto bad_toml = parse_config_text("network = \n", "toml", "x.toml");
+    REQUIRE_FALSE(bad_toml);
+    CHECK(bad_toml.error().message.starts_with("x.toml:1:"));
+    auto bad_json = parse_config_text("{\"a\": ", "json", "x.json");
+    REQUIRE_FALSE(bad_json);
+    CHECK(bad_json.error().message.find("invalid JSON") != std::string::npos);
+    CHECK_FALSE(parse_config_text("", "yaml", "x.yaml"));
+}
