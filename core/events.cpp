@@ -21,7 +21,7 @@ std::string utc_timestamp() {
 Result<EventLog> EventLog::open(const std::optional<std::string>& path, std::optional<int> fd) {
     EventLog log;
     if (path) {
-        auto file = io::open_fd(*path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
+        auto file = io::open_fd(*path, O_WRONLY | O_CREAT | O_APPEND, 0640);
         if (!file) return std::move(file).error().wrap("opening --events-jsonl");
         log.file_ = std::move(*file);
     }

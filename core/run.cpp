@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <sstream>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -64,6 +66,35 @@ struct Sandbox {
     json record_json;
 };
 
+// The login name for `uid` from /etc/passwd (no NSS in a static binary;
+// /etc/subuid names local users anyway).
+std::string user_name(uid_t uid) {
+    auto passwd = io::read_file("/etc/passwd", 4 << 20);
+    if (!passwd) return std::to_string(uid);
+    std::istringstream lines(*passwd);
+    std::string line;
+    const std::string id = ":" + std::to_string(uid) + ":";
+    while (std::getline(lines, line)) {
+        auto first = line.find(':');
+        if (first == std::string::npos) continue;
+        auto second = line.find(':', first + 1);
+        if (second != std::string::npos && line.compare(second, id.size(), id) == 0) return line.substr(0, first);
+    }
+    return std::to_string(uid);
+}
+
+// Container ids 0..N-1 from a subordinate range, except `keep`, which maps
+// to `self`.
+std::vector<isolation::IdMapping> around(uint32_t keep, uint32_t self, isolation::SubordinateRange range) {
+    uint32_t count = std::min(range.count, isolation::id_range_size);
+    std::vector<isolation::IdMapping> m;
+    if (keep >= count) return {{keep, self, 1}};
+    if (keep > 0) m.push_back({0, range.start, keep});
+    m.push_back({keep, self, 1});
+    if (keep + 1 < count) m.push_back({keep + 1, range.start + keep, count - keep - 1});
+    return m;
+}
+
 // Container ids -> host ids. As root: a leased range, with the workload's
 // uid mapped to itself for --userns keep-id. Unprivileged: the workload's
 // uid is the caller's (the kernel allows exactly that one mapping without
@@ -92,6 +123,17 @@ Result<isolation::UserNamespaceMaps> build_maps(const SandboxSpec& spec, Sandbox
     maps.method = isolation::UserNamespaceMaps::Method::DirectDenySetgroups;
     maps.uid = {{spec.uid, static_cast<uint32_t>(::geteuid()), 1}};
     maps.gid = {{spec.gid, static_cast<uint32_t>(::getegid()), 1}};
+    // With a subordinate range and the setuid helpers, map the whole
+    // container range: the workload's ids stay the caller's, the rest come
+    // from /etc/subuid and /etc/subgid (newuidmap(1)).
+    auto user = user_name(::geteuid());
+    auto sub_uid = isolation::find_subordinate_range("/etc/subuid", user, ::geteuid());
+    auto sub_gid = isolation::find_subordinate_range("/etc/subgid", user, ::getegid());
+    if (sub_uid && sub_gid && ::access("/usr/bin/newuidmap", X_OK) == 0 && ::access("/usr/bin/newgidmap", X_OK) == 0) {
+        maps.method = isolation::UserNamespaceMaps::Method::Helper;
+        maps.uid = around(spec.uid, static_cast<uint32_t>(::geteuid()), *sub_uid);
+        maps.gid = around(spec.gid, static_cast<uint32_t>(::getegid()), *sub_gid);
+    }
     return maps;
 }
 
@@ -194,6 +236,13 @@ isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& 
     return req;
 }
 
+// "0 1000 1\n1 2000 5\n" -> "0 1000 1; 1 2000 5"
+std::string one_line(std::string map) {
+    while (!map.empty() && map.back() == '\n') map.pop_back();
+    for (size_t pos; (pos = map.find('\n')) != std::string::npos;) map.replace(pos, 1, "; ");
+    return map;
+}
+
 json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pid, const SandboxSpec& spec) {
     json namespaces = json::array({"user", "mount", "pid", "ipc", "uts", "cgroup"});
     if (plan.namespaces & CLONE_NEWNET) namespaces.push_back("network");
@@ -208,7 +257,8 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
         {"network", std::string(net::to_string(spec.network))},
         {"mounts", plan.mount_summary},
         {"user", {{"uid", spec.uid}, {"gid", spec.gid},
-                  {"uid_map", isolation::format_map(plan.maps.uid)}, {"gid_map", isolation::format_map(plan.maps.gid)}}},
+                  {"uid_map", one_line(isolation::format_map(plan.maps.uid))},
+                  {"gid_map", one_line(isolation::format_map(plan.maps.gid))}}},
         {"seccomp", {{"enforced", plan.seccomp_instructions > 0}, {"profile", "default"},
                      {"default_action", "errno(ENOSYS)"}, {"instructions", plan.seccomp_instructions},
                      {"digest", plan.seccomp_digest}}},
