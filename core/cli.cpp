@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -69,6 +70,16 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     list("--env-file", "env_file", "Read KEY=VALUE lines from a file (repeatable)");
     list("--cap-add", "cap_add", "Keep a capability, e.g. NET_BIND_SERVICE (repeatable; default: none)");
     list("--ulimit", "ulimit", "Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)");
+    str("--memory", "memory", "Memory limit (memory.max), e.g. 512m; OOM kills the whole sandbox (exit 137)");
+    str("--memory-high", "memory_high", "Memory throttling threshold (memory.high)");
+    str("--memory-swap", "memory_swap", "Memory plus swap limit, as Docker (-1: unlimited swap)");
+    str("--cpus", "cpus", "CPU bandwidth in CPUs, e.g. 0.5 (cpu.max)");
+    str("--cpu-weight", "cpu_weight", "CPU share 1-10000 (cpu.weight, default 100)");
+    str("--pids", "pids", "Maximum tasks (pids.max; default 1024 for agent sandboxes)");
+    str("--io-weight", "io_weight", "IO share 1-10000 (io.weight)");
+    list("--io-max", "io_max", "IO limit DEV:rbps=N,wbps=N,riops=N,wiops=N (DEV a block device or MAJ:MIN; repeatable)");
+    str("--tmpfs-size", "tmpfs_size", "Size of /tmp and the home tmpfs, e.g. 64m (charged to the sandbox's memory)");
+    str("--cgroup-parent", "cgroup_parent", "Parent cgroup, relative to the cgroup2 mount (default: nucleus)");
     run.add_option("--timeout", f.timeout, "Kill the sandbox after SECONDS; exit code 124");
     remember_names(f, "--timeout,--events-fd,--config,--config-fd");
     str("--log-dir", "log_dir", "Write stdout/stderr to DIR/<name>.stdout.log and .stderr.log");
@@ -112,10 +123,16 @@ Result<json> read_config(const RunFlags& f, const CLI::App& run) {
 Result<json> run_document(const RunFlags& f, const CLI::App& run, const std::vector<std::string>& command) {
     auto doc = read_config(f, run);
     if (!doc) return doc;
+    // Flags whose document value is a number when it looks like one.
+    static const std::set<std::string> numeric = {"cpu_weight", "pids", "io_weight", "memory_swap"};
     for (const auto& [key, value] : f.strings) {
         std::string flag = "--" + key;
         std::replace(flag.begin(), flag.end(), '_', '-');
-        if (run.count(flag)) (*doc)[key] = value;
+        if (!run.count(flag)) continue;
+        int64_t number = 0;
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+        if (numeric.count(key) && ec == std::errc{} && end == value.data() + value.size()) (*doc)[key] = number;
+        else (*doc)[key] = value;
     }
     for (const auto& [key, values] : f.lists) {
         std::string flag = "--" + key;

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -63,6 +65,8 @@ struct Sandbox {
     std::optional<std::string> workspace_copy;
     std::optional<std::string> context_copy;
     std::vector<std::string> degraded;
+    std::vector<std::string> notes;  // events only
+    isolation::CgroupLimits applied_limits;
     json record_json;
 };
 
@@ -137,16 +141,54 @@ Result<isolation::UserNamespaceMaps> build_maps(const SandboxSpec& spec, Sandbox
     return maps;
 }
 
-// Creates the sandbox's cgroup under <cgroup2>/nucleus (root) or under our
-// own cgroup (a delegated subtree, unprivileged). In agent mode a host
-// without a usable cgroup2 degrades with a warning.
-Status prepare_cgroup(Sandbox& sb) {
+// Drops the limits whose controller the host cannot give us. Requested
+// ones are reported as degraded (agent mode); the default pids limit only
+// shows in the events.
+isolation::CgroupLimits usable_limits(const SandboxSpec& spec, const std::vector<std::string>& available,
+                                      const std::string& where, Sandbox& sb) {
+    isolation::CgroupLimits limits = spec.limits;
+    auto missing = [&](const char* c) { return std::find(available.begin(), available.end(), c) == available.end(); };
+    auto requested = [&](const char* flag) {
+        return std::find(spec.requested_limits.begin(), spec.requested_limits.end(), flag) != spec.requested_limits.end();
+    };
+    auto drop = [&](const char* controller, std::initializer_list<const char*> flags) {
+        if (!missing(controller)) return;
+        std::string given;
+        for (const char* f : flags)
+            if (requested(f)) given += (given.empty() ? "--" : ", --") + std::string(f);
+        std::replace(given.begin(), given.end(), '_', '-');
+        if (!given.empty())
+            sb.degraded.push_back(std::string(controller) + " controller unavailable in " + where + ": " + given + " not applied");
+        else if (std::string(controller) == "pids" && limits.pids_max)
+            sb.notes.push_back("pids controller unavailable in " + where + ": default pids limit not applied");
+    };
+    drop("memory", {"memory", "memory_high", "memory_swap"});
+    drop("cpu", {"cpus", "cpu_weight"});
+    drop("pids", {"pids"});
+    drop("io", {"io_weight", "io_max"});
+    if (missing("memory")) limits.memory_max = limits.memory_high = limits.swap_max = std::nullopt;
+    if (missing("cpu")) limits.cpu_quota_us = limits.cpu_weight = std::nullopt;
+    if (missing("pids")) limits.pids_max = std::nullopt;
+    if (missing("io")) {
+        limits.io_weight = std::nullopt;
+        limits.io_max.clear();
+    }
+    return limits;
+}
+
+// Creates the sandbox's cgroup under <cgroup2>/<cgroup-parent> (root) or
+// under our own cgroup (a delegated subtree, unprivileged), with the
+// controllers its limits need enabled on the way down and the limits
+// written before the child exists. In agent mode a host without a usable
+// cgroup2, or without a controller, degrades with a warning.
+Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
     auto mount = isolation::find_cgroup2_mount();
     if (!mount) {
         sb.degraded.push_back("cgroup: " + mount.error().describe());
         return {};
     }
-    std::string parent = *mount + "/nucleus";
+    std::string parent = *mount + "/" + spec.cgroup_parent;
+    std::string available_at = *mount;
     if (::geteuid() != 0) {
         auto self = io::read_file("/proc/self/cgroup", 64 << 10);
         auto pos = self ? self->find("0::") : std::string::npos;
@@ -156,8 +198,19 @@ Status prepare_cgroup(Sandbox& sb) {
         }
         std::string own = self->substr(pos + 3, self->find('\n', pos) - pos - 3);
         parent = *mount + (own == "/" ? "" : own);
-    } else if (::mkdir(parent.c_str(), 0755) < 0 && errno != EEXIST) {
-        return Error::from_errno("mkdir " + parent);
+        available_at = parent;
+    } else {
+        std::error_code ec;
+        std::filesystem::create_directories(parent, ec);
+        if (ec) return Error{ec.value(), "creating cgroup parent " + parent};
+    }
+    auto available = isolation::available_controllers(available_at);
+    auto limits = usable_limits(spec, available ? *available : std::vector<std::string>{}, available_at, sb);
+    auto delegated = isolation::delegate_controllers(*mount, parent, limits.controllers());
+    if (!delegated) {
+        if (::geteuid() == 0) return delegated;
+        sb.degraded.push_back("cgroup: " + delegated.error().describe());
+        limits = isolation::CgroupLimits{};
     }
     auto cgroup = isolation::SandboxCgroup::create(parent, "sandbox-" + sb.id);
     if (!cgroup) {
@@ -166,7 +219,8 @@ Status prepare_cgroup(Sandbox& sb) {
         return {};
     }
     sb.cgroup = std::move(*cgroup);
-    return {};
+    sb.applied_limits = limits;
+    return isolation::apply_cgroup_limits(sb.cgroup->dirfd(), limits);
 }
 
 Status prepare_copies(const SandboxSpec& spec, Sandbox& sb) {
@@ -233,6 +287,7 @@ isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& 
     req.env = final_env(spec, sb, req.home);
     for (const auto& u : spec.ulimits) req.rlimits.push_back({u.resource, u.soft, u.hard});
     req.caps_keep = spec.cap_add;
+    req.tmpfs_size = spec.tmpfs_size;
     return req;
 }
 
@@ -241,6 +296,19 @@ std::string one_line(std::string map) {
     while (!map.empty() && map.back() == '\n') map.pop_back();
     for (size_t pos; (pos = map.find('\n')) != std::string::npos;) map.replace(pos, 1, "; ");
     return map;
+}
+
+json limits_json(const isolation::CgroupLimits& l) {
+    json out = json::object();
+    if (l.memory_max) out["memory_max"] = *l.memory_max;
+    if (l.memory_high) out["memory_high"] = *l.memory_high;
+    if (l.swap_max) out["swap_max"] = *l.swap_max;
+    if (l.cpu_quota_us) out["cpu_max"] = std::to_string(*l.cpu_quota_us) + " " + std::to_string(l.cpu_period_us);
+    if (l.cpu_weight) out["cpu_weight"] = *l.cpu_weight;
+    if (l.pids_max) out["pids_max"] = *l.pids_max;
+    if (l.io_weight) out["io_weight"] = *l.io_weight;
+    if (!l.io_max.empty()) out["io_max_devices"] = l.io_max.size();
+    return out;
 }
 
 json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pid, const SandboxSpec& spec) {
@@ -266,6 +334,8 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
                       {"scoped", plan.landlock.scoped}, {"reason", plan.landlock.reason}}},
         {"capabilities", {{"kept", isolation::capability_list(spec.cap_add)}, {"no_new_privs", true}}},
         {"degraded", sb.degraded},
+        {"notes", sb.notes},
+        {"limits", limits_json(sb.applied_limits)},
     };
 }
 
@@ -309,8 +379,45 @@ struct Outcome {
     std::optional<SupervisionResult> supervision;
     Status cgroup_removed;
     double wall_ms = 0;
-    std::optional<std::string> cpu_stat;  // cgroup cpu.stat, read before removal
+    std::optional<isolation::CgroupStats> stats;        // read before removal
+    std::optional<isolation::CgroupEventCounts> counts;
 };
+
+json counts_json(const isolation::CgroupEventCounts& c) {
+    return {{"memory_high", c.memory_high}, {"memory_max", c.memory_max}, {"memory_oom", c.memory_oom},
+            {"memory_oom_kill", c.memory_oom_kill}, {"pids_max", c.pids_max}};
+}
+
+// An OOM kill takes the whole sandbox (memory.oom.group), so PID 1 dies of
+// SIGKILL: that exit is the OOM killer's, not an ordinary signal. A workload
+// that failed after fork/clone hit pids.max is reported as such.
+void refine_reason(Outcome& o, const isolation::CgroupEventCounts& c) {
+    if (o.reason == "signal" && o.signal == SIGKILL && c.memory_oom_kill > 0) o.reason = "oom_kill";
+    else if ((o.reason == "exit" || o.reason == "signal") && o.exit_code != 0 && c.pids_max > 0) o.reason = "pids_limit";
+}
+
+json stats_json(const isolation::CgroupStats& s) {
+    json out = json::object();
+    auto put = [&](const char* key, const std::optional<uint64_t>& v) {
+        if (v) out[key] = *v;
+    };
+    put("memory_current", s.memory_current);
+    put("memory_peak", s.memory_peak);
+    put("swap_current", s.swap_current);
+    put("cpu_usage_usec", s.cpu_usage_usec);
+    put("cpu_user_usec", s.cpu_user_usec);
+    put("cpu_system_usec", s.cpu_system_usec);
+    put("cpu_nr_periods", s.cpu_nr_periods);
+    put("cpu_nr_throttled", s.cpu_nr_throttled);
+    put("cpu_throttled_usec", s.cpu_throttled_usec);
+    put("pids_current", s.pids_current);
+    put("pids_peak", s.pids_peak);
+    put("io_rbytes", s.io_rbytes);
+    put("io_wbytes", s.io_wbytes);
+    put("io_rios", s.io_rios);
+    put("io_wios", s.io_wios);
+    return out;
+}
 
 int exit_code_for_spawn_failure(const isolation::SpawnFailure& f, std::string& reason) {
     if (f.step == isolation::ChildStep::Exec) {
@@ -378,8 +485,13 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     } else {
         io::ProcessHandle& process = spawned.value().process;
         (void)ctx.events->emit(start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec));
+        EventLog* events = ctx.events;
+        std::string id = ctx.sb->id;
         SupervisionInput input{&process, ctx.sb->cgroup ? &*ctx.sb->cgroup : nullptr, ctx.spec->timeout_seconds,
-                               ctx.out_pipe->read.release(), ctx.err_pipe->read.release(), &*sinks->out, &*sinks->err};
+                               ctx.out_pipe->read.release(), ctx.err_pipe->read.release(), &*sinks->out, &*sinks->err,
+                               [events, id](const isolation::CgroupEventCounts& c) {
+                                   (void)events->emit({{"event", "limits"}, {"id", id}, {"counts", counts_json(c)}});
+                               }};
         auto result = co_await supervise(input);
         classify(outcome, result);
         if (!result.wait_error.ok()) {
@@ -390,25 +502,23 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     }
     outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
     if (ctx.sb->cgroup) {
-        if (auto stat = io::read_file(ctx.sb->cgroup->path() + "/cpu.stat", 64 << 10)) outcome.cpu_stat = *stat;
+        // The counters and stats outlive the processes; read them before rmdir.
+        outcome.stats = isolation::read_cgroup_stats(ctx.sb->cgroup->path());
+        outcome.counts = isolation::read_cgroup_event_counts(ctx.sb->cgroup->path());
+        if (outcome.supervision) refine_reason(outcome, *outcome.counts);
         outcome.cgroup_removed = co_await remove_cgroup(*ctx.sb->cgroup);
     }
     co_return outcome;
 }
 
-json cpu_usage(const Sandbox& sb, const Outcome& o) {
+json cpu_usage(const Outcome& o) {
     // cgroup v2's cpu.stat always has usage/user/system (even with no cpu
     // controller enabled); without a cgroup, PID 1's rusage is what we have.
     json cpu = json::object();
-    if (o.cpu_stat) {
-        auto field = [&](const char* key) -> double {
-            auto pos = o.cpu_stat->find(std::string(key) + " ");
-            if (pos == std::string::npos) return 0;
-            return std::strtod(o.cpu_stat->c_str() + pos + std::strlen(key) + 1, nullptr) / 1000.0;
-        };
-        cpu["usage_ms"] = field("usage_usec");
-        cpu["user_ms"] = field("user_usec");
-        cpu["system_ms"] = field("system_usec");
+    if (o.stats && o.stats->cpu_usage_usec) {
+        cpu["usage_ms"] = *o.stats->cpu_usage_usec / 1000.0;
+        cpu["user_ms"] = o.stats->cpu_user_usec.value_or(0) / 1000.0;
+        cpu["system_ms"] = o.stats->cpu_system_usec.value_or(0) / 1000.0;
         cpu["source"] = "cgroup";
     } else if (o.supervision) {
         const auto& ru = o.supervision->status.usage;
@@ -416,7 +526,6 @@ json cpu_usage(const Sandbox& sb, const Outcome& o) {
         cpu["system_ms"] = ru.ru_stime.tv_sec * 1000.0 + ru.ru_stime.tv_usec / 1000.0;
         cpu["source"] = "rusage";
     }
-    (void)sb;
     return cpu;
 }
 
@@ -431,7 +540,7 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     auto maps = build_maps(spec, sb);
     if (!maps) return std::move(maps).error().wrap("preparing user namespace");
     sb.maps = std::move(*maps);
-    NUCLEUS_TRY(prepare_cgroup(sb).wrap("preparing cgroup"));
+    NUCLEUS_TRY(prepare_cgroup(spec, sb).wrap("preparing the cgroup"));
     sb.record_json = {{"id", sb.id}, {"name", sb.name}, {"supervisor", ::getpid()},
                       {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)}};
     auto record = SandboxRecord::create(sb.paths, sb.id, sb.record_json);
@@ -541,7 +650,9 @@ int run_sandbox(const SandboxSpec& spec) {
     json final_record = {{"event", "exit"}, {"id", sb.id}, {"name", sb.name},
                          {"exit_code", outcome.exit_code}, {"reason", outcome.reason.empty() ? "setup_failed" : outcome.reason},
                          {"signal", outcome.signal ? json(*outcome.signal) : json(nullptr)},
-                         {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(sb, outcome)}, {"cleanup", cleanup}};
+                         {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(outcome)}, {"cleanup", cleanup}};
+    if (outcome.stats) final_record["stats"] = stats_json(*outcome.stats);
+    if (outcome.counts) final_record["limit_events"] = counts_json(*outcome.counts);
     if (!outcome.error.empty()) final_record["error"] = outcome.error;
     (void)events->emit(final_record);
     return outcome.exit_code;

@@ -17,6 +17,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "io/error.hpp"
+#include "isolation/cgroup/limits.hpp"
 #include "isolation/child_plan.hpp"
 #include "net/network.hpp"
 
@@ -60,6 +61,13 @@ struct SandboxSpec {
     uint64_t cap_add = 0;                  // capability mask kept
     std::vector<UlimitSpec> ulimits;
 
+    // Resources (cgroup v2). `requested` lists the flags the user gave, for
+    // messages when a controller is missing; the pids default is not in it.
+    isolation::CgroupLimits limits;
+    std::vector<std::string> requested_limits;
+    std::optional<uint64_t> tmpfs_size;    // /tmp and home, charged to the sandbox's memory
+    std::string cgroup_parent = "nucleus"; // relative to the cgroup2 mount
+
     std::optional<double> timeout_seconds;
     std::optional<std::string> log_dir;
     std::optional<std::string> events_jsonl;
@@ -67,6 +75,10 @@ struct SandboxSpec {
 
     std::vector<std::string> command;
 };
+
+// Agent sandboxes get this pids.max unless --pids says otherwise: enough for
+// compilers and test runners, small enough that a fork bomb stays contained.
+constexpr uint64_t default_agent_pids_max = 1024;
 
 // The keys a spec document may hold (the long flag names in snake_case).
 const std::vector<std::string>& spec_document_keys();

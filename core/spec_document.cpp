@@ -229,7 +229,8 @@ const std::vector<std::string>& spec_document_keys() {
     static const std::vector<std::string> keys = {
         "name", "rootfs", "network", "time_namespace", "hostname", "user", "userns", "workspace",
         "workspace_mode", "workspace_exec", "volume", "context", "workdir", "env", "env_file", "cap_add",
-        "ulimit", "timeout", "log_dir", "events_jsonl", "events_fd", "command",
+        "ulimit", "timeout", "log_dir", "events_jsonl", "events_fd", "command", "memory", "memory_high",
+        "memory_swap", "cpus", "cpu_weight", "pids", "io_weight", "io_max", "tmpfs_size", "cgroup_parent",
     };
     return keys;
 }
@@ -439,6 +440,120 @@ Status apply_supervision(SandboxSpec& spec, const json& doc) {
     return {};
 }
 
+Result<uint64_t> size_value(const json& doc, const std::string& key) {
+    const json& v = doc.at(key);
+    if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) return v.get<uint64_t>();
+    if (!v.is_string()) return bad(key, "must be a size such as 512m or 2g");
+    auto size = isolation::parse_size(v.get<std::string>());
+    if (!size) return bad(key, size.error().message);
+    return *size;
+}
+
+Result<uint64_t> ranged_integer(const json& doc, const std::string& key, uint64_t low, uint64_t high) {
+    const json& v = doc.at(key);
+    if (!v.is_number_integer() || v.get<int64_t>() < static_cast<int64_t>(low) ||
+        v.get<int64_t>() > static_cast<int64_t>(high))
+        return bad(key, "must be an integer from " + std::to_string(low) + " to " + std::to_string(high));
+    return v.get<uint64_t>();
+}
+
+Status apply_memory_limits(SandboxSpec& spec, const json& doc) {
+    auto& l = spec.limits;
+    if (doc.contains("memory")) {
+        auto v = size_value(doc, "memory");
+        if (!v) return std::move(v).error();
+        if (*v < 4 * 1024 * 1024) return bad("memory", "must be at least 4m");
+        l.memory_max = *v;
+        spec.requested_limits.push_back("memory");
+    }
+    if (doc.contains("memory_high")) {
+        auto v = size_value(doc, "memory_high");
+        if (!v) return std::move(v).error();
+        l.memory_high = *v;
+        spec.requested_limits.push_back("memory_high");
+    }
+    if (doc.contains("memory_swap")) {
+        // Docker: memory + swap together; -1 unlimited swap.
+        const json& v = doc.at("memory_swap");
+        if (!l.memory_max) return bad("memory_swap", "needs --memory");
+        if (v.is_number_integer() && v.get<int64_t>() == -1) {
+            l.swap_max = std::nullopt;
+        } else {
+            auto total = size_value(doc, "memory_swap");
+            if (!total) return std::move(total).error();
+            if (*total < *l.memory_max) return bad("memory_swap", "must be at least --memory (it includes it), or -1");
+            l.swap_max = *total - *l.memory_max;
+        }
+        spec.requested_limits.push_back("memory_swap");
+    }
+    if (l.memory_high && l.memory_max && *l.memory_high > *l.memory_max)
+        return bad("memory_high", "must not exceed --memory");
+    if (doc.contains("tmpfs_size")) {
+        auto v = size_value(doc, "tmpfs_size");
+        if (!v) return std::move(v).error();
+        if (*v < 4096) return bad("tmpfs_size", "must be at least 4k");
+        spec.tmpfs_size = *v;
+    }
+    return {};
+}
+
+Status apply_cpu_pids_io_limits(SandboxSpec& spec, const json& doc) {
+    auto& l = spec.limits;
+    if (doc.contains("cpus")) {
+        const json& v = doc.at("cpus");
+        double cpus = v.is_number() ? v.get<double>() : -1;
+        if (v.is_string()) {
+            try {
+                cpus = std::stod(v.get<std::string>());
+            } catch (...) {
+            }
+        }
+        if (!std::isfinite(cpus) || cpus < 0.01 || cpus > 4096) return bad("cpus", "must be a number of CPUs from 0.01");
+        l.cpu_quota_us = static_cast<uint64_t>(std::llround(cpus * static_cast<double>(l.cpu_period_us)));
+        spec.requested_limits.push_back("cpus");
+    }
+    if (doc.contains("cpu_weight")) {
+        auto v = ranged_integer(doc, "cpu_weight", 1, 10000);
+        if (!v) return std::move(v).error();
+        l.cpu_weight = *v;
+        spec.requested_limits.push_back("cpu_weight");
+    }
+    if (doc.contains("pids")) {
+        auto v = ranged_integer(doc, "pids", 1, 4194304);
+        if (!v) return std::move(v).error();
+        l.pids_max = *v;
+        spec.requested_limits.push_back("pids");
+    } else {
+        l.pids_max = default_agent_pids_max;
+    }
+    if (doc.contains("io_weight")) {
+        auto v = ranged_integer(doc, "io_weight", 1, 10000);
+        if (!v) return std::move(v).error();
+        l.io_weight = *v;
+        spec.requested_limits.push_back("io_weight");
+    }
+    if (doc.contains("io_max")) {
+        auto list = get_strings(doc, "io_max");
+        if (!list) return std::move(list).error();
+        for (const auto& text : *list) {
+            auto m = isolation::parse_io_max(text);
+            if (!m) return bad("io_max", m.error().describe());
+            l.io_max.push_back(*m);
+        }
+        spec.requested_limits.push_back("io_max");
+    }
+    if (doc.contains("cgroup_parent")) {
+        auto p = get_string(doc, "cgroup_parent");
+        if (!p) return std::move(p).error();
+        std::string normal = std::filesystem::path(*p).lexically_normal().string();
+        while (!normal.empty() && normal.back() == '/') normal.pop_back();
+        if (normal.empty() || normal[0] == '/' || normal.starts_with("..") || normal.find("/..") != std::string::npos)
+            return bad("cgroup_parent", "\"" + *p + "\" must be a path relative to the cgroup2 mount, inside it");
+        spec.cgroup_parent = normal;
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<SandboxSpec> spec_from_document(const json& document) {
@@ -454,6 +569,8 @@ Result<SandboxSpec> spec_from_document(const json& document) {
     NUCLEUS_TRY(check_volume_targets(spec));
     NUCLEUS_TRY(apply_process(spec, document));
     NUCLEUS_TRY(apply_supervision(spec, document));
+    NUCLEUS_TRY(apply_memory_limits(spec, document));
+    NUCLEUS_TRY(apply_cpu_pids_io_limits(spec, document));
     if (spec.userns == UsernsMode::KeepId && spec.uid == 0 && ::geteuid() == 0)
         return bad("userns", "keep-id with uid 0 would map the host's root into the sandbox; pass --user UID");
     return spec;

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <variant>
 
@@ -32,6 +34,53 @@ bool init_handles_signal(pid_t pid, int sig) {
         if (mask & (1ULL << (sig - 1))) return true;
     }
     return false;
+}
+
+// kernfs (cgroupfs) raises POLLPRI when a file's event counter moves and
+// keeps raising it until the file is read again *through the same open
+// descriptor* (kernfs_generic_poll compares the counter seen at the last read
+// of that descriptor), so every re-read here is a pread on the watched fd.
+std::string reread(asio::posix::stream_descriptor& file) {
+    char buf[4096];
+    ssize_t n = ::pread(file.native_handle(), buf, sizeof buf - 1, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+std::optional<asio::posix::stream_descriptor> watch_file(asio::any_io_executor ex, const std::string& path) {
+    auto fd = io::open_fd(path, O_RDONLY);
+    if (!fd) return std::nullopt;
+    asio::posix::stream_descriptor file(ex, fd->release());
+    reread(file);
+    return file;
+}
+
+asio::awaitable<void> wait_error_event(asio::posix::stream_descriptor& file) {
+    (void)co_await file.async_wait(asio::posix::descriptor_base::wait_error, asio::as_tuple(asio::use_awaitable));
+}
+
+// Runs until cancelled (the sandbox's exit cancels it).
+asio::awaitable<void> watch_cgroup_events(SupervisionInput in) {
+    auto ex = co_await asio::this_coro::executor;
+    if (!in.cgroup || !in.on_cgroup_events) {
+        asio::steady_timer never(ex, asio::steady_timer::time_point::max());
+        (void)co_await never.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_return;
+    }
+    auto memory = watch_file(ex, in.cgroup->path() + "/memory.events");
+    auto pids = watch_file(ex, in.cgroup->path() + "/pids.events");
+    asio::steady_timer never(ex, asio::steady_timer::time_point::max());
+    auto counts = isolation::read_cgroup_event_counts(in.cgroup->path());
+    for (;;) {
+        if (memory && pids) co_await (wait_error_event(*memory) || wait_error_event(*pids));
+        else if (memory) co_await wait_error_event(*memory);
+        else if (pids) co_await wait_error_event(*pids);
+        else (void)co_await never.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (memory) reread(*memory);
+        if (pids) reread(*pids);
+        auto now = isolation::read_cgroup_event_counts(in.cgroup->path());
+        if (!(now == counts)) in.on_cgroup_events(now);
+        counts = now;
+    }
 }
 
 void kill_sandbox(const SupervisionInput& in) {
@@ -89,8 +138,11 @@ asio::awaitable<SupervisionResult> supervise(SupervisionInput in) {
     auto executor = co_await asio::this_coro::executor;
     asio::posix::stream_descriptor out(executor, in.stdout_read);
     asio::posix::stream_descriptor err(executor, in.stderr_read);
-    auto [watched, out_result, err_result] =
-        co_await (watch(in) && io::pump(std::move(out), *in.stdout_sink) && io::pump(std::move(err), *in.stderr_sink));
+    auto [watched_or_events, out_result, err_result] =
+        co_await ((watch(in) || watch_cgroup_events(in)) && io::pump(std::move(out), *in.stdout_sink) &&
+                  io::pump(std::move(err), *in.stderr_sink));
+    // watch_cgroup_events never completes by itself.
+    Watch watched = std::move(std::get<0>(watched_or_events));
     SupervisionResult result;
     result.status = watched.status;
     result.timed_out = watched.timed_out;
@@ -112,12 +164,28 @@ asio::awaitable<Status> remove_cgroup(isolation::SandboxCgroup& cgroup) {
     asio::posix::stream_descriptor watch(executor, events->release());
     asio::steady_timer limit(executor, std::chrono::seconds(10));
     for (;;) {
-        auto populated = cgroup.populated();
-        if (populated && !*populated) co_return cgroup.remove();
+        if (reread(watch).find("populated 0") != std::string::npos) co_return cgroup.remove();
         auto woke = co_await (watch.async_wait(asio::posix::descriptor_base::wait_error,
                                                asio::as_tuple(asio::use_awaitable)) ||
                               limit.async_wait(asio::as_tuple(asio::use_awaitable)));
         if (woke.index() == 1) co_return Error{EBUSY, "cgroup " + cgroup.path() + " still populated after 10 s"};
+    }
+}
+
+asio::awaitable<Status> set_frozen(isolation::SandboxCgroup& cgroup, bool frozen) {
+    auto executor = co_await asio::this_coro::executor;
+    auto events = io::open_fd(cgroup.path() + "/cgroup.events", O_RDONLY);
+    if (!events) co_return std::move(events).error();
+    asio::posix::stream_descriptor watch(executor, events->release());
+    if (auto st = cgroup.request_freeze(frozen); !st) co_return st;
+    const char* done = frozen ? "frozen 1" : "frozen 0";
+    asio::steady_timer limit(executor, std::chrono::seconds(10));
+    for (;;) {
+        if (reread(watch).find(done) != std::string::npos) co_return Status{};
+        auto woke = co_await (watch.async_wait(asio::posix::descriptor_base::wait_error,
+                                               asio::as_tuple(asio::use_awaitable)) ||
+                              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+        if (woke.index() == 1) co_return Error{ETIMEDOUT, std::string("cgroup ") + cgroup.path() + " not " + done};
     }
 }
 

@@ -2,6 +2,7 @@
 // timeout. Each is an io_uring wait; nothing polls.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,8 @@ struct SupervisionInput {
     int stderr_read;
     io::OutputSink* stdout_sink;
     io::OutputSink* stderr_sink;
+    // Called when memory.events or pids.events counters change.
+    std::function<void(const isolation::CgroupEventCounts&)> on_cgroup_events;
 };
 
 asio::awaitable<SupervisionResult> supervise(SupervisionInput input);
@@ -40,5 +43,8 @@ asio::awaitable<SupervisionResult> supervise(SupervisionInput input);
 // Kills and removes the cgroup, waiting on cgroup.events for the kernel to
 // finish reaping (rmdir fails with EBUSY until then).
 asio::awaitable<Status> remove_cgroup(isolation::SandboxCgroup& cgroup);
+
+// Freezes or thaws the sandbox and waits until cgroup.events says it is done.
+asio::awaitable<Status> set_frozen(isolation::SandboxCgroup& cgroup, bool frozen);
 
 }  // namespace nucleus::core

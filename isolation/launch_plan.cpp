@@ -173,13 +173,16 @@ private:
 
     void plan_home_and_tmp() {
         auto ids = ",uid=" + std::to_string(req_.uid) + ",gid=" + std::to_string(req_.gid);
+        // tmpfs pages are charged to the memory cgroup of the writer, i.e.
+        // the sandbox; size= bounds each mount on top of that.
+        std::string size = req_.tmpfs_size ? ",size=" + std::to_string(*req_.tmpfs_size) : "";
         // Parents of the home directory on the root tmpfs.
         for (size_t pos = req_.home.find('/', 1); pos != std::string::npos; pos = req_.home.find('/', pos + 1))
             mkdir(req_.home.substr(0, pos));
-        tmpfs(req_.home, "mode=0700" + ids, MS_NOSUID | MS_NODEV);
+        tmpfs(req_.home, "mode=0700" + ids + size, MS_NOSUID | MS_NODEV);
         expect(req_.home, false, true, true, false);
         rule(req_.home, LandlockAccess::ReadWriteExec);
-        tmpfs("/tmp", "mode=1777", MS_NOSUID | MS_NODEV);
+        tmpfs("/tmp", "mode=1777" + size, MS_NOSUID | MS_NODEV);
         expect("/tmp", false, true, true, false);
         rule("/tmp", LandlockAccess::ReadWriteExec);
         plan_.mount_summary.push_back(req_.home + " (tmpfs, 0700)");

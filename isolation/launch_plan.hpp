@@ -49,6 +49,7 @@ struct LaunchRequest {
     std::vector<std::string> env;          // KEY=VALUE, final
     std::vector<RlimitSetting> rlimits;
     uint64_t caps_keep = 0;
+    std::optional<uint64_t> tmpfs_size;    // size= for /tmp and home
     bool landlock = true;
     bool seccomp = true;
     int stdio[3] = {-1, -1, -1};           // borrowed; the caller keeps them open
