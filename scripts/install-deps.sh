@@ -45,7 +45,7 @@ apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build pkg-config git \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev \
-    busybox-static uidmap iproute2 procps util-linux ca-certificates \
+    busybox-static uidmap iproute2 procps util-linux ca-certificates user-mode-linux \
     python3 >/dev/null
 
 apt-get install -y -qq --no-install-recommends -t trixie libasio-dev >/dev/null

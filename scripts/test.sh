@@ -1,8 +1,10 @@
 #!/bin/bash
 # Builds Nucleus and runs every test lane:
 #   1. the release build: unit tests, integration tests (real sandboxes);
-#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. a smoke run of the cold-start benchmark (numbers printed, never asserted).
+#   2. the kernel lane: resource tests inside a user-mode Linux guest with a
+#      full cgroup v2 hierarchy (they report SKIPPED on a hybrid host);
+#   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   4. a smoke run of the cold-start benchmark (numbers printed, never asserted).
 # Needs root for the integration lane (user namespaces with full id maps,
 # cgroups); tests that cannot run say SKIPPED with the reason.
 set -euo pipefail
@@ -17,6 +19,9 @@ ninja -C build -j "$jobs"
 
 step "tests (release)"
 ctest --test-dir build --output-on-failure -j 1 --timeout 300
+
+step "kernel lane (user-mode Linux, full cgroup v2)"
+scripts/kernel-lane.sh build
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNUCLEUS_SANITIZE=ON -DNUCLEUS_BENCH=OFF >/dev/null

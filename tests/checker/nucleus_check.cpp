@@ -1075,6 +1075,83 @@ int run_ids(const Invocation&) {
   return 0;
 }
 
+// Resource workloads for the kernel lane (tests/kernel/).
+
+// Allocates and touches MB mebibytes, one page at a time, reporting progress
+// every 8 MiB so a test can see how far it got before an OOM kill.
+int run_hog(const Invocation& call) {
+  std::optional<long long> mebibytes = parse_integer(call.args[0], 1, 1 << 20);
+  if (!mebibytes) return kUsageError;
+  std::vector<char*> blocks;
+  for (long long i = 0; i < *mebibytes; ++i) {
+    char* block = static_cast<char*>(std::malloc(1 << 20));
+    if (block == nullptr) {
+      emit("hog", error_value(ENOMEM));
+      return 1;
+    }
+    for (size_t off = 0; off < (1 << 20); off += 4096) block[off] = 1;
+    blocks.push_back(block);
+    if ((i + 1) % 8 == 0) {
+      emit("hog_mib", i + 1);
+      std::fflush(stdout);
+    }
+  }
+  emit("hog", "done");
+  return 0;
+}
+
+// Forks children that each sleep, until fork fails; reports how many it
+// made and the errno that stopped it, then waits SECONDS and exits (its
+// children die with the PID namespace).
+int run_forkbomb(const Invocation& call) {
+  std::optional<double> seconds = parse_seconds(call.args[0]);
+  if (!seconds) return kUsageError;
+  long long made = 0;
+  int stopped_by = 0;
+  for (; made < 100000; ++made) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      pause();
+      _exit(0);
+    }
+    if (pid < 0) {
+      stopped_by = errno;
+      break;
+    }
+  }
+  emit("forked", made);
+  emit("fork_error", stopped_by ? error_value(stopped_by) : std::string("none"));
+  std::fflush(stdout);
+  sleep_for(*seconds);
+  return stopped_by ? 3 : 0;
+}
+
+// Writes 1 MiB chunks into PATH until the filesystem refuses; reports the
+// bytes written and the errno (ENOSPC expected under --tmpfs-size).
+int run_fill(const Invocation& call) {
+  int fd = open(call.args[0], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    emit("fill", error_value(errno));
+    return 1;
+  }
+  static char chunk[1 << 20];
+  long long written = 0;
+  int err = 0;
+  for (;;) {
+    ssize_t n = write(fd, chunk, sizeof chunk);
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    written += n;
+    if (written > (1LL << 34)) break;  // 16 GiB: something is wrong, stop
+  }
+  close(fd);
+  emit("filled_bytes", written);
+  emit("fill", err ? error_value(err) : std::string("no_error"));
+  return 0;
+}
+
 int run_status_command(const Invocation&) { return run_status(); }
 int run_syscalls_command(const Invocation&) { return run_syscalls(); }
 
@@ -1106,6 +1183,9 @@ constexpr Subcommand kSubcommands[] = {
     {"env", 0, "", run_env},
     {"cwd", 0, "", run_cwd},
     {"ids", 0, "", run_ids},
+    {"hog", 1, "MEBIBYTES", run_hog},
+    {"forkbomb", 1, "SECONDS", run_forkbomb},
+    {"fill", 1, "PATH", run_fill},
 };
 
 int usage(const char* self) {
