@@ -34,3 +34,53 @@ TEST_CASE("a sandbox cgroup is created, reports emptiness and is removed") {
     REQUIRE(cg->remove());
     CHECK(::access(cg->path().c_str(), F_OK) != 0);
 }
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <asio/co_spawn.hpp>
+#include <optional>
+
+#include "core/supervise.hpp"
+#include "io/reactor.hpp"
+
+namespace {
+
+asio::awaitable<void> freeze_then_thaw(SandboxCgroup& cg, std::optional<bool>* frozen_seen,
+                                       std::optional<bool>* thawed_seen) {
+    auto st = co_await nucleus::core::set_frozen(cg, true);
+    if (st) *frozen_seen = cg.frozen().value();
+    st = co_await nucleus::core::set_frozen(cg, false);
+    if (st) *thawed_seen = cg.frozen().value();
+}
+
+}  // namespace
+
+TEST_CASE("freeze and thaw complete through cgroup.events") {
+    if (::geteuid() != 0) SKIP("needs root to create cgroups");
+    auto mount = find_cgroup2_mount();
+    if (!mount) SKIP("no cgroup2 mount: " + mount.error().describe());
+    auto cg = SandboxCgroup::create(*mount, "nucleus-freeze-" + std::to_string(::getpid()));
+    REQUIRE(cg);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    REQUIRE(nucleus::io::write_file(cg->path() + "/cgroup.procs", std::to_string(pid)));
+    std::optional<bool> frozen, thawed;
+    auto reactor = nucleus::io::make_reactor();
+    asio::co_spawn(reactor, freeze_then_thaw(*cg, &frozen, &thawed), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    });
+    reactor.run();
+    CHECK(frozen == true);
+    CHECK(thawed == false);
+    CHECK(cg->kill());
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    for (int i = 0; i < 100 && !cg->remove(); ++i) ::usleep(10000);
+    CHECK(cg->removed());
+}

@@ -110,3 +110,37 @@ TEST_CASE("JSON and TOML config texts give the same document") {
     CHECK(bad_json.error().message.find("invalid JSON") != std::string::npos);
     CHECK_FALSE(parse_config_text("", "yaml", "x.yaml"));
 }
+
+TEST_CASE("resource keys become cgroup limits; agents get a default pids limit") {
+    auto plain = spec_from_document(with_command(json::object()));
+    REQUIRE(plain);
+    CHECK(plain->limits.pids_max == default_agent_pids_max);
+    CHECK(plain->requested_limits.empty());
+
+    auto spec = spec_from_document(with_command({{"memory", "64m"}, {"memory_swap", "96m"}, {"cpus", "0.5"},
+                                                 {"cpu_weight", 50}, {"pids", 64}, {"tmpfs_size", "8m"},
+                                                 {"cgroup_parent", "agents/pool"}}));
+    REQUIRE(spec);
+    CHECK(spec->limits.memory_max == 64ull << 20);
+    CHECK(spec->limits.swap_max == 32ull << 20);
+    CHECK(spec->limits.cpu_quota_us == 50000u);
+    CHECK(spec->limits.cpu_weight == 50u);
+    CHECK(spec->limits.pids_max == 64u);
+    CHECK(spec->tmpfs_size == 8ull << 20);
+    CHECK(spec->cgroup_parent == "agents/pool");
+    CHECK(spec->requested_limits == std::vector<std::string>{"memory", "memory_swap", "cpus", "cpu_weight", "pids"});
+
+    CHECK(error_of(with_command({{"memory", "1k"}})).find("at least 4m") != std::string::npos);
+    CHECK(error_of(with_command({{"memory_swap", "1g"}})).find("needs --memory") != std::string::npos);
+    CHECK(error_of(with_command({{"memory", "64m"}, {"memory_swap", "32m"}})).find("at least --memory") != std::string::npos);
+    CHECK(error_of(with_command({{"memory", "64m"}, {"memory_high", "128m"}})).find("must not exceed") != std::string::npos);
+    CHECK(error_of(with_command({{"cpus", 0}})).find("from 0.01") != std::string::npos);
+    CHECK(error_of(with_command({{"pids", 0}})).find("from 1") != std::string::npos);
+    CHECK(error_of(with_command({{"cpu_weight", 20000}})).find("to 10000") != std::string::npos);
+    CHECK(error_of(with_command({{"io_max", {"8:0:bogus=1"}}})).find("unknown io.max key") != std::string::npos);
+    CHECK(error_of(with_command({{"cgroup_parent", "../escape"}})).find("inside it") != std::string::npos);
+    CHECK(error_of(with_command({{"cgroup_parent", "/abs"}})).find("relative") != std::string::npos);
+    auto unlimited_swap = spec_from_document(with_command({{"memory", "64m"}, {"memory_swap", -1}}));
+    REQUIRE(unlimited_swap);
+    CHECK_FALSE(unlimited_swap->limits.swap_max);
+}
