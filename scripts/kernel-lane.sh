@@ -7,8 +7,16 @@
 # Fails when a test fails inside, or when the guest does not come back with
 # a result (crash, hang: the guest gets a hard time limit).
 #
-# usage: scripts/kernel-lane.sh [BUILD_DIR]
+# usage: scripts/kernel-lane.sh [--bench] [BUILD_DIR]
+#   --bench: instead of the tests, measure inside the guest what a sandbox's
+#            cgroup costs with controllers enabled (bench/micro), and a whole
+#            `nucleus run` with and without limits (hyperfine).
 set -euo pipefail
+mode=tests
+if [ "${1:-}" = "--bench" ]; then
+    mode=bench
+    shift
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 tests="$build/tests/kernel_tests"
@@ -38,7 +46,18 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
     echo "cgroup controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)"
 } >"$lane/guest-info.txt"
 cd "$build"
-NUCLEUS_STATE_DIR=/run/nucleus "$tests" --reporter console::out="$lane/report.txt" >"$lane/tests.log" 2>&1
+export NUCLEUS_STATE_DIR=/run/nucleus
+if [ "$mode" = bench ]; then
+    mkdir -p /tmp/rootfs/bin && cp /bin/busybox /tmp/rootfs/bin/ && ln -s busybox /tmp/rootfs/bin/true
+    {
+        ./bench/micro/nucleus-micro-bench --benchmark_filter='Cgroup|Directory' --benchmark_min_time=0.5
+        hyperfine -N -w 10 -r 100 \
+            "./nucleus run --network host --rootfs /tmp/rootfs -- /bin/true" \
+            "./nucleus run --network host --rootfs /tmp/rootfs --memory 256m --pids 1024 --cpus 1 -- /bin/true"
+    } >"$lane/report.txt" 2>&1
+else
+    "$tests" --reporter console::out="$lane/report.txt" >"$lane/tests.log" 2>&1
+fi
 echo \$? >"$lane/exit-code"
 sync
 echo o >/proc/sysrq-trigger
