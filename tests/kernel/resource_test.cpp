@@ -57,7 +57,7 @@ TEST_CASE("a fork bomb under --pids 64 is contained and counted") {
     if (run.final_event.at("stats").contains("pids_peak")) CHECK(stat_value(run, "pids_peak") <= 64);
 }
 
-TEST_CASE("--cpus 0.5 throttles a busy loop to half a core (cpu.stat)") {
+TEST_CASE("cpus 0.5 throttles a busy loop to half a core (cpu.stat)") {
     require_controller("cpu");
     auto run = run_sandbox({"--cpus", "0.5", "--timeout", "3", "--", "/checker/nucleus-check", "spin"});
     INFO(run.final_event.dump());
@@ -73,7 +73,7 @@ TEST_CASE("--cpus 0.5 throttles a busy loop to half a core (cpu.stat)") {
     CHECK(stat_value(run, "cpu_nr_throttled") > 0);
 }
 
-TEST_CASE("--tmpfs-size stops a disk filler with ENOSPC") {
+TEST_CASE("tmpfs-size stops a disk filler with ENOSPC") {
     require_controller("memory");
     auto run = run_sandbox({"--tmpfs-size", "8m", "--memory", "64m", "--", "/checker/nucleus-check", "fill", "/tmp/filler"});
     INFO(run.out << run.err);
