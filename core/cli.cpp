@@ -1,5 +1,6 @@
 #include "core/cli.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -12,10 +13,13 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/attestation.hpp"
+#include "core/policies.hpp"
 #include "core/run.hpp"
 #include "core/spec.hpp"
 #include "core/state.hpp"
 #include "io/unique_fd.hpp"
+#include "isolation/seccomp_trace.hpp"
 
 namespace nucleus::core {
 
@@ -29,12 +33,12 @@ constexpr const char* version_text = "nucleus 0.1.0";
 struct RunFlags {
     std::map<std::string, std::string> strings;
     std::map<std::string, std::vector<std::string>> lists;
-    bool time_namespace = false;
-    bool workspace_exec = false;
+    std::map<std::string, bool> bools;
     double timeout = 0;
     int events_fd = -1;
     std::string config;
     int config_fd = -1;
+    int env_fd = -1;
     std::set<std::string> takes_value;  // "-e", "--env", ...: the next token is the value
 };
 
@@ -56,13 +60,16 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     str("--name", "name", "Name of the sandbox (default nucleus-<id>)");
     str("--rootfs", "rootfs", "Root filesystem directory, mounted read-only (default: the host's /usr, /bin, /lib... read-only)");
     str("--network", "network", "none (default: own namespace with lo) or host");
-    run.add_flag("--time-namespace", f.time_namespace, "Give the sandbox its own time namespace");
+    auto flag = [&](const std::string& name, const std::string& key, const std::string& help) {
+        run.add_flag(name, f.bools[key], help);
+    };
+    flag("--time-namespace", "time_namespace", "Give the sandbox its own time namespace");
     str("--hostname", "hostname", "Hostname inside the sandbox (default: the short id)");
     str("-u,--user", "user", "UID[:GID] of the workload inside the sandbox (default 1000:1000)");
     str("--userns", "userns", "auto (default) or keep-id: map the workload's uid to the same host uid");
     str("--workspace", "workspace", "Host directory mounted at /workspace");
     str("--workspace-mode", "workspace_mode", "bind-rw (default), bind-ro or copy-in-out (synced back on exit)");
-    run.add_flag("--workspace-exec", f.workspace_exec, "Allow executing files from /workspace (default noexec)");
+    flag("--workspace-exec", "workspace_exec", "Allow executing files from /workspace (default noexec)");
     list("-v,--volume", "volume", "Bind mount SRC:DST[:ro|rw] (repeatable)");
     str("--context", "context", "Host directory copied to a read-only /context");
     str("-w,--workdir", "workdir", "Working directory inside the sandbox");
@@ -80,6 +87,25 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     list("--io-max", "io_max", "IO limit DEV:rbps=N,wbps=N,riops=N,wiops=N (DEV a block device or MAJ:MIN; repeatable)");
     str("--tmpfs-size", "tmpfs_size", "Size of /tmp and the home tmpfs, e.g. 64m (charged to the sandbox's memory)");
     str("--cgroup-parent", "cgroup_parent", "Parent cgroup, relative to the cgroup2 mount (default: nucleus)");
+    str("--service-mode", "service_mode", "agent (default), strict-agent (fail-closed) or production");
+    flag("--strict-agent", "strict_agent", "Same as --service-mode strict-agent");
+    flag("--allow-degraded-security", "allow_degraded_security", "Agent mode: accept running without a layer the host lacks");
+    str("--seccomp-mode", "seccomp_mode", "enforce (default) or trace: record every syscall into --seccomp-log");
+    str("--seccomp-log", "seccomp_log", "Where trace mode writes the syscalls seen (NDJSON)");
+    str("--seccomp-profile", "seccomp_profile", "Seccomp profile in the OCI/Docker JSON format (default: the built-in allowlist)");
+    str("--seccomp-profile-sha256", "seccomp_profile_sha256", "Refuse the profile unless its SHA-256 is HEX");
+    flag("--seccomp-log-denied", "seccomp_log_denied", "Log denied syscalls to the kernel log (SECCOMP_FILTER_FLAG_LOG)");
+    str("--caps-policy", "caps_policy", "Capability policy (TOML: bounding, ambient)");
+    str("--caps-policy-sha256", "caps_policy_sha256", "Refuse the capability policy unless its SHA-256 is HEX");
+    str("--landlock-policy", "landlock_policy", "Landlock policy (TOML: min_abi, [[rule]] path, access)");
+    str("--landlock-policy-sha256", "landlock_policy_sha256", "Refuse the Landlock policy unless its SHA-256 is HEX");
+    list("--secret", "secret", "Stage a host file read-only at /run/secrets/NAME: SRC[:NAME] (repeatable)");
+    run.add_option("--env-fd", f.env_fd, "Read secret environment variables as a JSON object from descriptor N");
+    remember_names(f, "--env-fd");
+    flag("--verify-rootfs-attestation", "verify_rootfs_attestation", "Refuse a rootfs that differs from its .nucleus-rootfs-sha256");
+    flag("--verify-context-integrity", "verify_context_integrity", "Refuse a --context that differs from its .nucleus-rootfs-sha256");
+    str("--require-kernel-lockdown", "require_kernel_lockdown", "Refuse to run unless kernel lockdown is at least integrity|confidentiality");
+    str("--audit-log", "audit_log", "Append one JSON line per security decision to PATH");
     run.add_option("--timeout", f.timeout, "Kill the sandbox after SECONDS; exit code 124");
     remember_names(f, "--timeout,--events-fd,--config,--config-fd");
     str("--log-dir", "log_dir", "Write stdout/stderr to DIR/<name>.stdout.log and .stderr.log");
@@ -139,8 +165,14 @@ Result<json> run_document(const RunFlags& f, const CLI::App& run, const std::vec
         std::replace(flag.begin(), flag.end(), '_', '-');
         if (run.count(flag)) (*doc)[key] = values;
     }
-    if (run.count("--time-namespace")) (*doc)["time_namespace"] = f.time_namespace;
-    if (run.count("--workspace-exec")) (*doc)["workspace_exec"] = f.workspace_exec;
+    for (const auto& [key, value] : f.bools) {
+        std::string name = "--" + key;
+        std::replace(name.begin(), name.end(), '_', '-');
+        if (!run.count(name)) continue;
+        if (key == "strict_agent") (*doc)["service_mode"] = "strict-agent";
+        else (*doc)[key] = value;
+    }
+    if (run.count("--env-fd")) (*doc)["env_fd"] = f.env_fd;
     if (run.count("--timeout")) (*doc)["timeout"] = f.timeout;
     if (run.count("--events-fd")) (*doc)["events_fd"] = f.events_fd;
     if (!command.empty()) (*doc)["command"] = command;
@@ -160,6 +192,50 @@ size_t command_start(int argc, char** argv, int run_index, const RunFlags& f) {
     return static_cast<size_t>(argc);
 }
 
+int fail(const Error& e) {
+    std::fprintf(stderr, "nucleus: error: %s\n", e.describe().c_str());
+    return exit_runtime_error;
+}
+
+// Writes to a temporary file beside `path`, then renames: no half-written file.
+Status write_atomically(const std::string& path, const std::string& content) {
+    std::string tmp = path + ".tmp";
+    auto fd = io::open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (!fd) return std::move(fd).error();
+    auto st = io::write_all(fd->get(), content);
+    if (st && ::fsync(fd->get()) < 0) st = Error::from_errno("fsync " + tmp);
+    if (st && ::rename(tmp.c_str(), path.c_str()) < 0) st = Error::from_errno("rename " + tmp);
+    if (!st) ::unlink(tmp.c_str());
+    return st;
+}
+
+int generate_profile(const std::string& trace_path, const std::string& profile_path) {
+    auto names = isolation::read_trace(trace_path);
+    if (!names) return fail(names.error());
+    std::string profile = profile_from_trace(*names);
+    if (auto st = write_atomically(profile_path, profile); !st) return fail(st.error());
+    std::printf("wrote %s: %zu syscalls allowed, everything else EPERM\nsha256 %s\n", profile_path.c_str(),
+                names->size(), sha256_hex(profile).c_str());
+    return 0;
+}
+
+int attest_command(const std::string& dir) {
+    auto summary = attest_rootfs(dir);
+    if (!summary) return fail(summary.error());
+    std::printf("attested %s: %zu entries, %llu bytes hashed\nmanifest %s\nsha256 %s\n", dir.c_str(),
+                static_cast<size_t>(summary->entries), static_cast<unsigned long long>(summary->bytes_hashed),
+                summary->manifest_path.c_str(), summary->manifest_sha256.c_str());
+    return 0;
+}
+
+int verify_command(const std::string& dir) {
+    auto diffs = verify_rootfs(dir);
+    if (!diffs) return fail(diffs.error());
+    for (const auto& d : *diffs) std::printf("%s\n", d.c_str());
+    if (diffs->empty()) std::printf("%s matches its attestation\n", dir.c_str());
+    return diffs->empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int main_cli(int argc, char** argv) {
@@ -175,6 +251,21 @@ int main_cli(int argc, char** argv) {
     std::vector<std::string> command;
 
     auto* gc = app.add_subcommand("gc", "Clean up after supervisors that died without tearing down");
+
+    auto* seccomp = app.add_subcommand("seccomp", "Seccomp profile tools");
+    auto* generate = seccomp->add_subcommand("generate", "Write a minimal allowlist profile from a --seccomp-mode trace log");
+    std::string trace_path, profile_path;
+    generate->add_option("trace", trace_path, "The trace (NDJSON) written by --seccomp-log")->required();
+    generate->add_option("-o,--output", profile_path, "Where to write the profile (JSON)")->required();
+    seccomp->require_subcommand(1);
+
+    auto* rootfs = app.add_subcommand("rootfs", "Root filesystem tools");
+    auto* attest = rootfs->add_subcommand("attest", "Write DIR/.nucleus-rootfs-sha256 (path, mode, owner, size, sha256 per entry)");
+    std::string attest_dir;
+    attest->add_option("dir", attest_dir, "The root filesystem directory")->required();
+    auto* verify = rootfs->add_subcommand("verify", "Check DIR against its .nucleus-rootfs-sha256");
+    verify->add_option("dir", attest_dir, "The root filesystem directory")->required();
+    rootfs->require_subcommand(1);
     app.add_subcommand("version", "Print the version")->callback([] { std::puts(version_text); });
 
     // Split `run`'s command off before CLI11 sees it.
@@ -210,6 +301,9 @@ int main_cli(int argc, char** argv) {
         for (const auto& e : report.errors) std::fprintf(stderr, "nucleus: warning: %s\n", e.c_str());
         return report.errors.empty() ? 0 : exit_runtime_error;
     }
+    if (generate->parsed()) return generate_profile(trace_path, profile_path);
+    if (attest->parsed()) return attest_command(attest_dir);
+    if (verify->parsed()) return verify_command(attest_dir);
     if (!run->parsed()) return 0;
 
     auto doc = run_document(flags, *run, command);

@@ -3,6 +3,8 @@
 #include "core/run.hpp"
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,7 +21,9 @@
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
+#include "core/attestation.hpp"
 #include "core/events.hpp"
+#include "core/modes.hpp"
 #include "core/state.hpp"
 #include "core/supervise.hpp"
 #include "core/workspace.hpp"
@@ -286,8 +290,16 @@ isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& 
     req.argv = spec.command;
     req.env = final_env(spec, sb, req.home);
     for (const auto& u : spec.ulimits) req.rlimits.push_back({u.resource, u.soft, u.hard});
-    req.caps_keep = spec.cap_add;
+    req.caps_keep = spec.cap_add | (spec.caps_policy ? spec.caps_policy->ambient : 0);
+    if (spec.caps_policy) req.caps_bounding = spec.caps_policy->bounding;
     req.tmpfs_size = spec.tmpfs_size;
+    if (spec.landlock_policy) {
+        std::vector<std::pair<std::string, uint64_t>> rules;
+        for (const auto& r : spec.landlock_policy->rules) rules.emplace_back(r.path, r.access);
+        req.landlock_rules = std::move(rules);
+        req.landlock_min_abi = spec.landlock_policy->min_abi;
+    }
+    for (const auto& e : spec.secret_env) req.env.push_back(e);
     return req;
 }
 
@@ -309,6 +321,81 @@ json limits_json(const isolation::CgroupLimits& l) {
     if (l.io_weight) out["io_weight"] = *l.io_weight;
     if (!l.io_max.empty()) out["io_max_devices"] = l.io_max.size();
     return out;
+}
+
+json policy_json(const SandboxSpec& spec) {
+    json seccomp = spec.seccomp_profile
+                       ? json{{"source", spec.seccomp_profile->path}, {"sha256", spec.seccomp_profile->sha256}}
+                       : json{{"source", "built-in default"}};
+    seccomp["mode"] = spec.seccomp_mode == SeccompMode::Trace ? "trace" : "enforce";
+    seccomp["log_denied"] = spec.seccomp_log_denied;
+    json out = {{"seccomp", seccomp}};
+    if (spec.caps_policy)
+        out["caps"] = {{"source", spec.caps_policy->path}, {"sha256", spec.caps_policy->sha256},
+                       {"bounding", isolation::capability_list(spec.caps_policy->bounding)},
+                       {"ambient", isolation::capability_list(spec.caps_policy->ambient)}};
+    if (spec.landlock_policy)
+        out["landlock"] = {{"source", spec.landlock_policy->path}, {"sha256", spec.landlock_policy->sha256},
+                           {"min_abi", spec.landlock_policy->min_abi}, {"rules", spec.landlock_policy->rules.size()}};
+    return out;
+}
+
+json request_audit(const SandboxSpec& spec) {
+    return {{"audit", "request"},
+            {"mode", std::string(to_string(spec.mode))},
+            {"policies", policy_json(spec)},
+            {"cap_add", isolation::capability_list(spec.cap_add)},
+            {"network", std::string(net::to_string(spec.network))},
+            {"rootfs", spec.rootfs ? json(*spec.rootfs) : json(nullptr)},
+            {"verify_rootfs_attestation", spec.verify_rootfs_attestation},
+            {"verify_context_integrity", spec.verify_context_integrity},
+            {"require_kernel_lockdown", spec.require_kernel_lockdown ? json(*spec.require_kernel_lockdown) : json(nullptr)},
+            {"secrets", spec.secrets.size()},
+            {"secret_env", spec.secret_env.size()}};
+}
+
+json applied_audit(const SandboxSpec& spec, const Sandbox& sb, const isolation::LaunchPlan& plan) {
+    return {{"audit", "applied"},
+            {"id", sb.id},
+            {"mode", std::string(to_string(spec.mode))},
+            {"seccomp", {{"enforced", plan.seccomp_instructions > 0}, {"instructions", plan.seccomp_instructions},
+                         {"digest", plan.seccomp_digest}}},
+            {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi}, {"reason", plan.landlock.reason}}},
+            {"capabilities", {{"kept", isolation::capability_list(plan.child.caps_keep)},
+                              {"bounding", isolation::capability_list(plan.child.caps_bounding)}}},
+            {"no_new_privs", true},
+            {"user_namespace", {{"uid_map", one_line(isolation::format_map(plan.maps.uid))}}},
+            {"mount_verification", "before exec"},
+            {"limits", limits_json(sb.applied_limits)},
+            {"degraded", sb.degraded}};
+}
+
+// Trace mode's output: the NDJSON trace, and an audit record of the
+// syscalls the default policy would have refused.
+void record_trace(const SandboxSpec& spec, const isolation::SyscallTrace& trace, EventLog& audit) {
+    if (auto st = trace.write_ndjson(*spec.seccomp_log); !st) report_warning(st.error().describe());
+    std::vector<std::string> denied;
+    for (const auto& name : trace.names())
+        if (!isolation::default_policy_allows(name)) denied.push_back(name);
+    (void)audit.emit({{"audit", "seccomp_trace"}, {"log", *spec.seccomp_log}, {"syscalls", trace.names().size()},
+                      {"denied_by_default_policy", denied}});
+}
+
+// --verify-rootfs-attestation and --verify-context-integrity.
+Status verify_integrity(const SandboxSpec& spec) {
+    auto verify = [](const std::string& dir, const char* what) -> Status {
+        auto diffs = verify_rootfs(dir);
+        if (!diffs) return std::move(diffs).error().wrap(std::string("verifying ") + what + " " + dir);
+        if (diffs->empty()) return {};
+        std::string text = std::string(what) + " " + dir + " differs from its attestation (" +
+                           std::to_string(diffs->size()) + " difference" + (diffs->size() == 1 ? "" : "s") + "):";
+        for (size_t i = 0; i < diffs->size() && i < 5; ++i) text += "\n  " + (*diffs)[i];
+        if (diffs->size() > 5) text += "\n  ...";
+        return Error::plain(text);
+    };
+    if (spec.verify_rootfs_attestation) NUCLEUS_TRY(verify(*spec.rootfs, "rootfs"));
+    if (spec.verify_context_integrity) NUCLEUS_TRY(verify(*spec.context, "context"));
+    return {};
 }
 
 json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pid, const SandboxSpec& spec) {
@@ -451,6 +538,7 @@ void classify(Outcome& o, const SupervisionResult& s) {
 }
 
 struct RunContext {
+    isolation::SyscallTrace* trace;  // trace mode only
     const SandboxSpec* spec;
     Sandbox* sb;
     isolation::LaunchPlan* plan;
@@ -470,12 +558,15 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     }
     isolation::SpawnRequest request;
     request.plan = &ctx.plan->child;
+    request.trace = ctx.trace;
     request.namespaces = ctx.plan->namespaces;
     request.cgroup_fd = ctx.sb->cgroup ? ctx.sb->cgroup->dirfd() : -1;
     request.maps = &ctx.plan->maps;
     const isolation::LaunchPlan* plan = ctx.plan;
     request.verify = [plan](pid_t pid) { return isolation::verify_child(pid, *plan); };
     auto spawned = co_await isolation::spawn_sandbox(std::move(request));
+    // The child has exec'd or is gone: nothing reads the plan's secrets now.
+    ctx.plan->wipe_secrets();
     // The sandbox holds its own copies of the write ends now.
     ctx.out_pipe->write.reset();
     ctx.err_pipe->write.reset();
@@ -491,7 +582,8 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
                                ctx.out_pipe->read.release(), ctx.err_pipe->read.release(), &*sinks->out, &*sinks->err,
                                [events, id](const isolation::CgroupEventCounts& c) {
                                    (void)events->emit({{"event", "limits"}, {"id", id}, {"counts", counts_json(c)}});
-                               }};
+                               },
+                               spawned.value().seccomp_listener.get(), ctx.trace};
         auto result = co_await supervise(input);
         classify(outcome, result);
         if (!result.wait_error.ok()) {
@@ -533,6 +625,29 @@ json cpu_usage(const Outcome& o) {
 
 namespace {
 
+// Reads secrets (bounded) and compiles a custom seccomp profile. The
+// request's secret copies are wiped by the caller as soon as the plan holds
+// its own.
+Status stage_policies(const SandboxSpec& spec, isolation::LaunchRequest& request) {
+    for (const auto& secret : spec.secrets) {
+        auto content = io::read_file(secret.source, 1 << 20);
+        if (!content) return std::move(content).error().wrap("reading secret " + secret.name);
+        request.secrets.push_back({secret.name, std::move(*content)});
+    }
+    if (spec.seccomp_profile) {
+        auto filter = isolation::compile_seccomp(spec.seccomp_profile->policy);
+        if (!filter) return std::move(filter).error().wrap("compiling " + spec.seccomp_profile->path);
+        request.seccomp_filter = std::move(*filter);
+    }
+    if (spec.seccomp_log_denied) request.seccomp_flags |= SECCOMP_FILTER_FLAG_LOG;
+    return {};
+}
+
+void wipe(isolation::LaunchRequest& request) {
+    for (auto& s : request.secrets) explicit_bzero(s.content.data(), s.content.size());
+    for (auto& e : request.env) explicit_bzero(e.data(), e.size());
+}
+
 // Everything up to the reactor: ids, cgroup, copies, plan. On failure,
 // whatever was made so far is undone by the caller's teardown.
 Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, Sandbox& sb,
@@ -548,10 +663,12 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     sb.record = std::move(*record);
     NUCLEUS_TRY(prepare_copies(spec, sb));
     auto request = launch_request(spec, sb);
+    NUCLEUS_TRY(stage_policies(spec, request));
     request.stdio[0] = devnull;
     request.stdio[1] = out.write.get();
     request.stdio[2] = err.write.get();
     auto plan = isolation::LaunchPlan::build(request);
+    wipe(request);
     if (!plan) return std::move(plan).error().wrap("planning the sandbox");
     if (!(*plan)->landlock.enforced) sb.degraded.push_back("landlock: " + (*plan)->landlock.reason);
     return plan;
@@ -567,6 +684,22 @@ int run_sandbox(const SandboxSpec& spec) {
     auto events = EventLog::open(spec.events_jsonl, spec.events_fd);
     if (!events) {
         report_error(events.error().describe());
+        return exit_runtime_error;
+    }
+    auto audit = EventLog::open(spec.audit_log, std::nullopt);
+    if (!audit) {
+        report_error(audit.error().describe());
+        return exit_runtime_error;
+    }
+    (void)audit->emit(request_audit(spec));
+    // The mode's rules and the integrity checks, before anything exists.
+    auto host = probe_host(spec);
+    auto allowed = check_mode_rules(spec, host);
+    if (allowed) allowed = verify_integrity(spec);
+    if (!allowed) {
+        (void)audit->emit({{"audit", "refused"}, {"mode", std::string(to_string(spec.mode))},
+                           {"reason", allowed.error().describe()}});
+        report_error(allowed.error().describe());
         return exit_runtime_error;
     }
     auto paths = prepare_runtime_paths();
@@ -587,6 +720,7 @@ int run_sandbox(const SandboxSpec& spec) {
     auto err = io::make_pipe();
     auto devnull = io::open_fd("/dev/null", O_RDONLY);
     Outcome outcome;
+    isolation::SyscallTrace trace;
     if (!out || !err || !devnull) {
         outcome.error = "creating output pipes: " + std::string(std::strerror(errno));
     } else if (auto plan = prepare(spec, sb, *out, *err, devnull->get()); !plan) {
@@ -594,7 +728,9 @@ int run_sandbox(const SandboxSpec& spec) {
     } else {
         for (const auto& d : sb.degraded) report_warning("running degraded: " + d);
         auto reactor = io::make_reactor();
-        RunContext ctx{&spec, &sb, plan->get(), &*events, &*out, &*err};
+        (void)audit->emit(applied_audit(spec, sb, **plan));
+        RunContext ctx{spec.seccomp_mode == SeccompMode::Trace ? &trace : nullptr, &spec, &sb, plan->get(), &*events,
+                       &*out, &*err};
         std::optional<Outcome> finished;
         std::exception_ptr failure;
         asio::co_spawn(reactor, spawn_and_supervise(ctx), [&](std::exception_ptr e, Outcome o) {
@@ -612,6 +748,8 @@ int run_sandbox(const SandboxSpec& spec) {
             outcome = std::move(*finished);
         }
     }
+
+    if (spec.seccomp_mode == SeccompMode::Trace && outcome.supervision) record_trace(spec, trace, *audit);
 
     // Teardown, in reverse order of preparation.
     json cleanup = json::object();

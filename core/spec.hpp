@@ -17,6 +17,8 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "io/error.hpp"
+#include "core/modes.hpp"
+#include "core/policies.hpp"
 #include "isolation/cgroup/limits.hpp"
 #include "isolation/child_plan.hpp"
 #include "net/network.hpp"
@@ -25,6 +27,12 @@ namespace nucleus::core {
 
 enum class WorkspaceMode { BindRw, BindRo, CopyInOut };
 enum class UsernsMode { Auto, KeepId };
+enum class SeccompMode { Enforce, Trace };
+
+struct SecretSpec {
+    std::string source;  // host file
+    std::string name;    // file name under /run/secrets
+};
 
 struct VolumeSpec {
     std::string source;
@@ -40,6 +48,8 @@ struct UlimitSpec {
 };
 
 struct SandboxSpec {
+    ServiceMode mode = ServiceMode::Agent;
+    bool allow_degraded_security = false;
     std::string name;                      // empty: derived from the id
     std::optional<std::string> rootfs;     // absolute, canonical
     net::NetworkMode network = net::NetworkMode::None;
@@ -67,6 +77,20 @@ struct SandboxSpec {
     std::vector<std::string> requested_limits;
     std::optional<uint64_t> tmpfs_size;    // /tmp and home, charged to the sandbox's memory
     std::string cgroup_parent = "nucleus"; // relative to the cgroup2 mount
+
+    // Security policies (pinned by SHA-256 when asked).
+    SeccompMode seccomp_mode = SeccompMode::Enforce;
+    std::optional<std::string> seccomp_log;        // trace output (NDJSON)
+    std::optional<SeccompProfile> seccomp_profile; // nullopt: the built-in default
+    bool seccomp_log_denied = false;
+    std::optional<CapsPolicy> caps_policy;
+    std::optional<LandlockPolicy> landlock_policy;
+    std::vector<SecretSpec> secrets;
+    std::vector<std::string> secret_env;           // KEY=VALUE from --env-fd, never in argv
+    bool verify_rootfs_attestation = false;
+    bool verify_context_integrity = false;
+    std::optional<std::string> require_kernel_lockdown;  // integrity | confidentiality
+    std::optional<std::string> audit_log;
 
     std::optional<double> timeout_seconds;
     std::optional<std::string> log_dir;

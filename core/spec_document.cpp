@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "core/attestation.hpp"
 #include "core/spec.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/capabilities.hpp"
@@ -231,6 +233,10 @@ const std::vector<std::string>& spec_document_keys() {
         "workspace_mode", "workspace_exec", "volume", "context", "workdir", "env", "env_file", "cap_add",
         "ulimit", "timeout", "log_dir", "events_jsonl", "events_fd", "command", "memory", "memory_high",
         "memory_swap", "cpus", "cpu_weight", "pids", "io_weight", "io_max", "tmpfs_size", "cgroup_parent",
+        "service_mode", "allow_degraded_security", "seccomp_mode", "seccomp_log", "seccomp_profile",
+        "seccomp_profile_sha256", "seccomp_log_denied", "caps_policy", "caps_policy_sha256", "landlock_policy",
+        "landlock_policy_sha256", "secret", "env_fd", "verify_rootfs_attestation", "verify_context_integrity",
+        "require_kernel_lockdown", "audit_log",
     };
     return keys;
 }
@@ -554,6 +560,170 @@ Status apply_cpu_pids_io_limits(SandboxSpec& spec, const json& doc) {
     return {};
 }
 
+Result<std::optional<std::string>> pin(const json& doc, const std::string& key) {
+    if (!doc.contains(key)) return std::optional<std::string>{};
+    auto v = get_string(doc, key);
+    if (!v) return std::move(v).error();
+    bool hex = v->size() == 64 && std::all_of(v->begin(), v->end(), [](unsigned char c) { return std::isxdigit(c); });
+    if (!hex) return bad(key, "must be 64 hexadecimal digits (a SHA-256)");
+    return std::optional<std::string>{*v};
+}
+
+Status apply_mode(SandboxSpec& spec, const json& doc) {
+    if (doc.contains("service_mode")) {
+        auto m = get_string(doc, "service_mode");
+        if (!m) return std::move(m).error();
+        auto mode = parse_service_mode(*m);
+        if (!mode) return bad("service_mode", "must be agent, strict-agent or production, got \"" + *m + "\"");
+        spec.mode = *mode;
+    }
+    if (doc.contains("allow_degraded_security")) {
+        auto b = get_bool(doc, "allow_degraded_security");
+        if (!b) return std::move(b).error();
+        spec.allow_degraded_security = *b;
+    }
+    return {};
+}
+
+Status apply_seccomp(SandboxSpec& spec, const json& doc) {
+    if (doc.contains("seccomp_mode")) {
+        auto m = get_string(doc, "seccomp_mode");
+        if (!m) return std::move(m).error();
+        if (*m == "trace") spec.seccomp_mode = SeccompMode::Trace;
+        else if (*m != "enforce") return bad("seccomp_mode", "must be enforce or trace, got \"" + *m + "\"");
+    }
+    if (doc.contains("seccomp_log")) {
+        auto p = get_string(doc, "seccomp_log");
+        if (!p) return std::move(p).error();
+        spec.seccomp_log = *p;
+    }
+    if (spec.seccomp_mode == SeccompMode::Trace && !spec.seccomp_log)
+        return bad("seccomp_mode", "trace needs --seccomp-log FILE.ndjson");
+    if (spec.seccomp_log && spec.seccomp_mode != SeccompMode::Trace)
+        return bad("seccomp_log", "is written only with --seccomp-mode trace");
+    if (doc.contains("seccomp_log_denied")) {
+        auto b = get_bool(doc, "seccomp_log_denied");
+        if (!b) return std::move(b).error();
+        spec.seccomp_log_denied = *b;
+    }
+    auto pinned = pin(doc, "seccomp_profile_sha256");
+    if (!pinned) return std::move(pinned).error();
+    if (doc.contains("seccomp_profile")) {
+        auto path = get_string(doc, "seccomp_profile");
+        if (!path) return std::move(path).error();
+        auto text = read_policy_file(*path, *pinned, "seccomp profile");
+        if (!text) return bad("seccomp_profile", text.error().describe());
+        auto profile = parse_seccomp_profile(*text, *path, spec.cap_add | (spec.caps_policy ? spec.caps_policy->ambient : 0));
+        if (!profile) return bad("seccomp_profile", profile.error().describe());
+        profile->path = *path;
+        profile->sha256 = sha256_hex(*text);
+        spec.seccomp_profile = std::move(*profile);
+    } else if (*pinned) {
+        return bad("seccomp_profile_sha256", "needs --seccomp-profile");
+    }
+    return {};
+}
+
+Status apply_policies(SandboxSpec& spec, const json& doc) {
+    auto caps_pin = pin(doc, "caps_policy_sha256");
+    if (!caps_pin) return std::move(caps_pin).error();
+    if (doc.contains("caps_policy")) {
+        auto path = get_string(doc, "caps_policy");
+        if (!path) return std::move(path).error();
+        auto text = read_policy_file(*path, *caps_pin, "capability policy");
+        if (!text) return bad("caps_policy", text.error().describe());
+        auto policy = parse_caps_policy(*text, *path);
+        if (!policy) return bad("caps_policy", policy.error().describe());
+        policy->path = *path;
+        policy->sha256 = sha256_hex(*text);
+        spec.caps_policy = std::move(*policy);
+    } else if (*caps_pin) {
+        return bad("caps_policy_sha256", "needs --caps-policy");
+    }
+    auto ll_pin = pin(doc, "landlock_policy_sha256");
+    if (!ll_pin) return std::move(ll_pin).error();
+    if (doc.contains("landlock_policy")) {
+        auto path = get_string(doc, "landlock_policy");
+        if (!path) return std::move(path).error();
+        auto text = read_policy_file(*path, *ll_pin, "Landlock policy");
+        if (!text) return bad("landlock_policy", text.error().describe());
+        auto policy = parse_landlock_policy(*text, *path);
+        if (!policy) return bad("landlock_policy", policy.error().describe());
+        policy->path = *path;
+        policy->sha256 = sha256_hex(*text);
+        spec.landlock_policy = std::move(*policy);
+    } else if (*ll_pin) {
+        return bad("landlock_policy_sha256", "needs --landlock-policy");
+    }
+    return {};
+}
+
+Status apply_secrets(SandboxSpec& spec, const json& doc) {
+    if (doc.contains("secret")) {
+        auto list = get_strings(doc, "secret");
+        if (!list) return std::move(list).error();
+        std::set<std::string> names;
+        for (const auto& text : *list) {
+            auto colon = text.rfind(':');
+            SecretSpec secret{text.substr(0, colon), colon == std::string::npos ? "" : text.substr(colon + 1)};
+            if (secret.name.empty()) secret.name = std::filesystem::path(secret.source).filename().string();
+            bool plain_name = !secret.name.empty() && secret.name != "." && secret.name != ".." &&
+                              secret.name.find('/') == std::string::npos;
+            if (!plain_name) return bad("secret", "\"" + text + "\": DST must be a file name under /run/secrets");
+            std::error_code ec;
+            if (!std::filesystem::is_regular_file(secret.source, ec))
+                return bad("secret", "\"" + secret.source + "\" is not a readable regular file");
+            if (!names.insert(secret.name).second) return bad("secret", "two secrets named \"" + secret.name + "\"");
+            spec.secrets.push_back(std::move(secret));
+        }
+    }
+    if (doc.contains("env_fd")) {
+        const json& v = doc.at("env_fd");
+        if (!v.is_number_integer() || v.get<int>() < 0) return bad("env_fd", "must be a file descriptor number");
+        int fd = v.get<int>();
+        std::string text;
+        char buf[4096];
+        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+            if (n < 0) return bad("env_fd", "reading descriptor " + std::to_string(fd) + ": " + std::strerror(errno));
+            text.append(buf, static_cast<size_t>(n));
+            if (text.size() > (1 << 20)) return bad("env_fd", "more than 1 MiB");
+        }
+        auto parsed = json::parse(text, nullptr, false);
+        explicit_bzero(text.data(), text.size());
+        if (!parsed.is_object()) return bad("env_fd", "must carry a JSON object of \"KEY\": \"VALUE\" strings");
+        for (const auto& [key, value] : parsed.items()) {
+            if (!valid_env_key(key) || !value.is_string()) return bad("env_fd", "\"" + key + "\" must map to a string");
+            spec.secret_env.push_back(key + "=" + value.get<std::string>());
+        }
+    }
+    return {};
+}
+
+Status apply_integrity(SandboxSpec& spec, const json& doc) {
+    for (const char* key : {"verify_rootfs_attestation", "verify_context_integrity"}) {
+        if (!doc.contains(key)) continue;
+        auto b = get_bool(doc, key);
+        if (!b) return std::move(b).error();
+        (std::string(key) == "verify_rootfs_attestation" ? spec.verify_rootfs_attestation : spec.verify_context_integrity) = *b;
+    }
+    if (spec.verify_rootfs_attestation && !spec.rootfs) return bad("verify_rootfs_attestation", "needs --rootfs");
+    if (spec.verify_context_integrity && !spec.context) return bad("verify_context_integrity", "needs --context");
+    if (doc.contains("require_kernel_lockdown")) {
+        auto l = get_string(doc, "require_kernel_lockdown");
+        if (!l) return std::move(l).error();
+        if (*l != "integrity" && *l != "confidentiality")
+            return bad("require_kernel_lockdown", "must be integrity or confidentiality, got \"" + *l + "\"");
+        spec.require_kernel_lockdown = *l;
+    }
+    if (doc.contains("audit_log")) {
+        auto p = get_string(doc, "audit_log");
+        if (!p) return std::move(p).error();
+        if (p->empty()) return bad("audit_log", "must not be empty");
+        spec.audit_log = *p;
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<SandboxSpec> spec_from_document(const json& document) {
@@ -571,6 +741,14 @@ Result<SandboxSpec> spec_from_document(const json& document) {
     NUCLEUS_TRY(apply_supervision(spec, document));
     NUCLEUS_TRY(apply_memory_limits(spec, document));
     NUCLEUS_TRY(apply_cpu_pids_io_limits(spec, document));
+    NUCLEUS_TRY(apply_mode(spec, document));
+    NUCLEUS_TRY(apply_policies(spec, document));
+    if (spec.caps_policy && (spec.cap_add & ~spec.caps_policy->bounding))
+        return bad("cap_add", isolation::capability_list(spec.cap_add & ~spec.caps_policy->bounding) +
+                                  " is outside --caps-policy's bounding list");
+    NUCLEUS_TRY(apply_seccomp(spec, document));  // after caps: Docker profiles depend on them
+    NUCLEUS_TRY(apply_secrets(spec, document));
+    NUCLEUS_TRY(apply_integrity(spec, document));
     if (spec.userns == UsernsMode::KeepId && spec.uid == 0 && ::geteuid() == 0)
         return bad("userns", "keep-id with uid 0 would map the host's root into the sandbox; pass --user UID");
     return spec;

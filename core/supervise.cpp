@@ -83,6 +83,16 @@ asio::awaitable<void> watch_cgroup_events(SupervisionInput in) {
     }
 }
 
+// Trace mode's notification answering; pending forever otherwise.
+asio::awaitable<void> answer_trace(SupervisionInput in) {
+    if (in.seccomp_listener >= 0 && in.trace) {
+        co_await isolation::answer_notifications(in.seccomp_listener, *in.trace);
+        co_return;
+    }
+    asio::steady_timer never(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+    (void)co_await never.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
 void kill_sandbox(const SupervisionInput& in) {
     if (in.cgroup && in.cgroup->kill().ok()) return;
     // Without a cgroup, killing init tears down the whole PID namespace.
@@ -139,9 +149,9 @@ asio::awaitable<SupervisionResult> supervise(SupervisionInput in) {
     asio::posix::stream_descriptor out(executor, in.stdout_read);
     asio::posix::stream_descriptor err(executor, in.stderr_read);
     auto [watched_or_events, out_result, err_result] =
-        co_await ((watch(in) || watch_cgroup_events(in)) && io::pump(std::move(out), *in.stdout_sink) &&
-                  io::pump(std::move(err), *in.stderr_sink));
-    // watch_cgroup_events never completes by itself.
+        co_await ((watch(in) || watch_cgroup_events(in) || answer_trace(in)) &&
+                  io::pump(std::move(out), *in.stdout_sink) && io::pump(std::move(err), *in.stderr_sink));
+    // watch_cgroup_events and answer_trace never complete by themselves.
     Watch watched = std::move(std::get<0>(watched_or_events));
     SupervisionResult result;
     result.status = watched.status;

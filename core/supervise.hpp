@@ -11,6 +11,7 @@
 #include "io/process.hpp"
 #include "io/pump.hpp"
 #include "isolation/cgroup.hpp"
+#include "isolation/seccomp_trace.hpp"
 
 namespace nucleus::core {
 
@@ -36,6 +37,9 @@ struct SupervisionInput {
     io::OutputSink* stderr_sink;
     // Called when memory.events or pids.events counters change.
     std::function<void(const isolation::CgroupEventCounts&)> on_cgroup_events;
+    // Trace mode: keep answering seccomp notifications on this listener.
+    int seccomp_listener = -1;
+    isolation::SyscallTrace* trace = nullptr;
 };
 
 asio::awaitable<SupervisionResult> supervise(SupervisionInput input);

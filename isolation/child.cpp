@@ -190,8 +190,10 @@ long write_file(const MountOp& op) noexcept {
         }
         done += static_cast<size_t>(n);
     }
+    long rc = op.chown ? call(SYS_fchown, fd, op.owner_uid, op.owner_gid) : 0;
+    if (rc == 0) rc = call(SYS_fchmod, fd, op.mode);  // exact mode, whatever the umask
     call(SYS_close, fd);
-    return 0;
+    return rc;
 }
 
 long mount_fs(const MountOp& op, const char* fstype) noexcept {
@@ -220,6 +222,7 @@ long apply_mount(const MountOp& op) noexcept {
         case MountKind::MaskDir:
             return call(SYS_mount, "tmpfs", op.target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         "size=0,nr_inodes=1,mode=555");
+        case MountKind::SetReadOnly: return set_attr(op.target, kabi::mount_attr_rdonly, false);
         case MountKind::ReadOnly: {
             long rc = call(SYS_mount, op.target, op.target, nullptr, MS_BIND | MS_REC, nullptr);
             if (rc < 0) return rc;
@@ -300,7 +303,7 @@ StepResult add_landlock_rules(const ChildPlan& plan) noexcept {
 
 long drop_bounding_set(const ChildPlan& plan) noexcept {
     for (int cap = 0; cap <= plan.cap_last; ++cap) {
-        if (plan.caps_keep & (1ULL << cap)) continue;
+        if (plan.caps_bounding & (1ULL << cap)) continue;
         long rc = call(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
         if (rc < 0 && rc != -EINVAL) return rc;
     }
@@ -415,6 +418,10 @@ extern "C" int nucleus_child_main(void* opaque) noexcept {
         sock_fprog prog{plan.seccomp_len, const_cast<sock_filter*>(static_cast<const sock_filter*>(plan.seccomp_filter))};
         rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.seccomp_flags, &prog);
         if (rc < 0) fail(plan, ChildStep::Seccomp, rc, nullptr);
+        // The trace filter lets exactly this write through (write on the
+        // report fd); everything after it, execve included, waits for the
+        // parent to answer on the listener.
+        if (plan.seccomp_listener) write_report(plan, ChildReport::Listener, ChildStep::Seccomp, rc, nullptr);
     }
     exec_program(plan);  // 3: the report pipe closes on exec: EOF tells the parent
     return setup_failed_exit;

@@ -23,6 +23,7 @@ enum class MountKind : uint8_t {
     MaskFile,     // bind /dev/null over a file (OCI maskedPaths)
     MaskDir,      // empty read-only tmpfs over a directory (OCI maskedPaths)
     ReadOnly,     // bind target onto itself and make it read-only (OCI readonlyPaths)
+    SetReadOnly,  // make the mount at target read-only, not recursively (after filling it)
 };
 
 struct MountOp {
@@ -31,6 +32,9 @@ struct MountOp {
     bool optional = false;   // a missing source or target is not an error
     bool target_is_file = false;
     uint32_t mode = 0755;
+    bool chown = false;          // WriteFile: give the file to owner_uid/owner_gid
+    uint32_t owner_uid = 0;
+    uint32_t owner_gid = 0;
     unsigned long flags = 0;     // extra MS_* for mount(2)
     uint64_t attr_set = 0;       // MOUNT_ATTR_* applied after mounting
     const char* source = nullptr;
@@ -114,13 +118,17 @@ struct ChildPlan {
     const RlimitSetting* rlimits = nullptr;
     size_t rlimit_count = 0;
     int cap_last = 40;                   // /proc/sys/kernel/cap_last_cap
-    uint64_t caps_keep = 0;              // bounding = effective = permitted = inheritable = ambient
+    uint64_t caps_keep = 0;              // effective = permitted = inheritable = ambient
+    uint64_t caps_bounding = 0;          // bounding set (a superset of caps_keep)
     int landlock_ruleset_fd = -1;        // -1: Landlock not applied
     const LandlockRule* landlock_rules = nullptr;
     size_t landlock_rule_count = 0;
     const void* seccomp_filter = nullptr; // struct sock_filter[]
     unsigned short seccomp_len = 0;
     unsigned seccomp_flags = 0;
+    // Trace mode: the filter notifies a listener (SECCOMP_FILTER_FLAG_NEW_LISTENER)
+    // and the child reports the listener's fd number before exec.
+    bool seccomp_listener = false;
 
     // Program
     const char* workdir = nullptr;
@@ -133,7 +141,7 @@ struct ChildPlan {
 // The fixed-size record the child writes on the report pipe. 128 bytes:
 // below PIPE_BUF, so each write is atomic (pipe(7)).
 struct ChildReport {
-    enum Kind : uint32_t { Ready = 1, Failed = 2 };
+    enum Kind : uint32_t { Ready = 1, Failed = 2, Listener = 3 };  // Listener: err holds the fd
     uint32_t kind;
     uint32_t step;   // ChildStep
     int32_t err;     // errno

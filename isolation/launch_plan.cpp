@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string.h>
 #include <set>
 
 #include "isolation/capabilities.hpp"
@@ -26,7 +27,7 @@ constexpr const char* etc_entries[] = {"resolv.conf", "nsswitch.conf", "ld.so.ca
                                        "ssl", "ca-certificates", "ca-certificates.conf", "alternatives",
                                        "localtime", "mime.types"};
 // Names in a --rootfs top level that the runtime provides itself.
-const std::set<std::string> reserved_top_level = {"proc", "dev", "sys", "tmp", "home", "workspace", "context"};
+const std::set<std::string> reserved_top_level = {"proc", "dev", "sys", "tmp", "home", "workspace", "context", "run"};
 
 constexpr const char* masked_files[] = {"kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug"};
 constexpr const char* masked_dirs[] = {"acpi", "asound", "scsi"};
@@ -43,6 +44,7 @@ public:
         abi_ = req_.landlock ? landlock_abi() : 0;
         NUCLEUS_TRY(plan_root());
         plan_home_and_tmp();
+        plan_secrets();
         plan_proc();
         plan_dev();
         plan_sys();
@@ -189,6 +191,30 @@ private:
         plan_.mount_summary.push_back("/tmp (tmpfs)");
     }
 
+    // Secrets live on a tmpfs of their own (memory only, never on disk),
+    // 0400 and owned by the workload user, then the mount is made read-only.
+    void plan_secrets() {
+        mkdir("/run");
+        if (req_.secrets.empty()) return;
+        tmpfs("/run/secrets", "mode=0500,size=1m,nr_inodes=1024,uid=" + std::to_string(req_.uid) +
+                                  ",gid=" + std::to_string(req_.gid), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        for (const auto& secret : req_.secrets) {
+            MountOp& op = add(MountKind::WriteFile, "/run/secrets/" + secret.name);
+            std::string& stored = plan_.strings_.emplace_back(secret.content);
+            plan_.secret_buffers_.push_back(&stored);
+            op.data = stored.c_str();
+            op.data_len = stored.size();
+            op.mode = 0400;
+            op.chown = true;
+            op.owner_uid = req_.uid;
+            op.owner_gid = req_.gid;
+        }
+        add(MountKind::SetReadOnly, "/run/secrets");
+        expect("/run/secrets", true, true, true, true);
+        rule("/run/secrets", LandlockAccess::ReadOnly);
+        plan_.mount_summary.push_back("/run/secrets (tmpfs, ro, " + std::to_string(req_.secrets.size()) + " secrets)");
+    }
+
     void plan_proc() {
         MountOp& proc = add(MountKind::Proc, "/proc");
         proc.flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
@@ -269,6 +295,17 @@ private:
     }
 
     Status plan_landlock() {
+        if (req_.landlock_rules) {
+            plan_.landlock_rules_.clear();
+            for (const auto& [path, access] : *req_.landlock_rules)
+                plan_.landlock_rules_.push_back({keep(path), access & landlock_handled_rights(abi_)});
+            if (abi_ < req_.landlock_min_abi) {
+                plan_.landlock.reason = "the Landlock policy needs ABI " + std::to_string(req_.landlock_min_abi) +
+                                        ", the kernel offers " + std::to_string(abi_);
+                plan_.landlock_rules_.clear();
+                return {};
+            }
+        }
         if (!req_.landlock) {
             plan_.landlock.reason = "disabled by request";
             plan_.landlock_rules_.clear();
@@ -288,7 +325,12 @@ private:
 
     void plan_seccomp() {
         if (!req_.seccomp) return;
-        auto filter = precompiled_default_seccomp();
+        plan_.child.seccomp_flags = req_.seccomp_flags;
+        std::span<const sock_filter> filter = precompiled_default_seccomp();
+        if (req_.seccomp_filter) {
+            plan_.seccomp_filter_ = *req_.seccomp_filter;
+            filter = plan_.seccomp_filter_;
+        }
         plan_.child.seccomp_filter = filter.data();
         plan_.child.seccomp_len = static_cast<unsigned short>(filter.size());
         plan_.seccomp_instructions = filter.size();
@@ -348,6 +390,7 @@ private:
         c.rlimit_count = plan_.rlimits_.size();
         c.cap_last = last_capability();
         c.caps_keep = req_.caps_keep;
+        c.caps_bounding = req_.caps_bounding.value_or(req_.caps_keep) | req_.caps_keep;
         if (plan_.ruleset_) {
             c.landlock_ruleset_fd = plan_.ruleset_->fd.get();
             c.landlock_rules = plan_.landlock_rules_.data();
@@ -371,6 +414,10 @@ private:
     LaunchPlan& plan_;
     int abi_ = 0;
 };
+
+void LaunchPlan::wipe_secrets() {
+    for (std::string* buffer : secret_buffers_) explicit_bzero(buffer->data(), buffer->size());
+}
 
 Result<std::unique_ptr<LaunchPlan>> LaunchPlan::build(const LaunchRequest& request) {
     std::unique_ptr<LaunchPlan> plan(new LaunchPlan());

@@ -49,7 +49,19 @@ struct LaunchRequest {
     std::vector<std::string> env;          // KEY=VALUE, final
     std::vector<RlimitSetting> rlimits;
     uint64_t caps_keep = 0;
+    std::optional<uint64_t> caps_bounding;  // nullopt: the same as caps_keep
     std::optional<uint64_t> tmpfs_size;    // size= for /tmp and home
+    // A Landlock policy's rules replace the default ones (path, access bits).
+    std::optional<std::vector<std::pair<std::string, uint64_t>>> landlock_rules;
+    int landlock_min_abi = 1;
+    // A compiled profile replaces the built-in filter.
+    std::optional<std::vector<sock_filter>> seccomp_filter;
+    unsigned seccomp_flags = 0;
+    struct Secret {
+        std::string name;     // file name under /run/secrets
+        std::string content;  // wiped by LaunchPlan::wipe_secrets()
+    };
+    std::vector<Secret> secrets;
     bool landlock = true;
     bool seccomp = true;
     int stdio[3] = {-1, -1, -1};           // borrowed; the caller keeps them open
@@ -84,6 +96,10 @@ public:
     size_t seccomp_instructions = 0;
     std::string seccomp_digest;
 
+    // Zeroes the plan's copies of secret contents; called once the child has
+    // exec'd (or died), when nothing reads them any more.
+    void wipe_secrets();
+
 private:
     LaunchPlan() = default;
     friend class PlanBuilder;
@@ -97,6 +113,8 @@ private:
     std::vector<gid_t> groups_;
     std::vector<RlimitSetting> rlimits_;
     std::optional<LandlockRuleset> ruleset_;
+    std::vector<sock_filter> seccomp_filter_;
+    std::vector<std::string*> secret_buffers_;
 };
 
 // Checks /proc/PID/mountinfo (the child's view) against the expectations.

@@ -79,9 +79,11 @@ Status verify_child(pid_t pid, const LaunchPlan& plan) {
     auto status = io::read_file(proc + "/status", 64 << 10);
     if (!status) return std::move(status).error();
     if (status_field(*status, "NoNewPrivs") != "1") return Error::plain("no_new_privs is not set");
-    char expected[17];
-    std::snprintf(expected, sizeof expected, "%016llx", static_cast<unsigned long long>(plan.child.caps_keep));
+    char keep[17], bounding[17];
+    std::snprintf(keep, sizeof keep, "%016llx", static_cast<unsigned long long>(plan.child.caps_keep));
+    std::snprintf(bounding, sizeof bounding, "%016llx", static_cast<unsigned long long>(plan.child.caps_bounding));
     for (const char* set : {"CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"}) {
+        const char* expected = std::string(set) == "CapBnd" ? bounding : keep;
         std::string have = status_field(*status, set);
         if (have != expected)
             return Error::plain(std::string(set) + " is " + have + ", expected " + expected + " (" +

@@ -18,8 +18,10 @@ uint32_t to_libseccomp(const SeccompAction& action) {
         case SeccompAction::Kind::Allow: return SCMP_ACT_ALLOW;
         case SeccompAction::Kind::Errno: return SCMP_ACT_ERRNO(static_cast<uint16_t>(action.errno_value));
         case SeccompAction::Kind::KillProcess: return SCMP_ACT_KILL_PROCESS;
+        case SeccompAction::Kind::KillThread: return SCMP_ACT_KILL_THREAD;
         case SeccompAction::Kind::Log: return SCMP_ACT_LOG;
         case SeccompAction::Kind::Trap: return SCMP_ACT_TRAP;
+        case SeccompAction::Kind::Notify: return SCMP_ACT_NOTIFY;
     }
     return SCMP_ACT_KILL_PROCESS;
 }
@@ -61,6 +63,10 @@ Status add_rule(scmp_filter_ctx ctx, const SeccompRule& rule, bool skip_unknown)
 }
 
 }  // namespace
+
+bool seccomp_knows_syscall(const std::string& name) {
+    return seccomp_syscall_resolve_name(name.c_str()) != __NR_SCMP_ERROR;
+}
 
 Result<std::vector<sock_filter>> compile_seccomp(const SeccompPolicy& policy) {
     std::unique_ptr<void, ContextDeleter> ctx(seccomp_init(to_libseccomp(policy.default_action)));

@@ -25,7 +25,7 @@ struct SeccompArgCondition {
 };
 
 struct SeccompAction {
-    enum class Kind { Allow, Errno, KillProcess, Log, Trap };
+    enum class Kind { Allow, Errno, KillProcess, KillThread, Log, Trap, Notify };
     Kind kind = Kind::Allow;
     int errno_value = 0;
 };
@@ -43,6 +43,13 @@ struct SeccompPolicy {
     // error (false, for user-supplied profiles).
     bool skip_unknown_syscalls = true;
 };
+
+// Whether the installed libseccomp knows `name` for this architecture.
+bool seccomp_knows_syscall(const std::string& name);
+
+// Whether the default agent policy lets `name` through (possibly with
+// argument conditions, as for clone).
+bool default_policy_allows(const std::string& name);
 
 // The default agent policy (isolation/seccomp_default.cpp documents why).
 const SeccompPolicy& default_seccomp_policy();

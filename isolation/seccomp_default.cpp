@@ -104,6 +104,12 @@ SeccompPolicy build_default_policy() {
 
 }  // namespace
 
+bool default_policy_allows(const std::string& name) {
+    for (const auto& rule : default_seccomp_policy().rules)
+        if (rule.syscall == name && rule.action.kind == SeccompAction::Kind::Allow) return true;
+    return false;
+}
+
 const SeccompPolicy& default_seccomp_policy() {
     static const SeccompPolicy policy = build_default_policy();
     return policy;

@@ -10,7 +10,10 @@
 //   2. C sends a Ready record and blocks on control again. P verifies from
 //      outside (mountinfo, credentials) and sends byte 2, or kills C.
 //   3. C loads seccomp and execs. The report pipe is CLOEXEC, so P reads EOF
-//      once the exec succeeded.
+//      once the exec succeeded. In trace mode C first sends a Listener
+//      record (the seccomp listener's fd number in C); P takes the fd with
+//      pidfd_getfd(2) and answers notifications (execve's among them) while
+//      it waits for the EOF.
 //   At any step C may send one Failed record {step, errno, detail} and exit;
 //   EOF on report before Ready means C died. If P dies, C reads EOF on
 //   control and exits (before step 2), or is killed by PDEATHSIG (after).
@@ -20,12 +23,14 @@
 #include "isolation/spawn.hpp"
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <asio/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/read.hpp>
 #include <asio/this_coro.hpp>
@@ -36,6 +41,8 @@
 extern "C" long nucleus_clone3_vm(nucleus::kabi::CloneArgs* args, size_t size, int (*fn)(void*), void* arg);
 
 namespace nucleus::isolation {
+
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -183,6 +190,29 @@ asio::awaitable<SpawnResult> fail_after_clone(io::ProcessHandle& child, SpawnFai
     co_return failure;
 }
 
+Result<io::unique_fd> take_listener(const io::ProcessHandle& child, int fd_in_child) {
+    long fd = ::syscall(438 /* SYS_pidfd_getfd */, child.pidfd(), fd_in_child, 0);
+    if (fd < 0) return Error::from_errno("pidfd_getfd (seccomp listener)");
+    return io::unique_fd(static_cast<int>(fd));
+}
+
+// Trace mode, after the Ready/go exchange: receive the Listener record, then
+// answer notifications until the exec's EOF arrives.
+asio::awaitable<Result<io::unique_fd>> await_traced_exec(asio::posix::stream_descriptor& pipe,
+                                                         const io::ProcessHandle& child, SyscallTrace& trace) {
+    ChildReport record{};
+    auto outcome = co_await read_report(pipe, record);
+    if (outcome != ReportOutcome::Record || record.kind != ChildReport::Listener) {
+        if (outcome == ReportOutcome::Record) co_return failure_from(record).error;
+        co_return Error::plain("the sandbox's first process died before reporting its seccomp listener");
+    }
+    auto listener = take_listener(child, record.err);
+    if (!listener) co_return std::move(listener).error();
+    auto ended = co_await (read_report(pipe, record) || answer_notifications(listener->get(), trace));
+    if (ended.index() == 0 && std::get<0>(ended) == ReportOutcome::Record) co_return failure_from(record).error;
+    co_return std::move(*listener);
+}
+
 }  // namespace
 
 asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
@@ -192,6 +222,16 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
     if (!control || !report) co_return plain_failure(Error::from_errno("creating handshake pipes"));
     request.plan->control_fd = control->read.get();
     request.plan->report_fd = report->write.get();
+    std::vector<sock_filter> trace_filter;  // must outlive the child's exec
+    if (request.trace) {
+        auto filter = compile_trace_filter(report->write.get());
+        if (!filter) co_return plain_failure(std::move(filter).error().wrap("compiling the trace filter"));
+        trace_filter = std::move(*filter);
+        request.plan->seccomp_filter = trace_filter.data();
+        request.plan->seccomp_len = static_cast<unsigned short>(trace_filter.size());
+        request.plan->seccomp_flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        request.plan->seccomp_listener = true;
+    }
 
     ChildStack stack;
     if (!stack.base()) co_return plain_failure(Error::from_errno("allocating the child stack"));
@@ -221,12 +261,17 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
     if (auto st = send_byte(control->write.get()); !st) co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
     control->write.reset();
 
+    if (request.trace) {
+        auto listener = co_await await_traced_exec(report_pipe, child, *request.trace);
+        if (!listener) co_return co_await fail_after_clone(child, plain_failure(std::move(listener).error()));
+        co_return Spawned{std::move(child), std::move(*listener)};
+    }
     outcome = co_await read_report(report_pipe, record);
     if (outcome == ReportOutcome::Record) co_return co_await fail_after_clone(child, failure_from(record));
     if (outcome == ReportOutcome::Error)
         co_return co_await fail_after_clone(child, plain_failure(Error::plain("reading the sandbox's setup report")));
     // EOF: the child exec'd (or was killed, which the supervisor sees next).
-    co_return Spawned{std::move(child)};
+    co_return Spawned{std::move(child), io::unique_fd()};
 }
 
 }  // namespace nucleus::isolation

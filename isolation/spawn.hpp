@@ -8,6 +8,7 @@
 #include "io/process.hpp"
 #include "isolation/child_plan.hpp"
 #include "isolation/idmap.hpp"
+#include "isolation/seccomp_trace.hpp"
 
 namespace nucleus::isolation {
 
@@ -19,6 +20,8 @@ struct SpawnRequest {
     // Called once the child has reported Ready, before it may exec: checks
     // from outside what the child claims to have set up (mounts, creds).
     std::function<Status(pid_t)> verify;
+    // Trace mode: the filter notifies every syscall; `trace` records them.
+    SyscallTrace* trace = nullptr;
 };
 
 // How a spawn failed, so the caller can pick the exit code (125 for a runtime
@@ -31,6 +34,7 @@ struct SpawnFailure {
 
 struct Spawned {
     io::ProcessHandle process;
+    io::unique_fd seccomp_listener;  // trace mode: keep answering on it
 };
 
 class SpawnResult {

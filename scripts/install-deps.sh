@@ -44,12 +44,25 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build pkg-config git \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
-    libcli11-dev libbenchmark-dev libtomlplusplus-dev \
+    libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev \
     busybox-static uidmap iproute2 procps util-linux ca-certificates user-mode-linux \
     python3 >/dev/null
 
 apt-get install -y -qq --no-install-recommends -t trixie libasio-dev >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports catch2 >/dev/null
+
+# Test fixture: Docker's default seccomp profile (to prove it loads), taken
+# from Debian's package of the Docker sources; only that JSON file is kept.
+fixture=/usr/local/share/nucleus/docker-default-seccomp.json
+if [ ! -f "$fixture" ]; then
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"
+    if (cd "$tmp" && apt-get download -qq golang-github-docker-docker-dev >/dev/null 2>&1 &&
+        dpkg-deb -x golang-github-docker-docker-dev_*.deb x); then
+        install -D -m 0644 "$tmp/x/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" "$fixture"
+    fi
+    rm -rf "$tmp"
+fi
 
 # Peers for side-by-side cold-start measurement (bench/ only; optional).
 if [ "${NUCLEUS_WITH_PEERS:-0}" = 1 ]; then
