@@ -1,14 +1,15 @@
 #include "core/policies.hpp"
 
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "core/attestation.hpp"
+#include "core/toml.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/capabilities.hpp"
 #include "isolation/kernel_abi.hpp"
@@ -16,6 +17,14 @@
 namespace nucleus::core {
 
 using nlohmann::json;
+
+void toml_internal_error() noexcept {
+    static const char message[] =
+        "nucleus: error: the TOML parser (toml++ 3.3) reached an internal error on this input "
+        "(non-ASCII text where it expects whitespace); write the document as JSON instead\n";
+    (void)!::write(2, message, sizeof message - 1);
+    ::_exit(125);
+}
 
 Result<std::string> read_policy_file(const std::string& path, const std::optional<std::string>& pinned,
                                      const std::string& what) {
@@ -49,8 +58,9 @@ Result<toml::table> parse_toml(const std::string& text, const std::string& origi
 
 Status only_keys(const toml::table& table, std::initializer_list<const char*> keys, const std::string& origin) {
     for (const auto& [key, node] : table) {
-        if (std::find_if(keys.begin(), keys.end(), [&](const char* k) { return key.str() == k; }) == keys.end())
-            return at(origin, node, "unknown key \"" + std::string(key.str()) + "\"");
+        std::string_view name = key.str();  // structured bindings are not capturable before C++20 in clang 14
+        if (std::find_if(keys.begin(), keys.end(), [name](const char* k) { return name == k; }) == keys.end())
+            return at(origin, node, "unknown key \"" + std::string(name) + "\"");
     }
     return {};
 }

@@ -12,10 +12,10 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "core/attestation.hpp"
 #include "core/spec.hpp"
+#include "core/toml.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/capabilities.hpp"
 

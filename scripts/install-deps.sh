@@ -46,6 +46,7 @@ apt-get install -y -qq --no-install-recommends \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev \
     busybox-static uidmap iproute2 procps util-linux ca-certificates user-mode-linux \
+    clang libclang-rt-14-dev hyperfine \
     python3 >/dev/null
 
 apt-get install -y -qq --no-install-recommends -t trixie libasio-dev >/dev/null

@@ -4,7 +4,8 @@
 #   2. the kernel lane: resource tests inside a user-mode Linux guest with a
 #      full cgroup v2 hierarchy (they report SKIPPED on a hybrid host);
 #   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   4. a smoke run of the cold-start benchmark (numbers printed, never asserted).
+#   4. the policy-parser fuzz target (clang libFuzzer), briefly;
+#   5. a smoke run of the cold-start benchmark (numbers printed, never asserted).
 # Needs root for the integration lane (user namespaces with full id maps,
 # cgroups); tests that cannot run say SKIPPED with the reason.
 set -euo pipefail
@@ -30,6 +31,9 @@ ninja -C build-asan -j "$jobs"
 step "tests (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j 1 --timeout 600
+
+step "fuzzing the policy parsers (libFuzzer, 30 s)"
+scripts/fuzz.sh 30
 
 if [ -x build/bench/nucleus-bench ]; then
     step "cold-start benchmark (smoke run, no assertions)"

@@ -1,3 +1,4 @@
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch_test_macros.hpp>
@@ -106,6 +107,19 @@ TEST_CASE("Docker's default profile loads and compiles") {
     REQUIRE(p);
     CHECK(p->policy.rules.size() > 300);
     CHECK(nucleus::isolation::compile_seccomp(p->policy));
+}
+
+TEST_CASE("toml++'s unreachable point on non-ASCII input ends cleanly with 125") {
+    // Found by tests/fuzz: U+027E where toml++ 3.3 tests for whitespace.
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        (void)parse_caps_policy("bounding = [9\xc9\xbe" "4]\n", "c.toml");
+        ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    CHECK((WEXITSTATUS(status) == 125 || WEXITSTATUS(status) == 0));  // 0: a toml++ that parses it
 }
 
 TEST_CASE("policy files are pinned by SHA-256") {
