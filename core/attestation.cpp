@@ -2,7 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <sha2.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,37 +24,33 @@ constexpr char hex_digits[] = "0123456789abcdef";
 
 // --- SHA-256 ---------------------------------------------------------------
 
+// libmd's SHA-256 (sha2.h): a small digest library that links statically
+// without pulling in NSS or dlopen, as OpenSSL's libcrypto.a would. It
+// cannot fail; the Result interface stays so callers need not care.
 class Sha256 {
 public:
     static Result<Sha256> start() {
         Sha256 hash;
-        hash.ctx_.reset(EVP_MD_CTX_new());
-        if (!hash.ctx_ || EVP_DigestInit_ex(hash.ctx_.get(), EVP_sha256(), nullptr) != 1)
-            return Error::plain("sha256: OpenSSL EVP_DigestInit_ex failed");
+        SHA256Init(&hash.ctx_);
         return hash;
     }
     Status update(const void* data, size_t size) {
-        if (EVP_DigestUpdate(ctx_.get(), data, size) != 1) return Error::plain("sha256: OpenSSL EVP_DigestUpdate failed");
+        SHA256Update(&ctx_, static_cast<const uint8_t*>(data), size);
         return {};
     }
     Result<std::string> finish() {
-        unsigned char out[EVP_MAX_MD_SIZE];
-        unsigned int size = 0;
-        if (EVP_DigestFinal_ex(ctx_.get(), out, &size) != 1 || size != 32)
-            return Error::plain("sha256: OpenSSL EVP_DigestFinal_ex failed");
+        uint8_t out[SHA256_DIGEST_LENGTH];
+        SHA256Final(out, &ctx_);
         std::string text;
-        for (unsigned int i = 0; i < size; ++i) {
-            text += hex_digits[out[i] >> 4];
-            text += hex_digits[out[i] & 15];
+        for (uint8_t byte : out) {
+            text += hex_digits[byte >> 4];
+            text += hex_digits[byte & 15];
         }
         return text;
     }
 
 private:
-    struct Free {
-        void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-    };
-    std::unique_ptr<EVP_MD_CTX, Free> ctx_;
+    SHA2_CTX ctx_{};
 };
 
 Result<std::string> digest(std::string_view data) {

@@ -54,7 +54,7 @@ Result<AttestSummary> attest_rootfs(const std::string& dir);
 // A malformed or oversized (> 256 MiB) manifest is an Error naming the line.
 Result<std::vector<std::string>> verify_rootfs(const std::string& dir, const std::string& manifest_path = "");
 
-// Lowercase hex SHA-256 (OpenSSL EVP). Returns "" only if OpenSSL itself
+// Lowercase hex SHA-256 (libmd). Returns "" only if the digest itself
 // fails, which matches no pin, so a comparison with a pin fails closed.
 std::string sha256_hex(std::string_view data);
 // SHA-256 of a regular file's content, streamed in 64 KiB chunks. Follows

@@ -37,6 +37,20 @@ SandboxRun run_sandbox(const std::vector<std::string>& args, int deadline_second
     std::vector<std::string> argv = {NUCLEUS_BINARY, "run", "--events-jsonl", events_path,
                                      "-v", std::string(NUCLEUS_CHECKER_DIR) + ":/checker:ro"};
     argv.insert(argv.end(), args.begin(), args.end());
+    SandboxRun run = run_sandbox_raw(argv, deadline_seconds);
+    std::ifstream events(events_path);
+    for (std::string line; std::getline(events, line);) {
+        auto record = nlohmann::json::parse(line, nullptr, false);
+        if (record.is_discarded()) continue;
+        run.events.push_back(record);
+        if (record.value("event", "") == "exit") run.final_event = record;
+    }
+    ::unlink(events_path);
+    return run;
+}
+
+SandboxRun run_sandbox_raw(const std::vector<std::string>& args, int deadline_seconds) {
+    std::vector<std::string> argv = args;
     std::vector<char*> raw;
     for (auto& a : argv) raw.push_back(a.data());
     raw.push_back(nullptr);
@@ -71,14 +85,6 @@ SandboxRun run_sandbox(const std::vector<std::string>& args, int deadline_second
     int status = 0;
     ::waitpid(pid, &status, 0);
     run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    std::ifstream events(events_path);
-    for (std::string line; std::getline(events, line);) {
-        auto record = nlohmann::json::parse(line, nullptr, false);
-        if (record.is_discarded()) continue;
-        run.events.push_back(record);
-        if (record.value("event", "") == "exit") run.final_event = record;
-    }
-    ::unlink(events_path);
     return run;
 }
 

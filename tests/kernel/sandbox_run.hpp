@@ -19,6 +19,9 @@ struct SandboxRun {
 // nucleus run --events-jsonl <tmp> -v <checker dir>:/checker:ro ARGS...
 SandboxRun run_sandbox(const std::vector<std::string>& args, int deadline_seconds = 120);
 
+// Runs ARGV as given (no flags added).
+SandboxRun run_sandbox_raw(const std::vector<std::string>& argv, int deadline_seconds = 120);
+
 // The cgroup2 mount's controllers; empty when there is no cgroup2.
 std::vector<std::string> root_controllers(std::string& mount);
 

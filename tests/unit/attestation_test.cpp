@@ -1,5 +1,8 @@
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,7 +143,9 @@ TEST_CASE("verify reports changed content, extras, removals and link targets") {
 
     auto diffs = verify_rootfs(t.root.string());
     REQUIRE(diffs);
-    for (const auto& d : *diffs) INFO(d);
+    std::string all;
+    for (const auto& d : *diffs) all += d + "\n";
+    INFO(all);
     CHECK(has(*diffs, "modified: etc/passwd (size 30 -> 32, sha256 differs)"));
     CHECK(has(*diffs, "extra setuid binary: usr/bin/evil (mode 4755)"));
     CHECK(has(*diffs, "extra file: tmpfile (mode 0644)"));
@@ -178,6 +183,50 @@ TEST_CASE("the walk never follows symlinks and never blocks on fifos") {
     CHECK(text.find("secret") == std::string::npos);
     CHECK(text.find("\np 0600 ") != std::string::npos);
     CHECK(text.find("\nl 0777 ") != std::string::npos);
+    auto diffs = verify_rootfs(t.root.string());
+    REQUIRE(diffs);
+    CHECK(diffs->empty());
+}
+
+TEST_CASE("paths sort bytewise as whole strings, at any depth") {
+    TempTree t;
+    fs::create_directories(t / "a/b");
+    t.write("a-b", "");
+    t.write("a/b/c", "");
+    std::string deep = "d";
+    for (int i = 0; i < 200; ++i) deep += "/d";
+    fs::create_directories(t / deep);
+    t.write("\xff", "");
+    REQUIRE(attest_rootfs(t.root.string()));
+    std::string text = manifest_of(t);
+    // '-' (0x2d) < '/' (0x2f): "a-b" comes after "a" but before "a/b".
+    CHECK(text.find(" a\n") < text.find(" a-b\n"));
+    CHECK(text.find(" a-b\n") < text.find(" a/b\n"));
+    CHECK(text.find(" " + deep + "\n") != std::string::npos);
+    CHECK(text.find(" " + deep + "\n") < text.find(" \xff\n"));  // high bytes sort last, stay raw
+    auto diffs = verify_rootfs(t.root.string());
+    REQUIRE(diffs);
+    CHECK(diffs->empty());
+}
+
+TEST_CASE("sockets and device nodes are recorded by type, without a hash") {
+    TempTree t;
+    int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(sock >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = (t / "sock").string();
+    REQUIRE(path.size() < sizeof addr.sun_path);
+    std::copy(path.begin(), path.end(), addr.sun_path);
+    REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    ::close(sock);
+    bool device = ::mknod((t / "null").c_str(), S_IFCHR | 0666, ::makedev(1, 3)) == 0;
+    REQUIRE(attest_rootfs(t.root.string()));
+    std::string text = manifest_of(t);
+    CHECK(text.find("\ns ") != std::string::npos);
+    CHECK(text.find(" 0 - sock\n") != std::string::npos);
+    if (device) CHECK(text.find(" 0 - null\n") != std::string::npos);
+    if (device) CHECK(text.find("\nc 0") != std::string::npos);
     auto diffs = verify_rootfs(t.root.string());
     REQUIRE(diffs);
     CHECK(diffs->empty());
