@@ -120,7 +120,7 @@ TEST_CASE("a sandbox whose PID 1 is killed by a signal exits 128+N") {
     CHECK(nlohmann::json::parse(last).value("reason", "") == "signal");
 }
 
-TEST_CASE("--timeout kills the whole sandbox and exits 124") {
+TEST_CASE("a timeout kills the whole sandbox and exits 124") {
     require_root();
     auto before = host_state();
     auto run = checker({"--timeout", "0.5"}, {"fork-sleep", "3", "60"});
