@@ -12,6 +12,9 @@ namespace nucleus::isolation {
 
 std::optional<std::string> find_cgroup2_mount(const std::string& mountinfo) {
     // proc(5): "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
+    // The last matching line wins: a later mount may cover an earlier one
+    // (cgroup2 mounted over a hybrid host's /sys/fs/cgroup hides .../unified).
+    std::optional<std::string> found;
     std::istringstream lines(mountinfo);
     std::string line;
     while (std::getline(lines, line)) {
@@ -25,9 +28,9 @@ std::optional<std::string> find_cgroup2_mount(const std::string& mountinfo) {
         std::string id, parent, devno, root, mount_point;
         before >> id >> parent >> devno >> root >> mount_point;
         if (root != "/") continue;  // a bind of a sub-tree, not the hierarchy's root
-        return mount_point;
+        found = mount_point;
     }
-    return std::nullopt;
+    return found;
 }
 
 Result<std::string> find_cgroup2_mount() {

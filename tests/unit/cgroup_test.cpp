@@ -18,6 +18,8 @@ TEST_CASE("the cgroup2 mount is found in mountinfo, hybrid or pure") {
     const std::string bound = "31 1 0:26 /user.slice /mnt/cg rw - cgroup2 cgroup2 rw\n";
     CHECK_FALSE(find_cgroup2_mount(bound));
     CHECK_FALSE(find_cgroup2_mount(""));
+    // cgroup2 mounted over the hybrid tmpfs hides .../unified: the last one is reachable.
+    CHECK(find_cgroup2_mount(hybrid + "40 25 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n") == "/sys/fs/cgroup");
 }
 
 TEST_CASE("a sandbox cgroup is created, reports emptiness and is removed") {
