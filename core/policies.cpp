@@ -269,6 +269,8 @@ Result<SeccompProfile> parse_seccomp_profile(const std::string& text, const std:
         doc = json::parse(text);
     } catch (const json::parse_error& e) {
         return Error::plain(origin + ":" + std::to_string(line_of(text, e.byte)) + ": invalid JSON: " + e.what());
+    } catch (const json::exception& e) {  // e.g. out_of_range: a number too large for any type
+        return Error::plain(origin + ": invalid JSON: " + e.what());
     }
     if (!doc.is_object()) return Error::plain(origin + ": a seccomp profile must be a JSON object");
     static const std::vector<std::string> known = {"defaultAction", "defaultErrnoRet", "architectures", "archMap",

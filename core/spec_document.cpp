@@ -758,7 +758,7 @@ Result<json> parse_config_text(const std::string& text, const std::string& forma
     if (format == "json") {
         try {
             return json::parse(text);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse_error, and out_of_range for huge numbers
             return Error::plain(origin + ": invalid JSON: " + e.what());
         }
     }
@@ -772,7 +772,7 @@ Result<json> parse_config_text(const std::string& text, const std::string& forma
             const auto& where = e.source().begin;
             return Error::plain(origin + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
                                 ": invalid TOML: " + std::string(e.description()));
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {
             return Error::plain(origin + ": " + e.what());
         }
     }

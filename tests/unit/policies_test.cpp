@@ -7,6 +7,7 @@
 
 #include "core/attestation.hpp"
 #include "core/policies.hpp"
+#include "core/spec.hpp"
 #include "isolation/kernel_abi.hpp"
 
 using namespace nucleus::core;
@@ -94,6 +95,11 @@ TEST_CASE("seccomp profiles in the OCI/Docker format") {
     CHECK_FALSE(parse_seccomp_profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_AARCH64"]})",
                                       "p.json", 0));
     CHECK_FALSE(parse_seccomp_profile(R"({"defaultAction": "SCMP_ACT_NOTIFY"})", "p.json", 0));
+    // Found by tests/fuzz: a number too large for any type throws out_of_range, not parse_error.
+    auto huge = parse_seccomp_profile("1111111111111111111110000000000010e893797712", "p.json", 0);
+    REQUIRE_FALSE(huge);
+    CHECK(message_of(huge.error()).find("number overflow") != std::string::npos);
+    CHECK_FALSE(parse_config_text("{\"timeout\": 1e999999}", "json", "c.json"));
 }
 
 TEST_CASE("Docker's default profile loads and compiles") {
