@@ -7,6 +7,8 @@
 
 #include "core/attestation.hpp"
 #include "core/policies.hpp"
+#include <nlohmann/json.hpp>
+
 #include "core/spec.hpp"
 #include "isolation/kernel_abi.hpp"
 
