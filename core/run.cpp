@@ -72,6 +72,7 @@ struct Sandbox {
     std::vector<std::string> notes;  // events only
     isolation::CgroupLimits applied_limits;
     json record_json;
+    bool record_written = false;
 };
 
 // The login name for `uid` from /etc/passwd (no NSS in a static binary;
@@ -145,6 +146,17 @@ Result<isolation::UserNamespaceMaps> build_maps(const SandboxSpec& spec, Sandbox
     return maps;
 }
 
+// Creates the flock'd state record (once), naming the cgroup to clean up.
+Status write_record(Sandbox& sb, const std::string& cgroup_path) {
+    sb.record_json = {{"id", sb.id}, {"name", sb.name}, {"supervisor", ::getpid()},
+                      {"cgroup", cgroup_path.empty() ? json(nullptr) : json(cgroup_path)}};
+    auto record = SandboxRecord::create(sb.paths, sb.id, sb.record_json);
+    if (!record) return std::move(record).error().wrap("recording the sandbox");
+    sb.record = std::move(*record);
+    sb.record_written = true;
+    return {};
+}
+
 // Drops the limits whose controller the host cannot give us. Requested
 // ones are reported as degraded (agent mode); the default pids limit only
 // shows in the events.
@@ -216,6 +228,9 @@ Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
         sb.degraded.push_back("cgroup: " + delegated.error().describe());
         limits = isolation::CgroupLimits{};
     }
+    // The record names the cgroup before it exists: a supervisor killed
+    // between the two leaves a record that gc can act on, never an orphan.
+    NUCLEUS_TRY(write_record(sb, parent + "/sandbox-" + sb.id));
     auto cgroup = isolation::SandboxCgroup::create(parent, "sandbox-" + sb.id);
     if (!cgroup) {
         if (::geteuid() == 0) return std::move(cgroup).error();
@@ -656,11 +671,7 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     if (!maps) return std::move(maps).error().wrap("preparing user namespace");
     sb.maps = std::move(*maps);
     NUCLEUS_TRY(prepare_cgroup(spec, sb).wrap("preparing the cgroup"));
-    sb.record_json = {{"id", sb.id}, {"name", sb.name}, {"supervisor", ::getpid()},
-                      {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)}};
-    auto record = SandboxRecord::create(sb.paths, sb.id, sb.record_json);
-    if (!record) return std::move(record).error().wrap("recording the sandbox");
-    sb.record = std::move(*record);
+    if (!sb.record_written) NUCLEUS_TRY(write_record(sb, ""));  // running without a cgroup
     NUCLEUS_TRY(prepare_copies(spec, sb));
     auto request = launch_request(spec, sb);
     NUCLEUS_TRY(stage_policies(spec, request));

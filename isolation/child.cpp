@@ -32,6 +32,7 @@ namespace nucleus::isolation {
 const char* child_step_name(ChildStep step) noexcept {
     switch (step) {
         case ChildStep::WaitMaps: return "waiting for the user namespace maps";
+        case ChildStep::ClosePeers: return "closing the parent's handshake ends";
         case ChildStep::SetupIdentity: return "taking the setup identity";
         case ChildStep::Stdio: return "setting up stdio";
         case ChildStep::Session: return "creating a new session";
@@ -368,6 +369,10 @@ void exec_program(const ChildPlan& plan) noexcept {
 extern "C" int nucleus_child_main(void* opaque) noexcept {
     const ChildPlan& plan = *static_cast<const ChildPlan*>(opaque);
 
+    // Without this, a parent killed during setup would leave us blocked on a
+    // pipe whose other end we hold ourselves (no CLONE_FILES: a copied table).
+    call(SYS_close, plan.control_peer_fd);
+    call(SYS_close, plan.report_peer_fd);
     long rc = wait_for_parent(plan);  // 1: the parent has written our id maps
     if (rc < 0) fail(plan, ChildStep::WaitMaps, rc, nullptr);
     if ((rc = call(SYS_setresgid, plan.setup_gid, plan.setup_gid, plan.setup_gid)) < 0 ||

@@ -57,6 +57,7 @@ struct RlimitSetting {
 // Numbered steps of the child's script; the parent names them in errors.
 enum class ChildStep : uint32_t {
     WaitMaps = 1,
+    ClosePeers,
     SetupIdentity,
     Stdio,
     Session,
@@ -93,6 +94,10 @@ struct ChildPlan {
     // Handshake (see isolation/spawn.cpp for the protocol).
     int control_fd = -1;   // read end: parent -> child
     int report_fd = -1;    // write end, CLOEXEC: child -> parent
+    // The parent's ends, which the child's copied fd table also holds: the
+    // child closes them first, or it would never see EOF when the parent dies.
+    int control_peer_fd = -1;
+    int report_peer_fd = -1;
     int stdio[3] = {-1, -1, -1};
 
     // Filesystem

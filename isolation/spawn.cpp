@@ -222,6 +222,8 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
     if (!control || !report) co_return plain_failure(Error::from_errno("creating handshake pipes"));
     request.plan->control_fd = control->read.get();
     request.plan->report_fd = report->write.get();
+    request.plan->control_peer_fd = control->write.get();
+    request.plan->report_peer_fd = report->read.get();
     std::vector<sock_filter> trace_filter;  // must outlive the child's exec
     if (request.trace) {
         auto filter = compile_trace_filter(report->write.get());

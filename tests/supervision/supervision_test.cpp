@@ -16,6 +16,7 @@
 
 #include "../kernel/sandbox_run.hpp"
 #include "host_state.hpp"
+#include "isolation/cgroup.hpp"
 
 using namespace nucleus::kernel_lane;
 using nucleus::tests::host_state;
@@ -320,6 +321,52 @@ TEST_CASE("a supervisor killed mid-way: its sandbox dies, and the next run or gc
     CHECK(gc.exit_code == 0);
     CHECK(gc.out.find("removed 1 stale sandbox") != std::string::npos);
     CHECK(host_state() == before);
+}
+
+// Processes still inside any sandbox cgroup (a child stuck before exec
+// shows nucleus's own command line there).
+int processes_in_sandbox_cgroups() {
+    auto mount = nucleus::isolation::find_cgroup2_mount();
+    if (!mount) return 0;
+    int n = 0;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(*mount + "/nucleus", ec)) {
+        if (!entry.is_directory() || entry.path().filename().string().rfind("sandbox-", 0) != 0) continue;
+        std::ifstream procs(entry.path() / "cgroup.procs");
+        for (std::string line; std::getline(procs, line);) ++n;
+    }
+    return n;
+}
+
+TEST_CASE("a supervisor killed at any moment of setup leaves no child behind") {
+    require_root();
+    TempDir dir("setup-kill");
+    struct PrivateState {
+        explicit PrivateState(const fs::path& p) { ::setenv("NUCLEUS_STATE_DIR", p.c_str(), 1); }
+        ~PrivateState() { ::unsetenv("NUCLEUS_STATE_DIR"); }
+    } private_state(dir.path / "state");
+    auto before = host_state();
+    for (int delay_us : {0, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000}) {
+        auto bg = start({"--", "/checker/nucleus-check", "sleep", "60"}, (dir.path / "events").string());
+        std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+        ::kill(bg.pid, SIGKILL);
+        wait_exit(bg.pid);
+    }
+    // Before exec a child reads EOF from its dead parent; after, PDEATHSIG.
+    int left = 0;
+    for (int i = 0; i < 100 && (left = processes_in_sandbox_cgroups()) > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(left == 0);
+    CHECK(run_sandbox_raw({NUCLEUS_BINARY, "gc"}).exit_code == 0);
+    // Killed tasks leave their cgroup before they are reaped; give the
+    // kernel a moment to finish.
+    auto after = host_state();
+    for (int i = 0; i < 100 && after.sandbox_processes != before.sandbox_processes; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        after = host_state();
+    }
+    INFO("before: " << before.describe() << "\nafter:  " << after.describe());
+    CHECK(after == before);
 }
 
 TEST_CASE("configs: TOML and --config-fd give the same request as flags") {
