@@ -16,7 +16,6 @@
 
 #include "../kernel/sandbox_run.hpp"
 #include "host_state.hpp"
-#include "isolation/cgroup.hpp"
 
 using namespace nucleus::kernel_lane;
 using nucleus::tests::host_state;
@@ -323,16 +322,18 @@ TEST_CASE("a supervisor killed mid-way: its sandbox dies, and the next run or gc
     CHECK(host_state() == before);
 }
 
-// Processes still inside any sandbox cgroup (a child stuck before exec
-// shows nucleus's own command line there).
-int processes_in_sandbox_cgroups() {
-    auto mount = nucleus::isolation::find_cgroup2_mount();
-    if (!mount) return 0;
+// Processes still inside the cgroups that this state directory's records
+// name (a child stuck before exec shows nucleus's own command line there).
+// Only our own records: other sandboxes may be running on the host.
+int processes_in_recorded_cgroups(const fs::path& state) {
     int n = 0;
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(*mount + "/nucleus", ec)) {
-        if (!entry.is_directory() || entry.path().filename().string().rfind("sandbox-", 0) != 0) continue;
-        std::ifstream procs(entry.path() / "cgroup.procs");
+    for (const auto& entry : fs::directory_iterator(state / "sandboxes", ec)) {
+        if (entry.path().extension() != ".json") continue;
+        std::ifstream in(entry.path());
+        auto record = nlohmann::json::parse(in, nullptr, false);
+        if (!record.is_object() || !record.contains("cgroup") || !record["cgroup"].is_string()) continue;
+        std::ifstream procs(record["cgroup"].get<std::string>() + "/cgroup.procs");
         for (std::string line; std::getline(procs, line);) ++n;
     }
     return n;
@@ -354,7 +355,7 @@ TEST_CASE("a supervisor killed at any moment of setup leaves no child behind") {
     }
     // Before exec a child reads EOF from its dead parent; after, PDEATHSIG.
     int left = 0;
-    for (int i = 0; i < 100 && (left = processes_in_sandbox_cgroups()) > 0; ++i)
+    for (int i = 0; i < 100 && (left = processes_in_recorded_cgroups(dir.path / "state")) > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     CHECK(left == 0);
     CHECK(run_sandbox_raw({NUCLEUS_BINARY, "gc"}).exit_code == 0);
