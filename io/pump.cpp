@@ -51,9 +51,12 @@ asio::awaitable<PumpResult> pump(asio::posix::stream_descriptor source, OutputSi
             break;
         }
         result.bytes += n;
-        if (result.status.ok()) {
-            auto written = co_await sink.write({buffer.data(), n});
-            if (!written) result.status = std::move(written).error();
+        auto written = co_await sink.write({buffer.data(), n});
+        if (!written) {
+            // Our reader is gone (EPIPE): close the sandbox's pipe too, so
+            // its writer gets EPIPE as in any Unix pipeline.
+            result.status = std::move(written).error();
+            break;
         }
     }
     co_return result;

@@ -43,8 +43,8 @@ struct PumpResult {
 };
 
 // Reads `source` until EOF (all write ends closed) and copies into `sink`.
-// A failing sink does not stop the draining: the pipe is still read so that
-// the sandbox never blocks on a full pipe because our side went away.
+// A failing sink (its reader gone) ends the pump and closes `source`, so the
+// sandbox's writer sees EPIPE rather than blocking on a full pipe.
 asio::awaitable<PumpResult> pump(asio::posix::stream_descriptor source, OutputSink& sink);
 
 }  // namespace nucleus::io

@@ -141,6 +141,23 @@ TEST_CASE("SIGTERM to nucleus reaches the sandbox; an init without a handler is 
     CHECK(host_state() == before);
 }
 
+TEST_CASE("a reader of nucleus's output that goes away ends the workload, not the supervisor") {
+    require_root();
+    TempDir dir("sigpipe");
+    auto before = host_state();
+    auto events = (dir.path / "events").string();
+    auto run = run_sandbox_raw({"/bin/sh", "-c", std::string(NUCLEUS_BINARY) + " run --events-jsonl " + events +
+                                                     " -- /bin/sh -c yes | head -1"});
+    CHECK(run.out == "y\n");
+    std::string last, line;
+    for (std::ifstream in(events); std::getline(in, line);) last = line;
+    REQUIRE_FALSE(last.empty());
+    auto exit_record = nlohmann::json::parse(last);
+    CHECK(exit_record.value("exit_code", 0) == 128 + SIGPIPE);  // the workload's own SIGPIPE
+    CHECK(exit_record.at("cleanup").value("ok", false));
+    CHECK(host_state() == before);
+}
+
 TEST_CASE("children left behind by PID 1 die with it") {
     require_root();
     auto before = host_state();
