@@ -10,6 +10,8 @@ namespace nucleus::io {
 
 namespace {
 
+unsigned configured_ring_entries = 256;
+
 std::string trimmed(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
     return s;
@@ -23,6 +25,9 @@ bool under_seccomp_filter() {
 }
 
 }  // namespace
+
+void set_ring_entries(unsigned entries) { configured_ring_entries = entries < 2 ? 2 : entries; }
+unsigned ring_entries() { return configured_ring_entries; }
 
 Status check_io_uring() {
     io_uring ring;
@@ -46,3 +51,11 @@ Status check_io_uring() {
 }
 
 }  // namespace nucleus::io
+
+extern "C" {
+int __real_io_uring_queue_init(unsigned entries, io_uring* ring, unsigned flags);
+int __wrap_io_uring_queue_init(unsigned entries, io_uring* ring, unsigned flags) {
+    unsigned cap = nucleus::io::ring_entries();
+    return __real_io_uring_queue_init(entries > cap ? cap : entries, ring, flags);
+}
+}

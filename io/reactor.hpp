@@ -21,4 +21,15 @@ Status check_io_uring();
 // A single-threaded io_context (concurrency hint 1: no locking on the hot path).
 inline asio::io_context make_reactor() { return asio::io_context(1); }
 
+// Asio sizes its ring at a fixed 16384 entries (asio/detail/io_uring_service.hpp),
+// about 1.1-1.7 ms of io_uring_setup and 590 KB of populated memory on every
+// `nucleus run`, which has a handful of operations in flight. The link wraps
+// io_uring_queue_init (-Wl,--wrap, see io/CMakeLists.txt) so every ring is
+// capped at this many entries. Asio submits and retries when the submission
+// queue is full, and the kernel keeps overflowing completions
+// (IORING_FEAT_NODROP), so a smaller ring costs batching, never correctness.
+// Set before the io_context is made; the daemon uses a larger value.
+void set_ring_entries(unsigned entries);
+unsigned ring_entries();
+
 }  // namespace nucleus::io
