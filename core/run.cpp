@@ -1,721 +1,61 @@
-// `nucleus run`: prepare (plain blocking code, before the reactor runs),
-// spawn and supervise (on the reactor), tear down, report.
+// `nucleus run`: one sandbox through its lifecycle (core/lifecycle.hpp) on
+// a reactor of its own, its output on our stdout/stderr, its exit code ours.
 #include "core/run.hpp"
 
 #include <fcntl.h>
-#include <linux/seccomp.h>
-#include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <signal.h>
 
-#include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <algorithm>
-#include <filesystem>
-#include <sstream>
+#include <exception>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
-#include "core/attestation.hpp"
-#include "core/events.hpp"
-#include "core/modes.hpp"
-#include "core/state.hpp"
-#include "core/supervise.hpp"
-#include "core/workspace.hpp"
+#include "core/lifecycle.hpp"
 #include "io/reactor.hpp"
-#include "isolation/capabilities.hpp"
-#include "isolation/cgroup.hpp"
-#include "isolation/launch_plan.hpp"
-#include "isolation/spawn.hpp"
 
 namespace nucleus::core {
 
-namespace {
-
-using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
-void report_error(const std::string& text) { std::fprintf(stderr, "nucleus: error: %s\n", text.c_str()); }
-void report_warning(const std::string& text) { std::fprintf(stderr, "nucleus: warning: %s\n", text.c_str()); }
-
-std::string random_id() {
-    unsigned char bytes[16];
-    if (::getrandom(bytes, sizeof bytes, 0) != sizeof bytes) {
-        // getrandom(2) does not fail for 16 bytes once the pool is ready;
-        // fall back on time and pid rather than refuse to run.
-        auto now = Clock::now().time_since_epoch().count();
-        for (size_t i = 0; i < sizeof bytes; ++i) bytes[i] = static_cast<unsigned char>((now >> (i % 8 * 8)) ^ ::getpid() ^ i);
-    }
-    char out[33];
-    for (size_t i = 0; i < sizeof bytes; ++i) std::snprintf(out + 2 * i, 3, "%02x", bytes[i]);
-    return out;
-}
-
-// Everything prepared for one sandbox, owned for its lifetime.
-struct Sandbox {
-    std::string id;
-    std::string name;
-    std::string hostname;
-    RuntimePaths paths;
-    SandboxRecord record;  // empty until prepare() creates it
-    std::optional<isolation::IdRangeLease> lease;
-    isolation::UserNamespaceMaps maps;
-    std::optional<isolation::SandboxCgroup> cgroup;
-    std::optional<std::string> workspace_copy;
-    std::optional<std::string> context_copy;
-    std::vector<std::string> degraded;
-    std::vector<std::string> notes;  // events only
-    isolation::CgroupLimits applied_limits;
-    json record_json;
-    bool record_written = false;
-};
-
-// The login name for `uid` from /etc/passwd (no NSS in a static binary;
-// /etc/subuid names local users anyway).
-std::string user_name(uid_t uid) {
-    auto passwd = io::read_file("/etc/passwd", 4 << 20);
-    if (!passwd) return std::to_string(uid);
-    std::istringstream lines(*passwd);
-    std::string line;
-    const std::string id = ":" + std::to_string(uid) + ":";
-    while (std::getline(lines, line)) {
-        auto first = line.find(':');
-        if (first == std::string::npos) continue;
-        auto second = line.find(':', first + 1);
-        if (second != std::string::npos && line.compare(second, id.size(), id) == 0) return line.substr(0, first);
-    }
-    return std::to_string(uid);
-}
-
-// Container ids 0..N-1 from a subordinate range, except `keep`, which maps
-// to `self`.
-std::vector<isolation::IdMapping> around(uint32_t keep, uint32_t self, isolation::SubordinateRange range) {
-    uint32_t count = std::min(range.count, isolation::id_range_size);
-    std::vector<isolation::IdMapping> m;
-    if (keep >= count) return {{keep, self, 1}};
-    if (keep > 0) m.push_back({0, range.start, keep});
-    m.push_back({keep, self, 1});
-    if (keep + 1 < count) m.push_back({keep + 1, range.start + keep, count - keep - 1});
-    return m;
-}
-
-// Container ids -> host ids. As root: a leased range, with the workload's
-// uid mapped to itself for --userns keep-id. Unprivileged: the workload's
-// uid is the caller's (the kernel allows exactly that one mapping without
-// a helper), so files in a bind-mounted workspace stay the caller's.
-Result<isolation::UserNamespaceMaps> build_maps(const SandboxSpec& spec, Sandbox& sb) {
-    using isolation::IdMapping;
-    isolation::UserNamespaceMaps maps;
-    if (::geteuid() == 0) {
-        auto lease = isolation::lease_id_range(sb.paths.ids);
-        if (!lease) return std::move(lease).error();
-        uint32_t base = lease->base();
-        sb.lease = std::move(*lease);
-        auto ranges = [&](uint32_t keep) {
-            if (spec.userns != UsernsMode::KeepId) return std::vector<IdMapping>{{0, base, isolation::id_range_size}};
-            std::vector<IdMapping> m;
-            if (keep > 0) m.push_back({0, base, keep});
-            m.push_back({keep, keep, 1});
-            if (keep + 1 < isolation::id_range_size) m.push_back({keep + 1, base + keep + 1, isolation::id_range_size - keep - 1});
-            return m;
-        };
-        maps.method = isolation::UserNamespaceMaps::Method::Direct;
-        maps.uid = ranges(spec.uid);
-        maps.gid = ranges(spec.gid);
-        return maps;
-    }
-    maps.method = isolation::UserNamespaceMaps::Method::DirectDenySetgroups;
-    maps.uid = {{spec.uid, static_cast<uint32_t>(::geteuid()), 1}};
-    maps.gid = {{spec.gid, static_cast<uint32_t>(::getegid()), 1}};
-    // With a subordinate range and the setuid helpers, map the whole
-    // container range: the workload's ids stay the caller's, the rest come
-    // from /etc/subuid and /etc/subgid (newuidmap(1)).
-    auto user = user_name(::geteuid());
-    auto sub_uid = isolation::find_subordinate_range("/etc/subuid", user, ::geteuid());
-    auto sub_gid = isolation::find_subordinate_range("/etc/subgid", user, ::getegid());
-    if (sub_uid && sub_gid && ::access("/usr/bin/newuidmap", X_OK) == 0 && ::access("/usr/bin/newgidmap", X_OK) == 0) {
-        maps.method = isolation::UserNamespaceMaps::Method::Helper;
-        maps.uid = around(spec.uid, static_cast<uint32_t>(::geteuid()), *sub_uid);
-        maps.gid = around(spec.gid, static_cast<uint32_t>(::getegid()), *sub_gid);
-    }
-    return maps;
-}
-
-// Creates the flock'd state record (once), naming the cgroup to clean up.
-Status write_record(Sandbox& sb, const std::string& cgroup_path) {
-    sb.record_json = {{"id", sb.id}, {"name", sb.name}, {"supervisor", ::getpid()},
-                      {"cgroup", cgroup_path.empty() ? json(nullptr) : json(cgroup_path)}};
-    auto record = SandboxRecord::create(sb.paths, sb.id, sb.record_json);
-    if (!record) return std::move(record).error().wrap("recording the sandbox");
-    sb.record = std::move(*record);
-    sb.record_written = true;
-    return {};
-}
-
-// Drops the limits whose controller the host cannot give us. Requested
-// ones are reported as degraded (agent mode); the default pids limit only
-// shows in the events.
-isolation::CgroupLimits usable_limits(const SandboxSpec& spec, const std::vector<std::string>& available,
-                                      const std::string& where, Sandbox& sb) {
-    isolation::CgroupLimits limits = spec.limits;
-    auto missing = [&](const char* c) { return std::find(available.begin(), available.end(), c) == available.end(); };
-    auto requested = [&](const char* flag) {
-        return std::find(spec.requested_limits.begin(), spec.requested_limits.end(), flag) != spec.requested_limits.end();
-    };
-    auto drop = [&](const char* controller, std::initializer_list<const char*> flags) {
-        if (!missing(controller)) return;
-        std::string given;
-        for (const char* f : flags)
-            if (requested(f)) given += (given.empty() ? "--" : ", --") + std::string(f);
-        std::replace(given.begin(), given.end(), '_', '-');
-        if (!given.empty())
-            sb.degraded.push_back(std::string(controller) + " controller unavailable in " + where + ": " + given + " not applied");
-        else if (std::string(controller) == "pids" && limits.pids_max)
-            sb.notes.push_back("pids controller unavailable in " + where + ": default pids limit not applied");
-    };
-    drop("memory", {"memory", "memory_high", "memory_swap"});
-    drop("cpu", {"cpus", "cpu_weight"});
-    drop("pids", {"pids"});
-    drop("io", {"io_weight", "io_max"});
-    if (missing("memory")) limits.memory_max = limits.memory_high = limits.swap_max = std::nullopt;
-    if (missing("cpu")) limits.cpu_quota_us = limits.cpu_weight = std::nullopt;
-    if (missing("pids")) limits.pids_max = std::nullopt;
-    if (missing("io")) {
-        limits.io_weight = std::nullopt;
-        limits.io_max.clear();
-    }
-    return limits;
-}
-
-// Creates the sandbox's cgroup under <cgroup2>/<cgroup-parent> (root) or
-// under our own cgroup (a delegated subtree, unprivileged), with the
-// controllers its limits need enabled on the way down and the limits
-// written before the child exists. In agent mode a host without a usable
-// cgroup2, or without a controller, degrades with a warning.
-Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
-    auto mount = isolation::find_cgroup2_mount();
-    if (!mount) {
-        sb.degraded.push_back("cgroup: " + mount.error().describe());
-        return {};
-    }
-    std::string parent = *mount + "/" + spec.cgroup_parent;
-    std::string available_at = *mount;
-    if (::geteuid() != 0) {
-        auto self = io::read_file("/proc/self/cgroup", 64 << 10);
-        auto pos = self ? self->find("0::") : std::string::npos;
-        if (pos == std::string::npos) {
-            sb.degraded.push_back("cgroup: this process is not in a cgroup v2 hierarchy");
-            return {};
-        }
-        std::string own = self->substr(pos + 3, self->find('\n', pos) - pos - 3);
-        parent = *mount + (own == "/" ? "" : own);
-        available_at = parent;
-    } else {
-        std::error_code ec;
-        std::filesystem::create_directories(parent, ec);
-        if (ec) return Error{ec.value(), "creating cgroup parent " + parent};
-    }
-    auto available = isolation::available_controllers(available_at);
-    auto limits = usable_limits(spec, available ? *available : std::vector<std::string>{}, available_at, sb);
-    auto delegated = isolation::delegate_controllers(*mount, parent, limits.controllers());
-    if (!delegated) {
-        if (::geteuid() == 0) return delegated;
-        sb.degraded.push_back("cgroup: " + delegated.error().describe());
-        limits = isolation::CgroupLimits{};
-    }
-    // The record names the cgroup before it exists: a supervisor killed
-    // between the two leaves a record that gc can act on, never an orphan.
-    NUCLEUS_TRY(write_record(sb, parent + "/sandbox-" + sb.id));
-    auto cgroup = isolation::SandboxCgroup::create(parent, "sandbox-" + sb.id);
-    if (!cgroup) {
-        if (::geteuid() == 0) return std::move(cgroup).error();
-        sb.degraded.push_back("cgroup: " + cgroup.error().describe() + " (delegate a subtree to this user)");
-        return {};
-    }
-    sb.cgroup = std::move(*cgroup);
-    sb.applied_limits = limits;
-    return isolation::apply_cgroup_limits(sb.cgroup->dirfd(), limits);
-}
-
-Status prepare_copies(const SandboxSpec& spec, Sandbox& sb) {
-    int64_t uid = isolation::map_to_host(sb.maps.uid, spec.uid);
-    int64_t gid = isolation::map_to_host(sb.maps.gid, spec.gid);
-    CopyOwner owner{static_cast<uid_t>(uid), static_cast<gid_t>(gid), ::geteuid() == 0 && uid >= 0 && gid >= 0};
-    if (spec.workspace && spec.workspace_mode == WorkspaceMode::CopyInOut) {
-        auto base = sb.record.private_dir();
-        if (!base) return std::move(base).error();
-        std::string dir = *base + "/workspace";
-        if (::mkdir(dir.c_str(), 0700) < 0) return Error::from_errno("mkdir " + dir);
-        sb.workspace_copy = dir;
-        NUCLEUS_TRY(copy_tree(*spec.workspace, dir, owner).wrap("copying the workspace in"));
-    }
-    if (spec.context) {
-        auto base = sb.record.private_dir();
-        if (!base) return std::move(base).error();
-        std::string dir = *base + "/context";
-        if (::mkdir(dir.c_str(), 0755) < 0) return Error::from_errno("mkdir " + dir);
-        sb.context_copy = dir;
-        NUCLEUS_TRY(copy_tree(*spec.context, dir, CopyOwner{0, 0, false}).wrap("copying the context"));
-    }
-    return {};
-}
-
-std::vector<std::string> final_env(const SandboxSpec& spec, const Sandbox& sb, const std::string& home) {
-    std::vector<std::string> env = {
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME=" + home,
-        "HOSTNAME=" + sb.hostname,
-        "USER=" + std::string(spec.uid == 0 ? "root" : "agent"),
-    };
-    for (const auto& entry : spec.env) {
-        auto key = entry.substr(0, entry.find('=') + 1);
-        std::erase_if(env, [&](const std::string& e) { return e.compare(0, key.size(), key) == 0; });
-        env.push_back(entry);
-    }
-    return env;
-}
-
-isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& sb) {
-    isolation::LaunchRequest req;
-    req.staging_dir = sb.paths.staging;
-    req.rootfs = spec.rootfs;
-    req.new_network_namespace = net::needs_network_namespace(spec.network);
-    req.time_namespace = spec.time_namespace;
-    req.hostname = sb.hostname;
-    req.hosts_file = net::hosts_file(sb.hostname);
-    req.uid = spec.uid;
-    req.gid = spec.gid;
-    req.user_name = spec.uid == 0 ? "root" : "agent";
-    req.home = spec.uid == 0 ? "/root" : "/home/agent";
-    req.maps = sb.maps;
-    if (spec.workspace) {
-        bool writable = spec.workspace_mode != WorkspaceMode::BindRo;
-        req.workspace = isolation::BindRequest{sb.workspace_copy.value_or(*spec.workspace), "/workspace", writable,
-                                               spec.workspace_exec};
-    }
-    for (const auto& v : spec.volumes) req.volumes.push_back({v.source, v.target, v.writable, true});
-    req.context_dir = sb.context_copy;
-    req.context_exec = spec.workspace_exec;
-    req.workdir = spec.workdir.value_or("");
-    req.argv = spec.command;
-    req.env = final_env(spec, sb, req.home);
-    for (const auto& u : spec.ulimits) req.rlimits.push_back({u.resource, u.soft, u.hard});
-    req.caps_keep = spec.cap_add | (spec.caps_policy ? spec.caps_policy->ambient : 0);
-    if (spec.caps_policy) req.caps_bounding = spec.caps_policy->bounding;
-    req.tmpfs_size = spec.tmpfs_size;
-    if (spec.landlock_policy) {
-        std::vector<std::pair<std::string, uint64_t>> rules;
-        for (const auto& r : spec.landlock_policy->rules) rules.emplace_back(r.path, r.access);
-        req.landlock_rules = std::move(rules);
-        req.landlock_min_abi = spec.landlock_policy->min_abi;
-    }
-    for (const auto& e : spec.secret_env) req.env.push_back(e);
-    return req;
-}
-
-// "0 1000 1\n1 2000 5\n" -> "0 1000 1; 1 2000 5"
-std::string one_line(std::string map) {
-    while (!map.empty() && map.back() == '\n') map.pop_back();
-    for (size_t pos; (pos = map.find('\n')) != std::string::npos;) map.replace(pos, 1, "; ");
-    return map;
-}
-
-json limits_json(const isolation::CgroupLimits& l) {
-    json out = json::object();
-    if (l.memory_max) out["memory_max"] = *l.memory_max;
-    if (l.memory_high) out["memory_high"] = *l.memory_high;
-    if (l.swap_max) out["swap_max"] = *l.swap_max;
-    if (l.cpu_quota_us) out["cpu_max"] = std::to_string(*l.cpu_quota_us) + " " + std::to_string(l.cpu_period_us);
-    if (l.cpu_weight) out["cpu_weight"] = *l.cpu_weight;
-    if (l.pids_max) out["pids_max"] = *l.pids_max;
-    if (l.io_weight) out["io_weight"] = *l.io_weight;
-    if (!l.io_max.empty()) out["io_max_devices"] = l.io_max.size();
-    return out;
-}
-
-json policy_json(const SandboxSpec& spec) {
-    json seccomp = spec.seccomp_profile
-                       ? json{{"source", spec.seccomp_profile->path}, {"sha256", spec.seccomp_profile->sha256}}
-                       : json{{"source", "built-in default"}};
-    seccomp["mode"] = spec.seccomp_mode == SeccompMode::Trace ? "trace" : "enforce";
-    seccomp["log_denied"] = spec.seccomp_log_denied;
-    json out = {{"seccomp", seccomp}};
-    if (spec.caps_policy)
-        out["caps"] = {{"source", spec.caps_policy->path}, {"sha256", spec.caps_policy->sha256},
-                       {"bounding", isolation::capability_list(spec.caps_policy->bounding)},
-                       {"ambient", isolation::capability_list(spec.caps_policy->ambient)}};
-    if (spec.landlock_policy)
-        out["landlock"] = {{"source", spec.landlock_policy->path}, {"sha256", spec.landlock_policy->sha256},
-                           {"min_abi", spec.landlock_policy->min_abi}, {"rules", spec.landlock_policy->rules.size()}};
-    return out;
-}
-
-json request_audit(const SandboxSpec& spec) {
-    return {{"audit", "request"},
-            {"mode", std::string(to_string(spec.mode))},
-            {"policies", policy_json(spec)},
-            {"cap_add", isolation::capability_list(spec.cap_add)},
-            {"network", std::string(net::to_string(spec.network))},
-            {"rootfs", spec.rootfs ? json(*spec.rootfs) : json(nullptr)},
-            {"verify_rootfs_attestation", spec.verify_rootfs_attestation},
-            {"verify_context_integrity", spec.verify_context_integrity},
-            {"require_kernel_lockdown", spec.require_kernel_lockdown ? json(*spec.require_kernel_lockdown) : json(nullptr)},
-            {"secrets", spec.secrets.size()},
-            {"secret_env", spec.secret_env.size()}};
-}
-
-json applied_audit(const SandboxSpec& spec, const Sandbox& sb, const isolation::LaunchPlan& plan) {
-    return {{"audit", "applied"},
-            {"id", sb.id},
-            {"mode", std::string(to_string(spec.mode))},
-            {"seccomp", {{"enforced", plan.seccomp_instructions > 0}, {"instructions", plan.seccomp_instructions},
-                         {"digest", plan.seccomp_digest}}},
-            {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi}, {"reason", plan.landlock.reason}}},
-            {"capabilities", {{"kept", isolation::capability_list(plan.child.caps_keep)},
-                              {"bounding", isolation::capability_list(plan.child.caps_bounding)}}},
-            {"no_new_privs", true},
-            {"user_namespace", {{"uid_map", one_line(isolation::format_map(plan.maps.uid))}}},
-            {"mount_verification", "before exec"},
-            {"limits", limits_json(sb.applied_limits)},
-            {"degraded", sb.degraded}};
-}
-
-// Trace mode's output: the NDJSON trace, and an audit record of the
-// syscalls the default policy would have refused.
-void record_trace(const SandboxSpec& spec, const isolation::SyscallTrace& trace, EventLog& audit) {
-    if (auto st = trace.write_ndjson(*spec.seccomp_log); !st) report_warning(st.error().describe());
-    std::vector<std::string> denied;
-    for (const auto& name : trace.names())
-        if (!isolation::default_policy_allows(name)) denied.push_back(name);
-    (void)audit.emit({{"audit", "seccomp_trace"}, {"log", *spec.seccomp_log}, {"syscalls", trace.names().size()},
-                      {"denied_by_default_policy", denied}});
-}
-
-// --verify-rootfs-attestation and --verify-context-integrity.
-Status verify_integrity(const SandboxSpec& spec) {
-    auto verify = [](const std::string& dir, const char* what) -> Status {
-        auto diffs = verify_rootfs(dir);
-        if (!diffs) return std::move(diffs).error().wrap(std::string("verifying ") + what + " " + dir);
-        if (diffs->empty()) return {};
-        std::string text = std::string(what) + " " + dir + " differs from its attestation (" +
-                           std::to_string(diffs->size()) + " difference" + (diffs->size() == 1 ? "" : "s") + "):";
-        for (size_t i = 0; i < diffs->size() && i < 5; ++i) text += "\n  " + (*diffs)[i];
-        if (diffs->size() > 5) text += "\n  ...";
-        return Error::plain(text);
-    };
-    if (spec.verify_rootfs_attestation) NUCLEUS_TRY(verify(*spec.rootfs, "rootfs"));
-    if (spec.verify_context_integrity) NUCLEUS_TRY(verify(*spec.context, "context"));
-    return {};
-}
-
-json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pid, const SandboxSpec& spec) {
-    json namespaces = json::array({"user", "mount", "pid", "ipc", "uts", "cgroup"});
-    if (plan.namespaces & CLONE_NEWNET) namespaces.push_back("network");
-    if (spec.time_namespace) namespaces.push_back("time");
-    return json{
-        {"event", "start"},
-        {"id", sb.id},
-        {"name", sb.name},
-        {"pid", pid},
-        {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)},
-        {"namespaces", namespaces},
-        {"network", std::string(net::to_string(spec.network))},
-        {"mounts", plan.mount_summary},
-        {"user", {{"uid", spec.uid}, {"gid", spec.gid},
-                  {"uid_map", one_line(isolation::format_map(plan.maps.uid))},
-                  {"gid_map", one_line(isolation::format_map(plan.maps.gid))}}},
-        {"seccomp", {{"enforced", plan.seccomp_instructions > 0}, {"profile", "default"},
-                     {"default_action", "errno(ENOSYS)"}, {"instructions", plan.seccomp_instructions},
-                     {"digest", plan.seccomp_digest}}},
-        {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi},
-                      {"scoped", plan.landlock.scoped}, {"reason", plan.landlock.reason}}},
-        {"capabilities", {{"kept", isolation::capability_list(spec.cap_add)}, {"no_new_privs", true}}},
-        {"degraded", sb.degraded},
-        {"notes", sb.notes},
-        {"limits", limits_json(sb.applied_limits)},
-    };
-}
-
-// Output destinations: our stdout/stderr, or files in --log-dir.
-struct Sinks {
-    std::optional<io::OutputSink> out;
-    std::optional<io::OutputSink> err;
-};
-
-Result<Sinks> open_sinks(asio::any_io_executor ex, const SandboxSpec& spec, const Sandbox& sb) {
-    Sinks sinks;
-    if (spec.log_dir) {
-        std::error_code ec;
-        std::filesystem::create_directories(*spec.log_dir, ec);
-        if (ec) return Error{ec.value(), "creating --log-dir " + *spec.log_dir};
-        auto out = io::OutputSink::log_file(ex, *spec.log_dir + "/" + sb.name + ".stdout.log");
-        if (!out) return std::move(out).error();
-        auto err = io::OutputSink::log_file(ex, *spec.log_dir + "/" + sb.name + ".stderr.log");
-        if (!err) return std::move(err).error();
-        sinks.out.emplace(std::move(*out));
-        sinks.err.emplace(std::move(*err));
-        return sinks;
-    }
-    auto out_fd = io::dup_fd(STDOUT_FILENO);
-    auto err_fd = io::dup_fd(STDERR_FILENO);
-    if (!out_fd || !err_fd) return Error::from_errno("duplicating stdout/stderr");
-    auto out = io::OutputSink::adopt(ex, std::move(*out_fd));
-    if (!out) return std::move(out).error();
-    auto err = io::OutputSink::adopt(ex, std::move(*err_fd));
-    if (!err) return std::move(err).error();
-    sinks.out.emplace(std::move(*out));
-    sinks.err.emplace(std::move(*err));
-    return sinks;
-}
-
-struct Outcome {
-    int exit_code = exit_runtime_error;
-    std::string reason;            // exit, signal, timeout, setup_failed, not_found, cannot_execute
-    std::optional<int> signal;
-    std::string error;             // for runtime failures
-    std::optional<SupervisionResult> supervision;
-    Status cgroup_removed;
-    double wall_ms = 0;
-    std::optional<isolation::CgroupStats> stats;        // read before removal
-    std::optional<isolation::CgroupEventCounts> counts;
-};
-
-json counts_json(const isolation::CgroupEventCounts& c) {
-    return {{"memory_high", c.memory_high}, {"memory_max", c.memory_max}, {"memory_oom", c.memory_oom},
-            {"memory_oom_kill", c.memory_oom_kill}, {"pids_max", c.pids_max}};
-}
-
-// An OOM kill takes the whole sandbox (memory.oom.group), so PID 1 dies of
-// SIGKILL: that exit is the OOM killer's, not an ordinary signal. A workload
-// that failed after fork/clone hit pids.max is reported as such.
-void refine_reason(Outcome& o, const isolation::CgroupEventCounts& c) {
-    if (o.reason == "signal" && o.signal == SIGKILL && c.memory_oom_kill > 0) o.reason = "oom_kill";
-    else if ((o.reason == "exit" || o.reason == "signal") && o.exit_code != 0 && c.pids_max > 0) o.reason = "pids_limit";
-}
-
-json stats_json(const isolation::CgroupStats& s) {
-    json out = json::object();
-    auto put = [&](const char* key, const std::optional<uint64_t>& v) {
-        if (v) out[key] = *v;
-    };
-    put("memory_current", s.memory_current);
-    put("memory_peak", s.memory_peak);
-    put("swap_current", s.swap_current);
-    put("cpu_usage_usec", s.cpu_usage_usec);
-    put("cpu_user_usec", s.cpu_user_usec);
-    put("cpu_system_usec", s.cpu_system_usec);
-    put("cpu_nr_periods", s.cpu_nr_periods);
-    put("cpu_nr_throttled", s.cpu_nr_throttled);
-    put("cpu_throttled_usec", s.cpu_throttled_usec);
-    put("pids_current", s.pids_current);
-    put("pids_peak", s.pids_peak);
-    put("io_rbytes", s.io_rbytes);
-    put("io_wbytes", s.io_wbytes);
-    put("io_rios", s.io_rios);
-    put("io_wios", s.io_wios);
-    return out;
-}
-
-int exit_code_for_spawn_failure(const isolation::SpawnFailure& f, std::string& reason) {
-    if (f.step == isolation::ChildStep::Exec) {
-        if (f.child_errno == ENOENT || f.child_errno == ENOTDIR) {
-            reason = "not_found";
-            return exit_not_found;
-        }
-        reason = "cannot_execute";
-        return exit_cannot_execute;
-    }
-    reason = "setup_failed";
-    return exit_runtime_error;
-}
-
-void classify(Outcome& o, const SupervisionResult& s) {
-    if (s.timed_out) {
-        o.exit_code = exit_timeout;
-        o.reason = "timeout";
-    } else if (s.forwarded_fatal_signal) {
-        o.exit_code = 128 + s.forwarded_fatal_signal;
-        o.reason = "signal";
-        o.signal = s.forwarded_fatal_signal;
-    } else if (s.status.signaled) {
-        o.exit_code = 128 + s.status.value;
-        o.reason = "signal";
-        o.signal = s.status.value;
-    } else {
-        o.exit_code = s.status.value;
-        o.reason = "exit";
-    }
-}
-
-struct RunContext {
-    isolation::SyscallTrace* trace;  // trace mode only
-    const SandboxSpec* spec;
-    Sandbox* sb;
-    isolation::LaunchPlan* plan;
-    EventLog* events;
-    io::PipePair* out_pipe;
-    io::PipePair* err_pipe;
-};
-
-asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
-    auto ex = co_await asio::this_coro::executor;
-    Outcome outcome;
-    auto started = Clock::now();
-    auto sinks = open_sinks(ex, *ctx.spec, *ctx.sb);
-    if (!sinks) {
-        outcome.error = sinks.error().describe();
-        co_return outcome;
-    }
-    isolation::SpawnRequest request;
-    request.plan = &ctx.plan->child;
-    request.trace = ctx.trace;
-    request.namespaces = ctx.plan->namespaces;
-    request.cgroup_fd = ctx.sb->cgroup ? ctx.sb->cgroup->dirfd() : -1;
-    request.maps = &ctx.plan->maps;
-    const isolation::LaunchPlan* plan = ctx.plan;
-    request.verify = [plan](pid_t pid) { return isolation::verify_child(pid, *plan); };
-    auto spawned = co_await isolation::spawn_sandbox(std::move(request));
-    // The child has exec'd or is gone: nothing reads the plan's secrets now.
-    ctx.plan->wipe_secrets();
-    // The sandbox holds its own copies of the write ends now.
-    ctx.out_pipe->write.reset();
-    ctx.err_pipe->write.reset();
-    if (!spawned.ok()) {
-        outcome.exit_code = exit_code_for_spawn_failure(spawned.failure(), outcome.reason);
-        outcome.error = spawned.failure().error.describe();
-    } else {
-        io::ProcessHandle& process = spawned.value().process;
-        (void)ctx.events->emit(start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec));
-        EventLog* events = ctx.events;
-        std::string id = ctx.sb->id;
-        SupervisionInput input{&process, ctx.sb->cgroup ? &*ctx.sb->cgroup : nullptr, ctx.spec->timeout_seconds,
-                               ctx.out_pipe->read.release(), ctx.err_pipe->read.release(), &*sinks->out, &*sinks->err,
-                               [events, id](const isolation::CgroupEventCounts& c) {
-                                   (void)events->emit({{"event", "limits"}, {"id", id}, {"counts", counts_json(c)}});
-                               },
-                               spawned.value().seccomp_listener.get(), ctx.trace};
-        auto result = co_await supervise(input);
-        classify(outcome, result);
-        if (!result.wait_error.ok()) {
-            outcome.exit_code = exit_runtime_error;
-            outcome.error = result.wait_error.error().describe();
-        }
-        outcome.supervision = std::move(result);
-    }
-    outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-    if (ctx.sb->cgroup) {
-        // The counters and stats outlive the processes; read them before rmdir.
-        outcome.stats = isolation::read_cgroup_stats(ctx.sb->cgroup->path());
-        outcome.counts = isolation::read_cgroup_event_counts(ctx.sb->cgroup->path());
-        if (outcome.supervision) refine_reason(outcome, *outcome.counts);
-        outcome.cgroup_removed = co_await remove_cgroup(*ctx.sb->cgroup);
-    }
-    co_return outcome;
-}
-
-json cpu_usage(const Outcome& o) {
-    // cgroup v2's cpu.stat always has usage/user/system (even with no cpu
-    // controller enabled); without a cgroup, PID 1's rusage is what we have.
-    json cpu = json::object();
-    if (o.stats && o.stats->cpu_usage_usec) {
-        cpu["usage_ms"] = *o.stats->cpu_usage_usec / 1000.0;
-        cpu["user_ms"] = o.stats->cpu_user_usec.value_or(0) / 1000.0;
-        cpu["system_ms"] = o.stats->cpu_system_usec.value_or(0) / 1000.0;
-        cpu["source"] = "cgroup";
-    } else if (o.supervision) {
-        const auto& ru = o.supervision->status.usage;
-        cpu["user_ms"] = ru.ru_utime.tv_sec * 1000.0 + ru.ru_utime.tv_usec / 1000.0;
-        cpu["system_ms"] = ru.ru_stime.tv_sec * 1000.0 + ru.ru_stime.tv_usec / 1000.0;
-        cpu["source"] = "rusage";
-    }
-    return cpu;
-}
-
-}  // namespace
-
-namespace {
-
-// Reads secrets (bounded) and compiles a custom seccomp profile. The
-// request's secret copies are wiped by the caller as soon as the plan holds
-// its own.
-Status stage_policies(const SandboxSpec& spec, isolation::LaunchRequest& request) {
-    for (const auto& secret : spec.secrets) {
-        auto content = io::read_file(secret.source, 1 << 20);
-        if (!content) return std::move(content).error().wrap("reading secret " + secret.name);
-        request.secrets.push_back({secret.name, std::move(*content)});
-    }
-    if (spec.seccomp_profile) {
-        auto filter = isolation::compile_seccomp(spec.seccomp_profile->policy);
-        if (!filter) return std::move(filter).error().wrap("compiling " + spec.seccomp_profile->path);
-        request.seccomp_filter = std::move(*filter);
-    }
-    if (spec.seccomp_log_denied) request.seccomp_flags |= SECCOMP_FILTER_FLAG_LOG;
-    return {};
-}
-
-void wipe(isolation::LaunchRequest& request) {
-    for (auto& s : request.secrets) explicit_bzero(s.content.data(), s.content.size());
-    for (auto& e : request.env) explicit_bzero(e.data(), e.size());
-}
-
-// Everything up to the reactor: ids, cgroup, copies, plan. On failure,
-// whatever was made so far is undone by the caller's teardown.
-Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, Sandbox& sb,
-                                                        io::PipePair& out, io::PipePair& err, int devnull) {
-    auto maps = build_maps(spec, sb);
-    if (!maps) return std::move(maps).error().wrap("preparing user namespace");
-    sb.maps = std::move(*maps);
-    NUCLEUS_TRY(prepare_cgroup(spec, sb).wrap("preparing the cgroup"));
-    if (!sb.record_written) NUCLEUS_TRY(write_record(sb, ""));  // running without a cgroup
-    NUCLEUS_TRY(prepare_copies(spec, sb));
-    auto request = launch_request(spec, sb);
-    NUCLEUS_TRY(stage_policies(spec, request));
-    request.stdio[0] = devnull;
-    request.stdio[1] = out.write.get();
-    request.stdio[2] = err.write.get();
-    auto plan = isolation::LaunchPlan::build(request);
-    wipe(request);
-    if (!plan) return std::move(plan).error().wrap("planning the sandbox");
-    if (!(*plan)->landlock.enforced) sb.degraded.push_back("landlock: " + (*plan)->landlock.reason);
-    return plan;
-}
-
-}  // namespace
+using namespace lifecycle;
 
 int run_sandbox(const SandboxSpec& spec) {
+    // SIGINT, SIGTERM and SIGHUP wait (pending) until supervision forwards
+    // them: arriving during setup they must not kill us between creating the
+    // cgroup and tearing it down. Supervision unblocks them once its
+    // signal_set exists; a setup that fails returns before they are handled,
+    // and the kernel delivers them at exit.
+    sigset_t forwarded;
+    sigemptyset(&forwarded);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+    ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+    auto unblock = [&] { ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr); };
+
     if (auto st = io::check_io_uring(); !st) {
         report_error(st.error().describe());
+        unblock();
         return exit_runtime_error;
     }
     auto events = EventLog::open(spec.events_jsonl, spec.events_fd);
     if (!events) {
         report_error(events.error().describe());
+        unblock();
         return exit_runtime_error;
     }
     auto audit = EventLog::open(spec.audit_log, std::nullopt);
     if (!audit) {
         report_error(audit.error().describe());
+        unblock();
         return exit_runtime_error;
     }
-    (void)audit->emit(request_audit(spec));
     // The mode's rules and the integrity checks, before anything exists.
-    auto host = probe_host(spec);
-    auto allowed = check_mode_rules(spec, host);
-    if (allowed) allowed = verify_integrity(spec);
-    if (!allowed) {
-        (void)audit->emit({{"audit", "refused"}, {"mode", std::string(to_string(spec.mode))},
-                           {"reason", allowed.error().describe()}});
+    if (auto allowed = admit(spec, *audit); !allowed) {
         report_error(allowed.error().describe());
+        unblock();
         return exit_runtime_error;
     }
     auto paths = prepare_runtime_paths();
     if (!paths) {
         report_error(paths.error().describe());
+        unblock();
         return exit_runtime_error;
     }
     auto stale = collect_stale_sandboxes(*paths);
@@ -740,70 +80,38 @@ int run_sandbox(const SandboxSpec& spec) {
         for (const auto& d : sb.degraded) report_warning("running degraded: " + d);
         auto reactor = io::make_reactor();
         (void)audit->emit(applied_audit(spec, sb, **plan));
-        RunContext ctx{spec.seccomp_mode == SeccompMode::Trace ? &trace : nullptr, &spec, &sb, plan->get(), &*events,
-                       &*out, &*err};
-        std::optional<Outcome> finished;
-        std::exception_ptr failure;
-        asio::co_spawn(reactor, spawn_and_supervise(ctx), [&](std::exception_ptr e, Outcome o) {
-            failure = e;
-            finished = std::move(o);
-        });
-        reactor.run();
-        if (failure) {
-            try {
-                std::rethrow_exception(failure);
-            } catch (const std::exception& e) {
-                outcome.error = std::string("supervisor failure: ") + e.what();
+        auto sinks = open_sinks(reactor.get_executor(), spec, sb);
+        if (!sinks) {
+            outcome.error = sinks.error().describe();
+        } else {
+            RunContext ctx{spec.seccomp_mode == SeccompMode::Trace ? &trace : nullptr, &spec, &sb, plan->get(),
+                           &*events, &*out, &*err, &*sinks, true, false, {}};
+            std::optional<Outcome> finished;
+            std::exception_ptr failure;
+            asio::co_spawn(reactor, spawn_and_supervise(ctx), [&](std::exception_ptr e, Outcome o) {
+                failure = e;
+                finished = std::move(o);
+            });
+            reactor.run();
+            if (failure) {
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const std::exception& e) {
+                    outcome.error = std::string("supervisor failure: ") + e.what();
+                }
+            } else if (finished) {
+                outcome = std::move(*finished);
             }
-        } else if (finished) {
-            outcome = std::move(*finished);
         }
     }
 
     if (spec.seccomp_mode == SeccompMode::Trace && outcome.supervision) record_trace(spec, trace, *audit);
 
     // Teardown, in reverse order of preparation.
-    json cleanup = json::object();
-    bool clean = true;
-    if (sb.cgroup && !sb.cgroup->removed()) {
-        // Preparation failed before the reactor ran: nothing entered the cgroup.
-        auto st = sb.cgroup->remove();
-        if (!st) outcome.cgroup_removed = std::move(st);
-    }
-    if (sb.cgroup) {
-        cleanup["cgroup_removed"] = outcome.cgroup_removed.ok();
-        if (!outcome.cgroup_removed) {
-            clean = false;
-            report_warning(outcome.cgroup_removed.error().describe());
-        }
-    }
-    if (sb.workspace_copy && outcome.supervision) {
-        struct stat st {};
-        ::stat(spec.workspace->c_str(), &st);
-        auto synced = sync_tree_back(*sb.workspace_copy, *spec.workspace, CopyOwner{st.st_uid, st.st_gid, ::geteuid() == 0});
-        cleanup["workspace_synced"] = synced.ok();
-        if (!synced) {
-            clean = false;
-            report_warning("copy-out of the workspace failed: " + synced.error().describe());
-        }
-    }
-    auto removed = sb.record.remove();
-    cleanup["state_removed"] = removed.ok();
-    if (!removed) {
-        clean = false;
-        report_warning(removed.error().describe());
-    }
-    cleanup["ok"] = clean;
-
+    json cleanup = teardown(spec, sb, outcome);
     if (!outcome.error.empty()) report_error(outcome.error);
-    json final_record = {{"event", "exit"}, {"id", sb.id}, {"name", sb.name},
-                         {"exit_code", outcome.exit_code}, {"reason", outcome.reason.empty() ? "setup_failed" : outcome.reason},
-                         {"signal", outcome.signal ? json(*outcome.signal) : json(nullptr)},
-                         {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(outcome)}, {"cleanup", cleanup}};
-    if (outcome.stats) final_record["stats"] = stats_json(*outcome.stats);
-    if (outcome.counts) final_record["limit_events"] = counts_json(*outcome.counts);
-    if (!outcome.error.empty()) final_record["error"] = outcome.error;
-    (void)events->emit(final_record);
+    (void)events->emit(final_record(sb, outcome, cleanup));
+    unblock();
     return outcome.exit_code;
 }
 

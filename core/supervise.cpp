@@ -116,7 +116,16 @@ struct Watch {
 
 asio::awaitable<Watch> watch(SupervisionInput in) {
     auto executor = co_await asio::this_coro::executor;
-    asio::signal_set signals(executor, SIGINT, SIGTERM, SIGHUP);
+    asio::signal_set signals(executor);
+    if (in.forward_signals) {
+        signals.add(SIGINT);
+        signals.add(SIGTERM);
+        signals.add(SIGHUP);
+        sigset_t forwarded;
+        sigemptyset(&forwarded);
+        for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+        ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);  // blocked during setup (core/run.cpp)
+    }
     asio::steady_timer deadline(executor, asio::steady_timer::time_point::max());
     if (in.timeout_seconds)
         deadline.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(
@@ -158,7 +167,10 @@ asio::awaitable<SupervisionResult> supervise(SupervisionInput in) {
     asio::posix::stream_descriptor err(executor, in.stderr_read);
     auto [watched_or_events, out_result, err_result] =
         co_await ((watch(in) || watch_cgroup_events(in) || answer_trace(in)) &&
-                  io::pump(std::move(out), *in.stdout_sink) && io::pump(std::move(err), *in.stderr_sink));
+                  (in.shared_pump_buffer ? io::pump_shared(std::move(out), *in.stdout_sink)
+                                         : io::pump(std::move(out), *in.stdout_sink)) &&
+                  (in.shared_pump_buffer ? io::pump_shared(std::move(err), *in.stderr_sink)
+                                         : io::pump(std::move(err), *in.stderr_sink)));
     // watch_cgroup_events and answer_trace never complete by themselves.
     Watch watched = std::move(std::get<0>(watched_or_events));
     SupervisionResult result;

@@ -40,6 +40,11 @@ struct SupervisionInput {
     // Trace mode: keep answering seccomp notifications on this listener.
     int seccomp_listener = -1;
     isolation::SyscallTrace* trace = nullptr;
+    // `nucleus run` forwards SIGINT/SIGTERM/SIGHUP (blocked during setup,
+    // unblocked here once the handlers exist); the daemon does not.
+    bool forward_signals = true;
+    // The daemon's thousands of sandboxes share one read buffer (io::pump_shared).
+    bool shared_pump_buffer = false;
 };
 
 asio::awaitable<SupervisionResult> supervise(SupervisionInput input);

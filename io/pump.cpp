@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 
 #include <asio/as_tuple.hpp>
@@ -30,7 +31,40 @@ Result<OutputSink> OutputSink::log_file(asio::any_io_executor executor, const st
     return adopt(std::move(executor), std::move(*fd));
 }
 
+Result<OutputSink> OutputSink::rotating_log(asio::any_io_executor executor, const std::string& path, uint64_t max_bytes) {
+    auto sink = log_file(std::move(executor), path);
+    if (!sink) return sink;
+    struct stat st {};
+    if (::fstat(sink->file_.get(), &st) < 0) return Error::from_errno("fstat " + path);
+    if (!S_ISREG(st.st_mode)) return Error::plain("log " + path + " is not a regular file");
+    sink->path_ = path;
+    sink->max_bytes_ = max_bytes;
+    sink->size_ = static_cast<uint64_t>(st.st_size);
+    return sink;
+}
+
+Status OutputSink::rotate() {
+    std::string old = path_ + ".1";
+    if (::rename(path_.c_str(), old.c_str()) < 0) return Error::from_errno("rotating " + path_);
+    auto fd = open_fd(path_, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_TRUNC, 0640);
+    if (!fd) return std::move(fd).error().wrap("rotating log");
+    file_ = std::move(*fd);
+    size_ = 0;
+    return {};
+}
+
 asio::awaitable<Status> OutputSink::write(std::span<const char> bytes) {
+    if (file_ && max_bytes_) {
+        while (!bytes.empty()) {
+            if (size_ >= max_bytes_)
+                if (auto st = rotate(); !st) co_return st;
+            size_t room = static_cast<size_t>(std::min<uint64_t>(max_bytes_ - size_, bytes.size()));
+            if (auto st = write_all(file_.get(), {bytes.data(), room}); !st) co_return st;
+            size_ += room;
+            bytes = bytes.subspan(room);
+        }
+        co_return Status{};
+    }
     if (file_) co_return write_all(file_.get(), {bytes.data(), bytes.size()});
     auto [ec, n] = co_await asio::async_write(*stream_, asio::buffer(bytes.data(), bytes.size()),
                                               asio::as_tuple(asio::use_awaitable));
@@ -58,6 +92,47 @@ asio::awaitable<PumpResult> pump(asio::posix::stream_descriptor source, OutputSi
             result.status = std::move(written).error();
             break;
         }
+    }
+    co_return result;
+}
+
+asio::awaitable<PumpResult> pump_shared(asio::posix::stream_descriptor source, OutputSink& sink) {
+    // An asynchronous sink would suspend while the shared buffer is in use.
+    if (!sink.is_file()) co_return co_await pump(std::move(source), sink);
+    static thread_local std::array<char, 64 * 1024> buffer;
+    PumpResult result;
+    source.non_blocking(true);
+    for (;;) {
+        auto [ec] = co_await source.async_wait(asio::posix::descriptor_base::wait_read,
+                                               asio::as_tuple(asio::use_awaitable));
+        if (ec) {
+            result.status = Error{ec.value(), "waiting for sandbox output"};
+            break;
+        }
+        bool done = false;
+        for (;;) {  // drain what is there; a flood yields after 1 MiB
+            ssize_t n = ::read(source.native_handle(), buffer.data(), buffer.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) break;
+            if (n < 0) {
+                result.status = Error::from_errno("reading sandbox output");
+                done = true;
+                break;
+            }
+            if (n == 0) {
+                done = true;
+                break;
+            }
+            result.bytes += static_cast<uint64_t>(n);
+            auto written = co_await sink.write({buffer.data(), static_cast<size_t>(n)});
+            if (!written) {
+                result.status = std::move(written).error();
+                done = true;
+                break;
+            }
+            if (static_cast<size_t>(n) < buffer.size()) break;
+        }
+        if (done) break;
     }
     co_return result;
 }

@@ -29,11 +29,22 @@ public:
     // Appends to (creates, mode 0640) a log file.
     static Result<OutputSink> log_file(asio::any_io_executor executor, const std::string& path);
 
+    // A log file capped at `max_bytes`: when a write would pass the cap,
+    // the file is renamed to PATH.1 (the previous PATH.1 is replaced) and a
+    // new one started, so one stream never holds more than 2 x max_bytes on
+    // disk whatever the sandbox writes.
+    static Result<OutputSink> rotating_log(asio::any_io_executor executor, const std::string& path, uint64_t max_bytes);
+
     asio::awaitable<Status> write(std::span<const char> bytes);
+    bool is_file() const noexcept { return file_.valid(); }
 
 private:
     OutputSink() = default;
+    Status rotate();
     unique_fd file_;                                   // regular file: write(2)
+    std::string path_;                                 // rotating logs only
+    uint64_t max_bytes_ = 0;                           // 0: no cap
+    uint64_t size_ = 0;
     std::optional<asio::posix::stream_descriptor> stream_;  // everything else
 };
 
@@ -46,5 +57,12 @@ struct PumpResult {
 // A failing sink (its reader gone) ends the pump and closes `source`, so the
 // sandbox's writer sees EPIPE rather than blocking on a full pipe.
 asio::awaitable<PumpResult> pump(asio::posix::stream_descriptor source, OutputSink& sink);
+
+// The same, for a supervisor of thousands of sandboxes: waits for
+// readability through io_uring, then reads (non-blocking) into one buffer
+// shared by every pump on this thread, so an idle stream costs no buffer.
+// The sink must be a regular file (written synchronously, so the shared
+// buffer is free again before the next wait).
+asio::awaitable<PumpResult> pump_shared(asio::posix::stream_descriptor source, OutputSink& sink);
 
 }  // namespace nucleus::io

@@ -409,7 +409,8 @@ extern "C" int nucleus_child_main(void* opaque) noexcept {
         call(SYS_close, plan.landlock_ruleset_fd);
     }
     // After the credential changes above, which would clear it (prctl(2)).
-    if ((rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0) fail(plan, ChildStep::ParentDeath, rc, nullptr);
+    if (plan.die_with_parent && (rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0)
+        fail(plan, ChildStep::ParentDeath, rc, nullptr);
     // Everything but stdio and the report pipe (already CLOEXEC) closes at exec.
     if ((rc = call(kabi::sys_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */)) < 0)
         fail(plan, ChildStep::CloseFds, rc, nullptr);

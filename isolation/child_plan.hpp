@@ -124,6 +124,7 @@ struct ChildPlan {
     size_t rlimit_count = 0;
     int cap_last = 40;                   // /proc/sys/kernel/cap_last_cap
     uint64_t caps_keep = 0;              // effective = permitted = inheritable = ambient
+    bool die_with_parent = true;         // PR_SET_PDEATHSIG(SIGKILL) before exec
     uint64_t caps_bounding = 0;          // bounding set (a superset of caps_keep)
     int landlock_ruleset_fd = -1;        // -1: Landlock not applied
     const LandlockRule* landlock_rules = nullptr;

@@ -390,6 +390,7 @@ private:
         c.rlimit_count = plan_.rlimits_.size();
         c.cap_last = last_capability();
         c.caps_keep = req_.caps_keep;
+        c.die_with_parent = req_.die_with_supervisor;
         c.caps_bounding = req_.caps_bounding.value_or(req_.caps_keep) | req_.caps_keep;
         if (plan_.ruleset_) {
             c.landlock_ruleset_fd = plan_.ruleset_->fd.get();

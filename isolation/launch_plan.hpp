@@ -33,6 +33,7 @@ struct LaunchRequest {
     std::optional<std::string> rootfs;     // nullopt: the host's system directories
     bool new_network_namespace = true;
     bool time_namespace = false;
+    bool die_with_supervisor = true;       // PR_SET_PDEATHSIG(SIGKILL) in the child
     std::string hostname;
     std::string hosts_file;                // /etc/hosts for the default root (net/)
     uint32_t uid = 1000;

@@ -1,0 +1,128 @@
+// One sandbox's lifecycle, shared by `nucleus run` (one sandbox, then exit)
+// and `nucleus daemon` (thousands on one reactor):
+//
+//   admit      mode rules and integrity checks, before anything exists
+//   prepare    ids, state record, cgroup, copies, launch plan (blocking)
+//   spawn_and_supervise   clone3, handshake, supervision (on the reactor)
+//   teardown   copy-out, state record removal; cleanup summary
+//
+// Errors are carried in the Outcome; nothing here prints except report_*.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/events.hpp"
+#include "core/run.hpp"
+#include "core/spec.hpp"
+#include "core/state.hpp"
+#include "core/supervise.hpp"
+#include "io/unique_fd.hpp"
+#include "isolation/cgroup.hpp"
+#include "isolation/idmap.hpp"
+#include "isolation/launch_plan.hpp"
+#include "isolation/seccomp_trace.hpp"
+
+namespace nucleus::core::lifecycle {
+
+using nlohmann::json;
+
+void report_error(const std::string& text);
+void report_warning(const std::string& text);
+
+// 32 hex digits from getrandom(2).
+std::string random_id();
+
+// Everything prepared for one sandbox, owned for its lifetime.
+struct Sandbox {
+    std::string id;
+    std::string name;
+    std::string hostname;
+    RuntimePaths paths;
+    SandboxRecord record;  // empty until prepare() creates it
+    std::optional<isolation::IdRangeLease> lease;
+    isolation::UserNamespaceMaps maps;
+    std::optional<isolation::SandboxCgroup> cgroup;
+    std::optional<std::string> workspace_copy;
+    std::optional<std::string> context_copy;
+    std::vector<std::string> degraded;
+    std::vector<std::string> notes;  // events only
+    isolation::CgroupLimits applied_limits;
+    json record_json;
+    bool record_written = false;
+    // The daemon's sandboxes outlive a killed daemon (to be re-adopted);
+    // `nucleus run`'s die with their supervisor (PR_SET_PDEATHSIG).
+    bool die_with_supervisor = true;
+    // Extra fields for the state record (the daemon's own bookkeeping).
+    json record_extra = json::object();
+};
+
+// Output destinations.
+struct Sinks {
+    std::optional<io::OutputSink> out;
+    std::optional<io::OutputSink> err;
+};
+
+struct Outcome {
+    int exit_code = exit_runtime_error;
+    std::string reason;            // exit, signal, timeout, setup_failed, not_found, cannot_execute
+    std::optional<int> signal;
+    std::string error;             // for runtime failures
+    std::optional<SupervisionResult> supervision;
+    Status cgroup_removed;
+    double wall_ms = 0;
+    std::optional<isolation::CgroupStats> stats;        // read before removal
+    std::optional<isolation::CgroupEventCounts> counts;
+};
+
+struct RunContext {
+    isolation::SyscallTrace* trace;  // trace mode only
+    const SandboxSpec* spec;
+    Sandbox* sb;
+    isolation::LaunchPlan* plan;
+    EventLog* events;
+    io::PipePair* out_pipe;
+    io::PipePair* err_pipe;
+    Sinks* sinks;
+    bool forward_signals = true;   // SIGINT/SIGTERM/SIGHUP to the sandbox (`run` only)
+    bool shared_pump_buffer = false;  // one read buffer for every sandbox (daemon)
+    // Called once the workload is running (after exec), with its host pid.
+    std::function<void(const io::ProcessHandle&)> on_started;
+};
+
+// The mode's rules and --verify-* integrity checks; audited.
+Status admit(const SandboxSpec& spec, EventLog& audit);
+
+// Everything up to the reactor: ids, cgroup, copies, plan. On failure,
+// whatever was made so far is undone by teardown().
+Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, Sandbox& sb, io::PipePair& out,
+                                                       io::PipePair& err, int devnull);
+
+// --log-dir files, or our own stdout/stderr.
+Result<Sinks> open_sinks(asio::any_io_executor ex, const SandboxSpec& spec, const Sandbox& sb);
+
+asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx);
+
+json request_audit(const SandboxSpec& spec);
+json applied_audit(const SandboxSpec& spec, const Sandbox& sb, const isolation::LaunchPlan& plan);
+void record_trace(const SandboxSpec& spec, const isolation::SyscallTrace& trace, EventLog& audit);
+json stats_json(const isolation::CgroupStats& s);
+json counts_json(const isolation::CgroupEventCounts& c);
+
+// Removes what prepare() made and is still there (cgroup if the reactor
+// never ran, workspace copy-out, the state record). Returns the cleanup
+// summary for the final event; warnings are reported unless `quiet`.
+json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet = false);
+
+// The final event: exit code or signal, reason, times, cleanup.
+json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup);
+
+}  // namespace nucleus::core::lifecycle
