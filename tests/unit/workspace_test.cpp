@@ -1,7 +1,12 @@
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <catch2/catch_test_macros.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -19,6 +24,20 @@ fs::path fresh_dir(const std::string& tag) {
     return dir;
 }
 std::string content(const fs::path& p) { return nucleus::io::read_file(p.string()).value(); }
+struct stat lstat_of(const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::lstat(p.c_str(), &st) == 0);
+    return st;
+}
+// The copy and the manifest copy_tree writes beside it.
+void remove_copy(const fs::path& copy) {
+    fs::remove_all(copy);
+    fs::remove(copy.string() + ".manifest");
+}
+void set_mtime(const fs::path& p, time_t when) {
+    struct timespec times[2] = {{when, 0}, {when, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, p.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+}
 }  // namespace
 
 TEST_CASE("copy_tree copies files and links, strips setuid, skips fifos") {
@@ -38,7 +57,7 @@ TEST_CASE("copy_tree copies files and links, strips setuid, skips fifos") {
     CHECK(fs::read_symlink(dst / "link") == "/etc/shadow");
     CHECK_FALSE(fs::exists(fs::symlink_status(dst / "fifo")));
     fs::remove_all(src);
-    fs::remove_all(dst);
+    remove_copy(dst);
 }
 
 TEST_CASE("sync_tree_back mirrors changes and never writes through a link") {
@@ -61,6 +80,110 @@ TEST_CASE("sync_tree_back mirrors changes and never writes through a link") {
     CHECK(fs::is_symlink(host / "dir"));
     CHECK(fs::is_empty(outside));  // nothing was written through the link
     fs::remove_all(host);
-    fs::remove_all(copy);
+    remove_copy(copy);
     fs::remove_all(outside);
+}
+
+TEST_CASE("sync_tree_back leaves alone what the sandbox never saw: fifos, sockets, devices, new host files") {
+    auto host = fresh_dir("unseen-host"), copy = fresh_dir("unseen-copy");
+    fs::create_directories(host / "sub");
+    fs::create_directories(host / "gone");
+    std::ofstream(host / "file.txt") << "regular";
+    std::ofstream(host / "gone" / "x") << "x";
+    REQUIRE(::mkfifo((host / "fifo").c_str(), 0644) == 0);
+    REQUIRE(::mkfifo((host / "sub" / "nested-fifo").c_str(), 0644) == 0);
+    REQUIRE(::mkfifo((host / "gone" / "fifo").c_str(), 0644) == 0);
+    int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(sock >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string sock_path = (host / "sock").string();
+    REQUIRE(sock_path.size() < sizeof addr.sun_path);
+    std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+    REQUIRE(::bind(sock, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    ::close(sock);
+    bool root = ::geteuid() == 0;
+    if (root) REQUIRE(::mknod((host / "null").c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0);
+    REQUIRE(copy_tree(host.string(), copy.string(), CopyOwner{0, 0, false}));
+    CHECK_FALSE(fs::exists(fs::symlink_status(copy / "fifo")));
+    // Meanwhile, on the host: a new file. In the sandbox: "gone" is deleted.
+    std::ofstream(host / "made-on-host.txt") << "host";
+    fs::remove_all(copy / "gone");
+    REQUIRE(sync_tree_back(copy.string(), host.string(), CopyOwner{0, 0, false}));
+    CHECK(content(host / "file.txt") == "regular");
+    CHECK(fs::is_fifo(fs::symlink_status(host / "fifo")));
+    CHECK(fs::is_fifo(fs::symlink_status(host / "sub" / "nested-fifo")));
+    CHECK(fs::is_socket(fs::symlink_status(host / "sock")));
+    if (root) CHECK(fs::is_character_file(fs::symlink_status(host / "null")));
+    CHECK(content(host / "made-on-host.txt") == "host");
+    // What the sandbox deleted goes; the fifo it never saw stays, with its directory.
+    CHECK_FALSE(fs::exists(host / "gone" / "x"));
+    CHECK(fs::is_fifo(fs::symlink_status(host / "gone" / "fifo")));
+    fs::remove_all(host);
+    remove_copy(copy);
+}
+
+TEST_CASE("copy_tree keeps mtimes, modes and hard links; sync_tree_back rewrites only what changed") {
+    auto host = fresh_dir("mtime-host"), copy = fresh_dir("mtime-copy");
+    fs::create_directories(host / "dir");
+    std::ofstream(host / "old.txt") << "untouched\n";
+    REQUIRE(::link((host / "old.txt").c_str(), (host / "hardlink.txt").c_str()) == 0);
+    std::ofstream(host / "edited.txt") << "before\n";
+    std::ofstream(host / "touched.txt") << "same\n";
+    std::ofstream(host / "dir" / "inner.txt") << "inner\n";
+    ::chmod((host / "old.txt").c_str(), 0640);
+    for (const char* name : {"old.txt", "edited.txt", "touched.txt", "dir/inner.txt", "dir"})
+        set_mtime(host / name, 1577836800);  // 2020-01-01
+    auto before = lstat_of(host / "old.txt");
+    auto touched_before = lstat_of(host / "touched.txt");
+    REQUIRE(before.st_nlink == 2);
+
+    REQUIRE(copy_tree(host.string(), copy.string(), CopyOwner{0, 0, false}));
+    auto copied = lstat_of(copy / "old.txt");
+    CHECK(copied.st_mtim.tv_sec == 1577836800);
+    CHECK((copied.st_mode & 07777) == 0640);
+    CHECK(copied.st_nlink == 2);  // hard links stay hard links in the copy
+    CHECK(lstat_of(copy / "hardlink.txt").st_ino == copied.st_ino);
+    CHECK(lstat_of(copy / "dir").st_mtim.tv_sec == 1577836800);
+
+    // The sandbox edits one file, touches another without changing it.
+    std::ofstream(copy / "edited.txt") << "after, longer\n";
+    set_mtime(copy / "touched.txt", 1600000000);
+    REQUIRE(sync_tree_back(copy.string(), host.string(), CopyOwner{0, 0, false}));
+
+    auto after = lstat_of(host / "old.txt");
+    CHECK(content(host / "old.txt") == "untouched\n");
+    CHECK(after.st_ino == before.st_ino);
+    CHECK(after.st_nlink == 2);
+    CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+    CHECK(after.st_ctim.tv_sec == before.st_ctim.tv_sec);
+    CHECK(lstat_of(host / "hardlink.txt").st_ino == before.st_ino);
+    CHECK(content(host / "edited.txt") == "after, longer\n");
+    auto touched = lstat_of(host / "touched.txt");
+    CHECK(touched.st_ino == touched_before.st_ino);  // same content: not rewritten
+    CHECK(touched.st_mtim.tv_sec == 1600000000);      // but its mtime follows
+    CHECK(lstat_of(host / "dir" / "inner.txt").st_mtim.tv_sec == 1577836800);
+    fs::remove_all(host);
+    remove_copy(copy);
+}
+
+TEST_CASE("sync_tree_back keeps a hard link group the sandbox edited in place, splits one it broke") {
+    auto host = fresh_dir("links-host"), copy = fresh_dir("links-copy");
+    std::ofstream(host / "a") << "one\n";
+    REQUIRE(::link((host / "a").c_str(), (host / "b").c_str()) == 0);
+    std::ofstream(host / "c") << "three\n";
+    REQUIRE(::link((host / "c").c_str(), (host / "d").c_str()) == 0);
+    REQUIRE(copy_tree(host.string(), copy.string(), CopyOwner{0, 0, false}));
+    std::ofstream(copy / "a") << "one, edited in place\n";  // b is the same inode in the copy
+    fs::remove(copy / "c");                                   // an editor's rename: c is a new file
+    std::ofstream(copy / "c") << "three, replaced\n";
+    REQUIRE(sync_tree_back(copy.string(), host.string(), CopyOwner{0, 0, false}));
+    CHECK(content(host / "a") == "one, edited in place\n");
+    CHECK(content(host / "b") == "one, edited in place\n");
+    CHECK(lstat_of(host / "a").st_ino == lstat_of(host / "b").st_ino);
+    CHECK(content(host / "c") == "three, replaced\n");
+    CHECK(content(host / "d") == "three\n");
+    CHECK(lstat_of(host / "c").st_ino != lstat_of(host / "d").st_ino);
+    fs::remove_all(host);
+    remove_copy(copy);
 }
