@@ -105,7 +105,16 @@ Result<bool> clean_one(const std::string& file) {
         // Only ever a directory this runtime named: "sandbox-<id>".
         if (path.find("/sandbox-") != std::string::npos && path.find("..") == std::string::npos) {
             (void)io::write_file(path + "/cgroup.kill", "1");
-            for (int i = 0; i < 200 && ::rmdir(path.c_str()) < 0 && errno == EBUSY; ++i) ::usleep(10000);
+            int rc = ::rmdir(path.c_str());
+            for (int i = 0; i < 200 && rc < 0 && errno == EBUSY; ++i) {
+                ::usleep(10000);
+                rc = ::rmdir(path.c_str());
+            }
+            // A cgroup that is still there keeps its record: the next gc
+            // (or run) retries, and nothing is forgotten on the host.
+            int err = rc < 0 ? errno : 0;
+            if (err != 0 && err != ENOENT)
+                return Error::from_errno("removing cgroup " + path + " (the stale record " + file + " is kept for a later gc)", err);
         }
     }
     std::string dir = file.substr(0, file.size() - 5);  // strip ".json"

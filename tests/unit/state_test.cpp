@@ -62,3 +62,33 @@ TEST_CASE("record ids are exclusive") {
     CHECK_FALSE(SandboxRecord::create(*paths, "same", {}));
     REQUIRE(first->remove());
 }
+
+TEST_CASE("a stale record whose cgroup cannot be removed is kept for a later gc") {
+    StateDir state;
+    auto paths = prepare_runtime_paths();
+    REQUIRE(paths);
+    // A "cgroup" that rmdir refuses (not empty), then one that is gone.
+    fs::path cgroup = state.path / "cg" / "sandbox-stuck";
+    fs::create_directories(cgroup / "child");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        auto dead = SandboxRecord::create(*paths, "stuck", {{"id", "stuck"}, {"cgroup", cgroup.string()}});
+        ::_exit(dead ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WEXITSTATUS(status) == 0);
+    auto report = collect_stale_sandboxes(*paths);
+    CHECK(report.sandboxes == 0);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].find("sandbox-stuck") != std::string::npos);
+    CHECK(report.errors[0].find("kept for a later gc") != std::string::npos);
+    CHECK(fs::exists(paths->sandboxes + "/stuck.json"));
+    // Once the cgroup can go, the next gc removes it and the record.
+    fs::remove(cgroup / "child");
+    auto retry = collect_stale_sandboxes(*paths);
+    CHECK(retry.errors.empty());
+    CHECK(retry.sandboxes == 1);
+    CHECK_FALSE(fs::exists(cgroup));
+    CHECK_FALSE(fs::exists(paths->sandboxes + "/stuck.json"));
+}
