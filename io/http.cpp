@@ -1,0 +1,721 @@
+#include "io/http.hpp"
+
+#include <fcntl.h>
+#include <http_parser.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <cctype>
+#include <cstdio>
+#include <list>
+#include <span>
+
+#include <asio/as_tuple.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include "io/unique_fd.hpp"
+
+namespace nucleus::io::http {
+
+using asio::local::stream_protocol;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int errno_of(const std::error_code& ec) {
+    return ec.category() == std::system_category() ? ec.value() : EPIPE;
+}
+
+// One request's parse: http_parser's callbacks fill `request` and record why
+// a request is refused. The parser pauses at the end of each message, so
+// pipelined bytes after it stay unconsumed for the next request.
+class RequestParser {
+public:
+    explicit RequestParser(const Limits& limits) : limits_(limits) {
+        http_parser_settings_init(&settings_);
+        settings_.on_url = on_url;
+        settings_.on_header_field = on_header_field;
+        settings_.on_header_value = on_header_value;
+        settings_.on_headers_complete = on_headers_complete;
+        settings_.on_body = on_body;
+        settings_.on_message_complete = on_message_complete;
+        reset();
+    }
+
+    void reset() {
+        http_parser_init(&parser_, HTTP_REQUEST);
+        parser_.data = this;
+        request = Request{};
+        header_bytes_ = 0;
+        message_bytes_ = 0;
+        in_value_ = false;
+        headers_done_ = false;
+        complete_ = false;
+        expects_continue = false;
+        reject_status = 0;
+        reject_message.clear();
+    }
+
+    // Parses as much of `data` as belongs to the current request; returns
+    // the bytes consumed. `data` must not be empty (empty means EOF).
+    size_t feed(std::string_view data) {
+        size_t n = http_parser_execute(&parser_, &settings_, data.data(), data.size());
+        message_bytes_ += n;
+        if (complete_) {
+            http_parser_pause(&parser_, 0);
+            return n;
+        }
+        auto err = HTTP_PARSER_ERRNO(&parser_);
+        if (reject_status == 0 && err == HPE_HEADER_OVERFLOW) reject(431, "request header too large");
+        if (reject_status == 0 && err != HPE_OK) reject(400, std::string("malformed request: ") + http_errno_description(err));
+        if (reject_status == 0 && !headers_done_ && message_bytes_ > limits_.max_header_bytes) header_too_large();
+        if (reject_status == 0 && n < data.size()) reject(400, "malformed request");
+        return n;
+    }
+
+    bool complete() const { return complete_; }
+    bool headers_done() const { return headers_done_; }
+    bool keep_alive() const { return http_should_keep_alive(&parser_) != 0; }
+
+    Request request;
+    bool expects_continue = false;
+    int reject_status = 0;  // 400, 413, 431: answer and close
+    std::string reject_message;
+
+private:
+    static RequestParser& self(http_parser* p) { return *static_cast<RequestParser*>(p->data); }
+
+    void reject(int status, std::string message) {
+        reject_status = status;
+        reject_message = std::move(message);
+    }
+    void header_too_large() {
+        reject(431, "request header larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
+    }
+    // Counts what the headers cost us; ": " and CRLF included so that many
+    // tiny headers are bounded too.
+    bool charge_header(size_t length) {
+        header_bytes_ += length;
+        if (header_bytes_ <= limits_.max_header_bytes) return true;
+        header_too_large();
+        return false;
+    }
+
+    static int on_url(http_parser* p, const char* at, size_t length) {
+        auto& s = self(p);
+        if (!s.charge_header(length)) return -1;
+        s.request.target.append(at, length);
+        return 0;
+    }
+    static int on_header_field(http_parser* p, const char* at, size_t length) {
+        auto& s = self(p);
+        if (!s.charge_header(length + (s.in_value_ || s.request.headers.empty() ? 4 : 0))) return -1;
+        if (s.in_value_ || s.request.headers.empty()) s.request.headers.emplace_back();
+        s.in_value_ = false;
+        s.request.headers.back().first.append(at, length);
+        return 0;
+    }
+    static int on_header_value(http_parser* p, const char* at, size_t length) {
+        auto& s = self(p);
+        if (!s.charge_header(length)) return -1;
+        s.in_value_ = true;
+        s.request.headers.back().second.append(at, length);
+        return 0;
+    }
+    static int on_headers_complete(http_parser* p) {
+        auto& s = self(p);
+        s.headers_done_ = true;
+        s.request.method = http_method_str(static_cast<http_method>(p->method));
+        if (p->method == HTTP_CONNECT || (p->flags & F_UPGRADE)) {
+            s.reject(400, "protocol upgrades are not supported");
+            return -1;
+        }
+        if ((p->flags & F_CONTENTLENGTH) && p->content_length > s.limits_.max_body_bytes) {
+            s.reject(413, "request body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
+            return -1;
+        }
+        s.expects_continue = iequals(s.request.header("expect"), "100-continue");
+        if (auto st = s.split_target(); !st) {
+            s.reject(400, st.error().message);
+            return -1;
+        }
+        return 0;
+    }
+    static int on_body(http_parser* p, const char* at, size_t length) {
+        auto& s = self(p);
+        // Chunked bodies have no length up front: bounded as they arrive.
+        if (s.request.body.size() + length > s.limits_.max_body_bytes) {
+            s.reject(413, "request body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
+            return -1;
+        }
+        s.request.body.append(at, length);
+        return 0;
+    }
+    static int on_message_complete(http_parser* p) {
+        self(p).complete_ = true;
+        http_parser_pause(p, 1);
+        return 0;
+    }
+
+    Status split_target() {
+        http_parser_url url;
+        http_parser_url_init(&url);
+        const std::string& t = request.target;
+        if (http_parser_parse_url(t.data(), t.size(), 0, &url) != 0 || !(url.field_set & (1 << UF_PATH)))
+            return Error::plain("malformed request target \"" + t + "\"");
+        auto field = [&](int f) {
+            return std::string_view(t).substr(url.field_data[f].off, url.field_data[f].len);
+        };
+        auto path = percent_decode(field(UF_PATH), false);
+        if (!path) return Error::plain("malformed request path: " + path.error().message);
+        request.path = std::move(*path);
+        if (!(url.field_set & (1 << UF_QUERY))) return {};
+        std::string_view query = field(UF_QUERY);
+        while (!query.empty()) {
+            auto amp = query.find('&');
+            std::string_view pair = query.substr(0, amp);
+            query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+            if (pair.empty()) continue;
+            auto eq = pair.find('=');
+            auto key = percent_decode(pair.substr(0, eq), true);
+            auto value = percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
+            if (!key || !value) return Error::plain("malformed query string in \"" + t + "\"");
+            request.query[std::move(*key)] = std::move(*value);
+        }
+        return {};
+    }
+
+    const Limits& limits_;
+    http_parser parser_;
+    http_parser_settings settings_;
+    size_t header_bytes_ = 0;
+    size_t message_bytes_ = 0;
+    bool in_value_ = false;
+    bool headers_done_ = false;
+    bool complete_ = false;
+};
+
+std::string status_line(int status) {
+    const char* reason = http_status_str(static_cast<http_status>(status));
+    return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n";
+}
+
+std::string error_body(std::string_view message) {
+    return nlohmann::json{{"error", message}}.dump();
+}
+
+// Bounds the bytes read ahead while a handler runs (pipelined requests).
+constexpr size_t max_read_ahead = 64 << 10;
+
+}  // namespace
+
+struct Server::State {
+    State(asio::any_io_executor ex, std::string socket_path, Limits l)
+        : executor(ex), acceptor(ex), drained(ex, asio::steady_timer::time_point::max()),
+          path(std::move(socket_path)), limits(l) {}
+
+    asio::any_io_executor executor;
+    stream_protocol::acceptor acceptor;
+    asio::steady_timer drained;  // cancelled when the last connection ends
+    std::string path;
+    Limits limits;
+    Handler handler;
+    std::list<detail::Connection> connections;
+    bool stopping = false;
+    bool path_owned = true;  // the socket at `path` is ours to unlink
+};
+
+namespace detail {
+
+class Connection {
+public:
+    Connection(Server::State& server, stream_protocol::socket socket)
+        : server_(server), socket_(std::move(socket)), parser_(server.limits),
+          gone_event_(server.executor, asio::steady_timer::time_point::max()),
+          tokens_(server.limits.request_burst), refilled_(std::chrono::steady_clock::now()) {}
+
+    asio::awaitable<void> run();
+
+    // From Server::stop(): wakes every wait on this connection.
+    void shut_down() {
+        std::error_code ec;
+        socket_.shutdown(stream_protocol::socket::shutdown_both, ec);
+        socket_.cancel(ec);
+        mark_gone();
+    }
+
+    asio::awaitable<Status> write(std::span<const asio::const_buffer> buffers) {
+        if (write_failed_) co_return Error::from_errno("writing the response", EPIPE);
+        auto [ec, n] = co_await asio::async_write(socket_, buffers, use_tuple);
+        if (ec) {
+            write_failed_ = true;
+            mark_gone();
+            co_return Error::from_errno("writing the response", errno_of(ec));
+        }
+        co_return Status{};
+    }
+
+    asio::awaitable<void> client_gone() {
+        if (gone_) co_return;
+        co_await gone_event_.async_wait(use_tuple);
+    }
+    bool gone() const { return gone_; }
+    bool keep_alive() const { return keep_alive_ && !server_.stopping; }
+
+private:
+    enum class Outcome { Complete, Rejected, Closed };
+
+    void mark_gone() {
+        gone_ = true;
+        gone_event_.cancel();
+    }
+    bool take_token();
+    asio::awaitable<Outcome> read_request();
+    asio::awaitable<void> watch_peer();
+    asio::awaitable<void> guarded_handler(Responder& responder, std::string& failure);
+    asio::awaitable<void> call_handler(Responder& responder);
+
+    Server::State& server_;
+    stream_protocol::socket socket_;
+    RequestParser parser_;
+    std::string pending_;                 // read but not yet parsed
+    std::array<char, 16 << 10> buffer_;  // one read
+    asio::steady_timer gone_event_;       // never expires; cancelled when the peer is gone
+    bool gone_ = false;                   // EOF, error, or stop()
+    bool write_failed_ = false;
+    bool keep_alive_ = true;
+    double tokens_;
+    std::chrono::steady_clock::time_point refilled_;
+};
+
+bool Connection::take_token() {
+    auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - refilled_).count();
+    refilled_ = now;
+    tokens_ = std::min(server_.limits.request_burst, tokens_ + elapsed * server_.limits.requests_per_second);
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+}
+
+asio::awaitable<void> Connection::run() {
+    while (!server_.stopping) {
+        parser_.reset();
+        Outcome outcome = co_await read_request();
+        if (outcome == Outcome::Closed) break;
+        Responder responder(*this);
+        if (outcome == Outcome::Rejected) {
+            keep_alive_ = false;
+            (void)co_await responder.send_error(parser_.reject_status, parser_.reject_message);
+            break;
+        }
+        keep_alive_ = parser_.keep_alive();
+        if (!take_token()) {
+            (void)co_await responder.send_error(429, "too many requests on this connection");
+        } else {
+            co_await call_handler(responder);
+            if (!responder.started()) (void)co_await responder.send_error(500, "the handler sent no response");
+        }
+        if (responder.state_ != Responder::State::Done || !keep_alive()) break;
+    }
+    std::error_code ec;
+    socket_.shutdown(stream_protocol::socket::shutdown_both, ec);
+    socket_.close(ec);
+}
+
+// Reads until one whole request is parsed, within the request timeout.
+asio::awaitable<Connection::Outcome> Connection::read_request() {
+    asio::steady_timer deadline(server_.executor, server_.limits.request_timeout);
+    bool continue_sent = false;
+    while (true) {
+        if (!pending_.empty()) {
+            size_t n = parser_.feed(pending_);
+            pending_.erase(0, n);
+            if (parser_.reject_status != 0) co_return Outcome::Rejected;
+            if (parser_.complete()) co_return Outcome::Complete;
+            if (parser_.headers_done() && parser_.expects_continue && !continue_sent) {
+                // curl waits for this before sending a body larger than 1 KiB.
+                static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+                std::array<asio::const_buffer, 1> buffers{asio::buffer(go_on)};
+                if (!co_await write(buffers)) co_return Outcome::Closed;
+                continue_sent = true;
+            }
+        }
+        if (gone_) co_return Outcome::Closed;
+        auto result = co_await (socket_.async_read_some(asio::buffer(buffer_), use_tuple) ||
+                                deadline.async_wait(use_tuple));
+        if (result.index() == 1) co_return Outcome::Closed;  // too slow: slow-loris or idle keep-alive
+        auto [ec, n] = std::get<0>(result);
+        if (ec || n == 0) {
+            mark_gone();
+            co_return Outcome::Closed;
+        }
+        pending_.append(buffer_.data(), n);
+    }
+}
+
+// While a handler runs: notices the peer closing (for client_gone()) and
+// keeps pipelined bytes, up to a bound. Ends only when cancelled.
+asio::awaitable<void> Connection::watch_peer() {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto cancelled = [&]() -> asio::awaitable<bool> {
+        auto state = co_await asio::this_coro::cancellation_state;
+        co_return state.cancelled() != asio::cancellation_type::none;
+    };
+    // Checked before every wait too: a cancellation emitted before this
+    // coroutine first suspends reaches no operation, only this state.
+    while (!(co_await cancelled()) && !gone_ && pending_.size() < max_read_ahead) {
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer_), use_tuple);
+        // Kept even when cancelled: the read may have completed before the
+        // cancellation reached the kernel, and these are the next request's bytes.
+        if (!ec) pending_.append(buffer_.data(), n);
+        if (co_await cancelled()) co_return;
+        if (ec || n == 0) {
+            mark_gone();
+            break;
+        }
+    }
+    if (co_await cancelled()) co_return;
+    asio::steady_timer forever(server_.executor, asio::steady_timer::time_point::max());
+    co_await forever.async_wait(use_tuple);
+}
+
+// The handler's exception, caught: `||` waits for one branch to *succeed*,
+// so a throwing handler would otherwise leave the watcher running forever.
+asio::awaitable<void> Connection::guarded_handler(Responder& responder, std::string& failure) {
+    try {
+        co_await server_.handler(parser_.request, responder);
+    } catch (const std::exception& e) {
+        failure = e.what();
+    } catch (...) {
+        failure = "unknown exception";
+    }
+}
+
+asio::awaitable<void> Connection::call_handler(Responder& responder) {
+    std::string failure;
+    co_await (guarded_handler(responder, failure) || watch_peer());
+    if (failure.empty()) co_return;
+    if (!responder.started()) {
+        keep_alive_ = false;
+        (void)co_await responder.send_error(500, "internal error: " + failure);
+    }
+    responder.state_ = Responder::State::Failed;
+}
+
+}  // namespace detail
+
+std::string Request::header(std::string_view name) const {
+    for (const auto& [key, value] : headers)
+        if (iequals(key, name)) return value;
+    return "";
+}
+
+// --- Responder ---------------------------------------------------------------
+
+asio::awaitable<Status> Responder::write_head(int status, std::string_view content_type, std::string_view framing) {
+    std::string head = status_line(status);
+    if (!content_type.empty()) head.append("Content-Type: ").append(content_type).append("\r\n");
+    head.append(framing);
+    if (!connection_.keep_alive()) head.append("Connection: close\r\n");
+    head.append("\r\n");
+    std::array<asio::const_buffer, 1> buffers{asio::buffer(head)};
+    co_return co_await connection_.write(buffers);
+}
+
+asio::awaitable<Status> Responder::send(int status, std::string_view content_type, std::string_view body) {
+    if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    state_ = State::Failed;
+    std::string head = status_line(status);
+    head.append("Content-Type: ").append(content_type).append("\r\n");
+    head.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+    if (!connection_.keep_alive()) head.append("Connection: close\r\n");
+    head.append("\r\n");
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
+    if (auto st = co_await connection_.write(buffers); !st) co_return st;
+    state_ = State::Done;
+    co_return Status{};
+}
+
+asio::awaitable<Status> Responder::send_json(int status, const nlohmann::json& body) {
+    co_return co_await send(status, "application/json", body.dump());
+}
+
+asio::awaitable<Status> Responder::send_error(int status, std::string_view message) {
+    co_return co_await send(status, "application/json", error_body(message));
+}
+
+asio::awaitable<Status> Responder::send_empty(int status) {
+    if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    state_ = State::Failed;
+    if (auto st = co_await write_head(status, "", status == 204 || status == 304 ? "" : "Content-Length: 0\r\n"); !st) co_return st;
+    state_ = State::Done;
+    co_return Status{};
+}
+
+asio::awaitable<Status> Responder::begin_stream(int status, std::string_view content_type) {
+    if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    state_ = State::Failed;
+    if (auto st = co_await write_head(status, content_type, "Transfer-Encoding: chunked\r\n"); !st) co_return st;
+    state_ = State::Streaming;
+    co_return Status{};
+}
+
+asio::awaitable<Status> Responder::send_chunk(std::string_view data) {
+    if (state_ != State::Streaming) co_return Error::plain("send_chunk outside a stream");
+    if (data.empty()) co_return Status{};
+    char size[32];
+    int length = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    std::array<asio::const_buffer, 3> buffers{asio::buffer(size, static_cast<size_t>(length)), asio::buffer(data),
+                                              asio::buffer("\r\n", 2)};
+    auto st = co_await connection_.write(buffers);
+    if (!st) state_ = State::Failed;
+    co_return st;
+}
+
+asio::awaitable<Status> Responder::end_stream() {
+    if (state_ != State::Streaming) co_return Error::plain("end_stream outside a stream");
+    state_ = State::Failed;
+    std::array<asio::const_buffer, 1> buffers{asio::buffer("0\r\n\r\n", 5)};
+    if (auto st = co_await connection_.write(buffers); !st) co_return st;
+    state_ = State::Done;
+    co_return Status{};
+}
+
+asio::awaitable<void> Responder::client_gone() { return connection_.client_gone(); }
+bool Responder::is_client_gone() const { return connection_.gone(); }
+
+// --- Server ------------------------------------------------------------------
+
+namespace {
+
+Result<sockaddr_un> unix_address(const std::string& path) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof address.sun_path)
+        return Error::plain("socket path \"" + path + "\" is empty or longer than " +
+                            std::to_string(sizeof address.sun_path - 1) + " bytes");
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    return address;
+}
+
+Result<unique_fd> unix_socket() {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Error::from_errno("socket(AF_UNIX)");
+    return unique_fd(fd);
+}
+
+// An existing socket file is replaced only when nothing listens on it.
+Status clear_stale_socket(const std::string& path) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) < 0) {
+        if (errno == ENOENT) return {};
+        return Error::from_errno("stat " + path);
+    }
+    if (!S_ISSOCK(st.st_mode)) return Error::plain(path + " exists and is not a socket; refusing to replace it");
+    auto address = unix_address(path);
+    if (!address) return std::move(address).error();
+    auto probe = unix_socket();
+    if (!probe) return std::move(probe).error();
+    if (::connect(probe->get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address) == 0)
+        return Error::plain("another daemon is already listening on " + path);
+    if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
+    if (::unlink(path.c_str()) < 0 && errno != ENOENT) return Error::from_errno("removing the stale socket " + path);
+    return {};
+}
+
+}  // namespace
+
+Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+
+Server::~Server() {
+    if (state_ && state_->path_owned) ::unlink(state_->path.c_str());
+}
+
+Result<Server> Server::listen(asio::any_io_executor executor, const std::string& socket_path, mode_t mode,
+                              std::optional<gid_t> group, Limits limits) {
+    NUCLEUS_TRY(clear_stale_socket(socket_path));
+    // Bound under a temporary name and renamed into place once its mode and
+    // group are right. fchmod before bind narrows the mode bind gives the
+    // file (unix_bind uses the socket inode's mode under the umask).
+    std::string temporary = socket_path + ".new";
+    auto address = unix_address(temporary);
+    if (!address) return std::move(address).error();
+    auto fd = unix_socket();
+    if (!fd) return std::move(fd).error();
+    ::unlink(temporary.c_str());
+    if (::fchmod(fd->get(), mode) < 0) return Error::from_errno("fchmod on the listening socket");
+    if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address) < 0)
+        return Error::from_errno("bind " + temporary);
+    auto placed = [&]() -> Status {
+        if (::chmod(temporary.c_str(), mode) < 0) return Error::from_errno("chmod " + temporary);
+        if (group && ::chown(temporary.c_str(), static_cast<uid_t>(-1), *group) < 0)
+            return Error::from_errno("chown " + temporary + " to group " + std::to_string(*group));
+        if (::listen(fd->get(), SOMAXCONN) < 0) return Error::from_errno("listen on " + temporary);
+        if (::rename(temporary.c_str(), socket_path.c_str()) < 0)
+            return Error::from_errno("rename " + temporary + " to " + socket_path);
+        return {};
+    }();
+    if (!placed) {
+        ::unlink(temporary.c_str());
+        return std::move(placed).error();
+    }
+    auto state = std::make_unique<State>(executor, socket_path, limits);
+    std::error_code ec;
+    state->acceptor.assign(stream_protocol(), fd->release(), ec);
+    if (ec) return Error::from_errno("adopting the listening socket", ec.value());
+    return Server(std::move(state));
+}
+
+namespace {
+
+// Over the connection limit: answered without a coroutine, by one
+// non-blocking write (a short response fits any socket buffer), then closed.
+void refuse_busy(stream_protocol::socket& socket) {
+    static const std::string response = [] {
+        std::string body = error_body("too many connections");
+        return status_line(503) + "Content-Type: application/json\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    }();
+    std::error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(response), ec);
+    socket.shutdown(stream_protocol::socket::shutdown_both, ec);
+    socket.close(ec);
+}
+
+bool transient_accept_error(const std::error_code& ec) {
+    if (ec.category() != std::system_category()) return false;
+    switch (ec.value()) {
+        case ECONNABORTED: case EINTR: case EPROTO: case EPERM: case EAGAIN:
+        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+            return true;
+        default:
+            return false;
+    }
+}
+
+}  // namespace
+
+asio::awaitable<void> Server::serve(Handler handler) {
+    State& s = *state_;
+    s.handler = std::move(handler);
+    while (!s.stopping) {
+        auto [ec, socket] = co_await s.acceptor.async_accept(use_tuple);
+        if (s.stopping) break;
+        if (ec) {
+            if (!transient_accept_error(ec)) {
+                stop();
+                break;
+            }
+            // Out of descriptors or memory: back off rather than spin.
+            asio::steady_timer pause(s.executor, std::chrono::milliseconds(100));
+            co_await pause.async_wait(use_tuple);
+            continue;
+        }
+        // Asio accepts with accept(2), not accept4: set CLOEXEC before
+        // anything on this (only) thread can spawn.
+        ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
+        if (s.connections.size() >= s.limits.max_connections) {
+            refuse_busy(socket);
+            continue;
+        }
+        auto it = s.connections.emplace(s.connections.end(), s, std::move(socket));
+        State* state = &s;
+        asio::co_spawn(s.executor, it->run(), [state, it](std::exception_ptr e) {
+            state->connections.erase(it);
+            if (state->connections.empty()) state->drained.cancel();
+            // Connection::run catches the handler's exceptions; anything
+            // else is a bug in this file and must not pass silently.
+            if (e) std::rethrow_exception(e);
+        });
+    }
+    while (!s.connections.empty()) co_await s.drained.async_wait(use_tuple);
+}
+
+void Server::stop() {
+    State& s = *state_;
+    if (s.stopping) return;
+    s.stopping = true;
+    std::error_code ec;
+    s.acceptor.close(ec);
+    if (s.path_owned) {
+        ::unlink(s.path.c_str());
+        s.path_owned = false;
+    }
+    for (auto& connection : s.connections) connection.shut_down();
+    if (s.connections.empty()) s.drained.cancel();
+}
+
+size_t Server::connection_count() const { return state_->connections.size(); }
+const std::string& Server::socket_path() const { return state_->path; }
+
+// --- percent encoding ----------------------------------------------------------
+
+Result<std::string> percent_decode(std::string_view text, bool plus_is_space) {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else if (c == '%') {
+            int hi = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
+            int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+            if (hi < 0 || lo < 0) return Error::plain("bad percent escape in \"" + std::string(text) + "\"");
+            char decoded = static_cast<char>(hi * 16 + lo);
+            if (decoded == '\0') return Error::plain("encoded NUL in \"" + std::string(text) + "\"");
+            out.push_back(decoded);
+            i += 2;
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+std::string percent_encode(std::string_view text) {
+    static constexpr char digits[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : text) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(digits[c >> 4]);
+            out.push_back(digits[c & 15]);
+        }
+    }
+    return out;
+}
+
+}  // namespace nucleus::io::http
