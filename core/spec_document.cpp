@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -18,6 +19,7 @@
 #include "core/toml.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/capabilities.hpp"
+#include "isolation/launch_plan.hpp"
 
 namespace nucleus::core {
 
@@ -75,6 +77,44 @@ Result<std::string> existing_dir(const std::string& key, const std::string& path
     if (ec) return bad(key, "\"" + path + "\": " + ec.message());
     if (!std::filesystem::is_directory(canonical, ec)) return bad(key, "\"" + path + "\" is not a directory");
     return canonical.string();
+}
+
+// The first directory on the way to `path` (itself included) that the
+// sandbox's setup identity cannot search, with why; nullopt when all can be.
+// Its mounts are made by that identity: for a root caller a uid and gid from
+// a leased range that own nothing on the host, so only the "other" bits let
+// it through (or the group bits for the runtime's supplementary groups,
+// which it keeps while it sets up); for an unprivileged caller, the caller.
+std::optional<std::string> untraversable(const std::string& path) {
+    std::vector<gid_t> groups(static_cast<size_t>(std::max(::getgroups(0, nullptr), 0)));
+    int n = groups.empty() ? 0 : ::getgroups(static_cast<int>(groups.size()), groups.data());
+    groups.resize(static_cast<size_t>(std::max(n, 0)));
+    std::string prefix;
+    std::filesystem::path whole(path);
+    for (const auto& part : whole) {
+        if (part == "/") {
+            prefix = "/";
+        } else {
+            if (prefix.size() > 1) prefix += "/";
+            prefix += part.string();
+        }
+        struct stat st {};
+        if (::stat(prefix.c_str(), &st) < 0) return std::nullopt;  // reported elsewhere
+        bool searchable;
+        if (::geteuid() != 0) {
+            searchable = ::faccessat(AT_FDCWD, prefix.c_str(), X_OK, AT_EACCESS) == 0;
+        } else {
+            bool in_group = std::find(groups.begin(), groups.end(), st.st_gid) != groups.end();
+            searchable = (st.st_mode & S_IXOTH) || (in_group && (st.st_mode & S_IXGRP));
+        }
+        if (!searchable) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+            return "\"" + prefix + "\" (mode " + mode + ", owner " + std::to_string(st.st_uid) + ":" +
+                   std::to_string(st.st_gid) + ")";
+        }
+    }
+    return std::nullopt;
 }
 
 Result<std::string> sandbox_path(const std::string& key, const std::string& path) {
@@ -186,14 +226,22 @@ constexpr UlimitName ulimit_names[] = {
     {"as", RLIMIT_AS},
 };
 
-Result<uint64_t> parse_limit_value(const std::string& text, const std::string& whole) {
+// Docker's convention: -1 (or "unlimited") is RLIM_INFINITY.
+Result<uint64_t> parse_limit_value(const std::string& text, const std::string& whole, const char* which) {
+    auto fail = [&](const std::string& why) { return bad("ulimit", "\"" + whole + "\": " + which + " limit " + why); };
+    if (text.empty()) return fail("is missing (NAME=SOFT[:HARD], e.g. nofile=1024:2048)");
     if (text == "unlimited" || text == "-1") return uint64_t(RLIM_INFINITY);
+    if (text[0] == '-') return fail("\"" + text + "\" is negative (only -1, meaning unlimited, is)");
     uint64_t v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
-        return bad("ulimit", "\"" + whole + "\": \"" + text + "\" is not a number or \"unlimited\"");
+    if (ec == std::errc::result_out_of_range) return fail("\"" + text + "\" is out of range");
+    if (ec != std::errc{} || end != text.data() + text.size())
+        return fail("\"" + text + "\" is not a whole number, -1 or \"unlimited\"");
+    if (v == RLIM_INFINITY) return fail("\"" + text + "\" is out of range");
     return v;
 }
+
+std::string limit_text(uint64_t v) { return v == RLIM_INFINITY ? "unlimited" : std::to_string(v); }
 
 Result<UlimitSpec> parse_ulimit(const std::string& text) {
     auto eq = text.find('=');
@@ -202,26 +250,46 @@ Result<UlimitSpec> parse_ulimit(const std::string& text) {
     u.name = text.substr(0, eq);
     auto it = std::find_if(std::begin(ulimit_names), std::end(ulimit_names),
                            [&](const UlimitName& n) { return u.name == n.name; });
-    if (it == std::end(ulimit_names)) return bad("ulimit", "unknown limit \"" + u.name + "\"");
+    if (it == std::end(ulimit_names)) {
+        std::string known;
+        for (const auto& n : ulimit_names) known += std::string(known.empty() ? "" : ", ") + n.name;
+        return bad("ulimit", "unknown limit \"" + u.name + "\" (known: " + known + ")");
+    }
     u.resource = it->resource;
     std::string values = text.substr(eq + 1);
     auto colon = values.find(':');
-    auto soft = parse_limit_value(values.substr(0, colon), text);
+    if (colon != std::string::npos && values.find(':', colon + 1) != std::string::npos)
+        return bad("ulimit", "\"" + text + "\" has more than SOFT:HARD");
+    auto soft = parse_limit_value(values.substr(0, colon), text, "soft");
     if (!soft) return std::move(soft).error();
     u.soft = u.hard = *soft;
     if (colon != std::string::npos) {
-        auto hard = parse_limit_value(values.substr(colon + 1), text);
+        auto hard = parse_limit_value(values.substr(colon + 1), text, "hard");
         if (!hard) return std::move(hard).error();
         u.hard = *hard;
     }
-    if (u.soft > u.hard) return bad("ulimit", "\"" + text + "\": soft limit above hard limit");
+    if (u.soft > u.hard)
+        return bad("ulimit", "\"" + text + "\": soft limit above hard limit (" + limit_text(u.soft) + " > " +
+                                 limit_text(u.hard) + ")");
+    // The kernel never lets the number of open files be unlimited: it is
+    // capped by fs.nr_open (setrlimit(2) fails with EPERM).
+    if (u.resource == RLIMIT_NOFILE && u.hard == RLIM_INFINITY) {
+        std::string cap = "fs.nr_open";
+        if (auto nr_open = io::read_file("/proc/sys/fs/nr_open", 64)) {
+            std::string value = *nr_open;
+            while (!value.empty() && (value.back() == '\n' || value.back() == ' ')) value.pop_back();
+            cap += " = " + value;
+        }
+        return bad("ulimit", "\"" + text + "\": nofile cannot be unlimited (-1): the kernel caps open files at " +
+                                 cap + "; give a number");
+    }
     // Raising a hard limit needs CAP_SYS_RESOURCE in the initial user
     // namespace (setrlimit(2)), which a sandbox never has.
     struct rlimit current {};
     if (::getrlimit(u.resource, &current) == 0 && u.hard > current.rlim_max)
-        return bad("ulimit", "\"" + text + "\": hard limit above the runtime's own hard limit (" +
-                                 (current.rlim_max == RLIM_INFINITY ? std::string("unlimited")
-                                                                    : std::to_string(current.rlim_max)) + ")");
+        return bad("ulimit", "\"" + text + "\": hard limit " + limit_text(u.hard) +
+                                 " is above the runtime's own hard limit (" + limit_text(current.rlim_max) +
+                                 "), which a sandbox cannot raise");
     return u;
 }
 
@@ -304,6 +372,13 @@ Status apply_filesystem(SandboxSpec& spec, const json& doc) {
         auto dir = existing_dir("rootfs", *r);
         if (!dir) return std::move(dir).error();
         if (*dir == "/") return bad("rootfs", "the host's / cannot be a rootfs (omit --rootfs for the default agent root)");
+        if (auto blocked = untraversable(*dir)) {
+            std::string why = ::geteuid() == 0
+                                  ? " cannot be searched by it (the sandbox's ids own nothing on the host: "
+                                    "its mounts need o+x there)"
+                                  : " cannot be searched by you (its mounts are made with your ids)";
+            return bad("rootfs", "\"" + *r + "\" is not traversable by the sandbox's uid: " + *blocked + why);
+        }
         spec.rootfs = *dir;
     }
     if (doc.contains("workspace")) {
@@ -359,8 +434,15 @@ Status check_volume_targets(const SandboxSpec& spec) {
     if (spec.workspace) taken.insert("/workspace");
     if (spec.context) taken.insert("/context");
     for (const auto& v : spec.volumes) {
-        for (const char* reserved : {"/proc/", "/dev/", "/sys/"})
-            if (v.target.starts_with(reserved)) return bad("volume", "target " + v.target + " is inside a runtime-managed mount");
+        for (const char* managed : {"/proc", "/dev", "/sys"}) {
+            if (v.target == managed) return bad("volume", "target " + v.target + " is a runtime-managed mount");
+            if (v.target.starts_with(std::string(managed) + "/"))
+                return bad("volume", "target " + v.target + " is inside a runtime-managed mount");
+        }
+        // On, inside or over the root's read-only binds (/usr, /bin ->
+        // usr/bin, /etc's files, a rootfs's entries): the mount would fail
+        // in the child, or hide what the root needs.
+        if (auto conflict = isolation::root_conflict(spec.rootfs, v.target)) return bad("volume", *conflict);
         if (!taken.insert(v.target).second)
             return bad("volume", "target " + v.target + " is reserved or used twice");
     }

@@ -1,5 +1,7 @@
 #include "isolation/cgroup.hpp"
 
+#include "isolation/launch_plan.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,7 +30,7 @@ std::optional<std::string> find_cgroup2_mount(const std::string& mountinfo) {
         std::string id, parent, devno, root, mount_point;
         before >> id >> parent >> devno >> root >> mount_point;
         if (root != "/") continue;  // a bind of a sub-tree, not the hierarchy's root
-        found = mount_point;
+        found = decode_mountinfo_field(mount_point);
     }
     return found;
 }

@@ -33,7 +33,65 @@ constexpr const char* masked_files[] = {"kcore", "keys", "latency_stats", "timer
 constexpr const char* masked_dirs[] = {"acpi", "asound", "scsi"};
 constexpr const char* readonly_proc[] = {"bus", "fs", "irq", "sys", "sysrq-trigger"};
 
+bool is_under(const std::string& path, const std::string& dir) {
+    return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
+}
+
 }  // namespace
+
+std::optional<std::string> root_conflict(const std::optional<std::string>& rootfs, const std::string& target) {
+    // The read-only entries of the root the plan builds, found on the host as
+    // plan_default_root() and plan_rootfs() find them: {path inside, always
+    // present (generated files)}.
+    std::vector<std::pair<std::string, bool>> entries;
+    if (rootfs) {
+        if (DIR* dir = ::opendir(rootfs->c_str())) {
+            while (dirent* entry = ::readdir(dir)) {
+                std::string name = entry->d_name;
+                if (name != "." && name != ".." && !reserved_top_level.count(name)) entries.push_back({"/" + name, false});
+            }
+            ::closedir(dir);
+        }
+    } else {
+        for (const char* dir : system_dirs) entries.push_back({dir, false});
+        for (const char* entry : etc_entries) entries.push_back({std::string("/etc/") + entry, false});
+        for (const char* file : {"/etc/passwd", "/etc/group", "/etc/hostname", "/etc/hosts"}) entries.push_back({file, true});
+    }
+    auto host_path = [&](const std::string& inside) { return rootfs ? *rootfs + inside : inside; };
+    const std::string what = rootfs ? "the rootfs's read-only " : "the read-only system bind ";
+    for (const auto& [entry, generated] : entries) {
+        struct stat st {};
+        if (!generated && ::lstat(host_path(entry).c_str(), &st) < 0) continue;  // not in this root
+        // Over a parent of a bound entry (/nix over /nix/store) would hide it.
+        if (is_under(entry, target) && entry != target) return "target " + target + " would cover " + what + entry;
+        if (!is_under(target, entry)) continue;
+        if (!generated && S_ISLNK(st.st_mode)) {
+            char link[4096];
+            ssize_t n = ::readlink(host_path(entry).c_str(), link, sizeof link - 1);
+            std::string to = n > 0 ? std::string(link, static_cast<size_t>(n)) : "?";
+            return "target " + target + " is " + (target == entry ? "" : "inside ") + entry + ", a symlink to " + to +
+                   " in the sandbox's root (no mount point can be made through it)";
+        }
+        if (target == entry) return "target " + target + " would replace " + what + entry;
+        if (!rootfs) return "target " + target + " is inside " + what + entry;
+        // Inside a rootfs directory: only where the mount point already exists
+        // there, reached without symlinks (nothing can be created in a
+        // read-only bind).
+        std::string path = *rootfs;
+        for (size_t from = 1; from <= target.size();) {
+            size_t slash = std::min(target.find('/', from), target.size());
+            path += "/" + target.substr(from, slash - from);
+            struct stat part {};
+            if (::lstat(path.c_str(), &part) < 0)
+                return "target " + target + " is inside " + what + entry +
+                       " and does not exist there (its mount point cannot be created)";
+            if (S_ISLNK(part.st_mode)) return "target " + target + " goes through a symlink in the rootfs (" + path + ")";
+            from = slash + 1;
+        }
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
 
 // Assembles a LaunchPlan; one method per part of the sandbox.
 class PlanBuilder {

@@ -11,6 +11,24 @@
 
 namespace nucleus::isolation {
 
+std::string decode_mountinfo_field(const std::string& field) {
+    std::string out;
+    out.reserve(field.size());
+    for (size_t i = 0; i < field.size(); ++i) {
+        auto octal = [&](size_t at) { return at < field.size() && field[at] >= '0' && field[at] <= '7'; };
+        if (field[i] == '\\' && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+            int value = (field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0');
+            if (value <= 0xff) {
+                out.push_back(static_cast<char>(value));
+                i += 3;
+                continue;
+            }
+        }
+        out.push_back(field[i]);
+    }
+    return out;
+}
+
 namespace {
 
 struct MountEntry {
@@ -25,7 +43,8 @@ std::vector<MountEntry> parse_mountinfo(const std::string& mountinfo) {
     while (std::getline(lines, line)) {
         std::istringstream fields(line);
         std::string id, parent, devno, root, point, options;
-        if (fields >> id >> parent >> devno >> root >> point >> options) entries.push_back({point, options});
+        if (fields >> id >> parent >> devno >> root >> point >> options)
+            entries.push_back({decode_mountinfo_field(point), options});
     }
     return entries;
 }

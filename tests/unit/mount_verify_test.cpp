@@ -32,3 +32,17 @@ TEST_CASE("a missing mount or flag is refused, judged on the topmost mount") {
     REQUIRE_FALSE(over);
     CHECK(over.error().message.find("lacks nosuid") != std::string::npos);
 }
+
+TEST_CASE("mountinfo's octal escapes are decoded before paths are compared") {
+    CHECK(decode_mountinfo_field("/data\\040dir") == "/data dir");
+    CHECK(decode_mountinfo_field("/a\\011b\\012c\\134d") == "/a\tb\nc\\d");
+    CHECK(decode_mountinfo_field("/plain") == "/plain");
+    CHECK(decode_mountinfo_field("/trailing\\04") == "/trailing\\04");  // not an escape: kept as is
+    const std::string escaped =
+        "100 99 0:50 / / ro,nosuid,nodev,relatime - tmpfs tmpfs ro\n"
+        "101 100 254:0 /srv /data\\040dir ro,nosuid,nodev,relatime - ext4 /dev/vda rw\n"
+        "102 100 254:0 /srv /back\\134slash rw,nosuid,nodev,relatime - ext4 /dev/vda rw\n";
+    CHECK(verify_mounts(escaped, {{"/data dir", true, true, true, false}}));
+    CHECK(verify_mounts(escaped, {{"/back\\slash", false, true, true, false}}));
+    CHECK_FALSE(verify_mounts(escaped, {{"/data\\040dir", true, false, false, false}}));
+}

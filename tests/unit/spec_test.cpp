@@ -1,3 +1,4 @@
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <catch2/catch_test_macros.hpp>
@@ -143,4 +144,98 @@ TEST_CASE("resource keys become cgroup limits; agents get a default pids limit")
     auto unlimited_swap = spec_from_document(with_command({{"memory", "64m"}, {"memory_swap", -1}}));
     REQUIRE(unlimited_swap);
     CHECK_FALSE(unlimited_swap->limits.swap_max);
+}
+
+TEST_CASE("volume targets on, inside or over the root's read-only binds are refused") {
+    namespace fs = std::filesystem;
+    auto volume_error = [](const std::string& target, const json& extra = json::object()) {
+        json doc = with_command(extra);
+        doc["volume"] = {"/tmp:" + target};
+        auto spec = spec_from_document(doc);
+        return spec ? std::string() : spec.error().message;
+    };
+    CHECK(volume_error("/usr").starts_with("volume (--volume): target /usr would replace the read-only system bind /usr"));
+    CHECK(volume_error("/usr/local/data").find("is inside the read-only system bind /usr") != std::string::npos);
+    CHECK(volume_error("/etc/ssl/private").find("/etc/ssl") != std::string::npos);
+    CHECK(volume_error("/etc/passwd").find("would replace") != std::string::npos);
+    CHECK(volume_error("/proc").find("is a runtime-managed mount") != std::string::npos);
+    CHECK(volume_error("/dev").find("is a runtime-managed mount") != std::string::npos);
+    CHECK(volume_error("/sys/x").find("inside a runtime-managed mount") != std::string::npos);
+    for (const char* alias : {"/bin", "/lib", "/lib64", "/sbin"}) {
+        if (!fs::is_symlink(alias)) continue;  // merged-/usr hosts: a symlink in the sandbox's root too
+        INFO(alias);
+        CHECK(volume_error(alias).find(std::string("is ") + alias + ", a symlink to") != std::string::npos);
+        CHECK(volume_error(std::string(alias) + "/x").find("is inside " + std::string(alias)) != std::string::npos);
+    }
+    // Free places stay free.
+    CHECK(volume_error("/data") == "");
+    CHECK(volume_error("/etc/myapp") == "");
+    CHECK(volume_error("/usrdata") == "");
+    CHECK(volume_error("/tmp/x") == "");
+
+    // A rootfs: its top-level entries are the read-only binds.
+    auto rootfs = fs::temp_directory_path() / ("nucleus-rootfs-" + std::to_string(::getpid()));
+    fs::remove_all(rootfs);
+    fs::create_directories(rootfs / "opt" / "app" / "data");
+    fs::create_symlink("opt/app", rootfs / "app");
+    json with_rootfs = {{"rootfs", rootfs.string()}};
+    CHECK(volume_error("/opt", with_rootfs).find("would replace the rootfs's read-only /opt") != std::string::npos);
+    CHECK(volume_error("/opt/app/data", with_rootfs) == "");  // the mount point exists
+    CHECK(volume_error("/opt/new", with_rootfs).find("does not exist there") != std::string::npos);
+    CHECK(volume_error("/app/data", with_rootfs).find("a symlink to opt/app") != std::string::npos);
+    CHECK(volume_error("/usr", with_rootfs) == "");  // not in this rootfs: made on the root tmpfs
+    fs::remove_all(rootfs);
+}
+
+TEST_CASE("ulimit errors say what is wrong; -1 and unlimited mean unlimited") {
+    auto ulimit_error = [](const std::string& text) { return error_of(with_command({{"ulimit", {text}}})); };
+    auto nofile = ulimit_error("nofile=-1");
+    CHECK(nofile.find("nofile cannot be unlimited (-1)") != std::string::npos);
+    CHECK(nofile.find("fs.nr_open") != std::string::npos);
+    CHECK(nofile.find("runtime's own hard limit") == std::string::npos);  // the old, misleading message
+    CHECK(ulimit_error("nofile=unlimited").find("nofile cannot be unlimited") != std::string::npos);
+    CHECK(ulimit_error("nofile=-2").find("soft limit \"-2\" is negative") != std::string::npos);
+    CHECK(ulimit_error("nofile=10:-5").find("hard limit \"-5\" is negative") != std::string::npos);
+    CHECK(ulimit_error("nofile=").find("soft limit is missing") != std::string::npos);
+    CHECK(ulimit_error("nofile=1.5").find("is not a whole number") != std::string::npos);
+    CHECK(ulimit_error("nofile=99999999999999999999999").find("out of range") != std::string::npos);
+    CHECK(ulimit_error("nofile=1:2:3").find("more than SOFT:HARD") != std::string::npos);
+    CHECK(ulimit_error("nofile=10:5").find("(10 > 5)") != std::string::npos);
+    CHECK(ulimit_error("cores=1").find("known: core,") != std::string::npos);
+    struct rlimit core {};
+    REQUIRE(::getrlimit(RLIMIT_CORE, &core) == 0);
+    auto unlimited_core = spec_from_document(with_command({{"ulimit", {"core=0:-1"}}}));
+    if (core.rlim_max == RLIM_INFINITY) {
+        REQUIRE(unlimited_core);
+        CHECK(unlimited_core->ulimits.at(0).hard == RLIM_INFINITY);
+        CHECK(unlimited_core->ulimits.at(0).soft == 0);
+    } else {
+        REQUIRE_FALSE(unlimited_core);
+        CHECK(unlimited_core.error().message.find("hard limit unlimited is above the runtime's own hard limit") !=
+              std::string::npos);
+    }
+}
+
+TEST_CASE("a rootfs the sandbox cannot traverse is refused naming it") {
+    if (::geteuid() != 0) SKIP("as root, the sandbox's ids own nothing on the host");
+    namespace fs = std::filesystem;
+    auto base = fs::temp_directory_path() / ("nucleus-rootfs-mode-" + std::to_string(::getpid()));
+    fs::remove_all(base);
+    fs::create_directories(base / "rootfs" / "bin");
+    fs::permissions(base, fs::perms(0755));
+    fs::permissions(base / "rootfs", fs::perms(0700));
+    auto spec = spec_from_document(with_command({{"rootfs", (base / "rootfs").string()}}));
+    REQUIRE_FALSE(spec);
+    const auto& message = spec.error().message;
+    CHECK(message.starts_with("rootfs (--rootfs): \"" + (base / "rootfs").string() + "\" is not traversable by the sandbox's uid"));
+    CHECK(message.find("(mode 0700, owner 0:") != std::string::npos);
+    CHECK(message.find("staging") == std::string::npos);
+    fs::permissions(base / "rootfs", fs::perms(0755));
+    CHECK(spec_from_document(with_command({{"rootfs", (base / "rootfs").string()}})));
+    // An ancestor is named when it is the one in the way.
+    fs::permissions(base, fs::perms(0700));
+    auto ancestor = spec_from_document(with_command({{"rootfs", (base / "rootfs").string()}}));
+    REQUIRE_FALSE(ancestor);
+    CHECK(ancestor.error().message.find(": \"" + base.string() + "\" (mode 0700") != std::string::npos);
+    fs::remove_all(base);
 }
