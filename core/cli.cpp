@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/attestation.hpp"
+#include "core/client.hpp"
 #include "core/policies.hpp"
 #include "core/run.hpp"
 #include "core/spec.hpp"
@@ -29,24 +30,13 @@ using nlohmann::json;
 
 constexpr const char* version_text = "nucleus 0.1.0";
 
-// Flag values as CLI11 fills them; only those given reach the document.
-struct RunFlags {
-    std::map<std::string, std::string> strings;
-    std::map<std::string, std::vector<std::string>> lists;
-    std::map<std::string, bool> bools;
-    double timeout = 0;
-    int events_fd = -1;
-    std::string config;
-    int config_fd = -1;
-    int env_fd = -1;
-    std::set<std::string> takes_value;  // "-e", "--env", ...: the next token is the value
-};
-
 void remember_names(RunFlags& f, const std::string& names) {
     std::stringstream list(names);
     std::string name;
     while (std::getline(list, name, ',')) f.takes_value.insert(name);
 }
+
+}  // namespace
 
 void add_run_flags(CLI::App& run, RunFlags& f) {
     auto str = [&](const std::string& flag, const std::string& key, const std::string& help) {
@@ -115,6 +105,8 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     run.add_option("--config-fd", f.config_fd, "Read the request (JSON or TOML) from descriptor N");
 }
 
+namespace {
+
 Result<json> read_config(const RunFlags& f, const CLI::App& run) {
     json doc = json::object();
     if (run.count("--config")) {
@@ -144,6 +136,8 @@ Result<json> read_config(const RunFlags& f, const CLI::App& run) {
     if (!doc.is_object()) return Error::plain("--config: the request must be an object of settings");
     return doc;
 }
+
+}  // namespace
 
 // Flags given on the command line override the config document.
 Result<json> run_document(const RunFlags& f, const CLI::App& run, const std::vector<std::string>& command) {
@@ -192,6 +186,8 @@ size_t command_start(int argc, char** argv, int run_index, const RunFlags& f) {
     return static_cast<size_t>(argc);
 }
 
+namespace {
+
 int fail(const Error& e) {
     std::fprintf(stderr, "nucleus: error: %s\n", e.describe().c_str());
     return exit_runtime_error;
@@ -239,6 +235,9 @@ int verify_command(const std::string& dir) {
 }  // namespace
 
 int main_cli(int argc, char** argv) {
+    // The commands that talk to `nucleus daemon` have their own parser.
+    if (argc > 1 && is_client_command(argv[1])) return client_main(argc, argv);
+
     CLI::App app{"Nucleus: a Linux sandbox runtime for agents and services.", "nucleus"};
     app.require_subcommand(1);
     app.set_version_flag("--version", version_text);
@@ -267,6 +266,8 @@ int main_cli(int argc, char** argv) {
     verify->add_option("dir", attest_dir, "The root filesystem directory")->required();
     rootfs->require_subcommand(1);
     app.add_subcommand("version", "Print the version")->callback([] { std::puts(version_text); });
+    // Listed for --help only: client_main parses them.
+    for (const auto& [name, help] : client_command_summaries()) app.add_subcommand(name, help)->group("Daemon commands");
 
     // Split `run`'s command off before CLI11 sees it.
     int run_index = 1;
