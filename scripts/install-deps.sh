@@ -65,9 +65,14 @@ if [ ! -f "$fixture" ]; then
     rm -rf "$tmp"
 fi
 
-# Peers for side-by-side cold-start measurement (bench/ only; optional).
+# Peers and workloads for nucleus-bench (bench/ only; optional): the OCI
+# runtimes crun, runc and gVisor's runsc, bubblewrap and podman for
+# `coldstart` (Docker is used only when a daemon already answers);
+# PostgreSQL 15 (postgres, initdb, pgbench) for `pgbench`; gnuplot for --plot.
 if [ "${NUCLEUS_WITH_PEERS:-0}" = 1 ]; then
-    apt-get install -y -qq --no-install-recommends crun bubblewrap >/dev/null
+    apt-get install -y -qq --no-install-recommends \
+        crun runc runsc bubblewrap podman \
+        postgresql-15 postgresql-contrib gnuplot-nox >/dev/null
 fi
 
 echo "install-deps.sh: dependencies installed"

@@ -5,7 +5,8 @@
 #      full cgroup v2 hierarchy (they report SKIPPED on a hybrid host);
 #   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   4. the policy-parser fuzz target (clang libFuzzer), briefly;
-#   5. a smoke run of the cold-start benchmark (numbers printed, never asserted).
+#   5. smoke runs of nucleus-bench coldstart and pgbench (numbers printed,
+#      never asserted).
 # Needs root for the integration lane (user namespaces with full id maps,
 # cgroups); tests that cannot run say SKIPPED with the reason.
 set -euo pipefail
@@ -36,6 +37,7 @@ step "fuzzing the policy parsers (libFuzzer, 30 s)"
 scripts/fuzz.sh 30
 
 if [ -x build/bench/nucleus-bench ]; then
-    step "cold-start benchmark (smoke run, no assertions)"
-    build/bench/nucleus-bench coldstart --quick || echo "benchmark smoke run failed (not a test)"
+    step "benchmarks: coldstart and pgbench (smoke runs, no assertions)"
+    build/bench/nucleus-bench coldstart --quick || echo "coldstart smoke run failed (not a test)"
+    build/bench/nucleus-bench pgbench --quick || echo "pgbench smoke run failed (not a test)"
 fi

@@ -1,0 +1,89 @@
+// Running other programs: timed one-shot runs (cold start), captured runs
+// (tools, pgbench) and long-lived servers, plus interrupt handling so that
+// Ctrl-C stops between steps and every scratch directory is removed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <csignal>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nucleus::bench {
+
+// Set by SIGINT, SIGTERM and SIGHUP; loops check it and unwind normally.
+extern volatile std::sig_atomic_t g_interrupted;
+void install_interrupt_handlers();
+
+struct RunOutcome {
+  bool success = false;
+  double elapsed_ms = 0;    // posix_spawn .. waitpid, CLOCK_MONOTONIC
+  std::string failure;      // why it was not a success, e.g. "exit status 1"
+  std::string stderr_text;  // only filled when captured (probe runs)
+};
+
+// Runs argv[0] (no PATH search, so lookup cost is never timed) with
+// stdin/stdout on /dev/null; stderr too unless `capture_stderr`.
+RunOutcome run_once(const std::vector<std::string>& argv, bool capture_stderr = false);
+
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct Captured {
+  int status = -1;  // waitpid status; -1 if it could not be started
+  std::string out;
+  std::string err;
+  bool ok() const;
+  std::string failure() const;  // "exit status 1: <last stderr line(s)>"
+};
+
+struct CaptureOptions {
+  std::optional<Credentials> as;   // drop to these ids (root only)
+  std::string cwd = "/";
+  double timeout_s = 0;            // 0: none; then SIGKILL
+  std::function<void()> tick;      // called about every 250 ms while it runs
+};
+
+// Runs argv (argv[0] absolute), collecting stdout and stderr. While it runs,
+// an interrupt of nucleus-bench is passed on to it as SIGINT.
+Captured run_capture(const std::vector<std::string>& argv, const CaptureOptions& options = {});
+
+// A background process in its own process group (a terminal's Ctrl-C reaches
+// only nucleus-bench, which then stops it in order), output to `log_path`.
+class Server {
+ public:
+  Server() = default;
+  Server(const std::vector<std::string>& argv, const std::optional<Credentials>& as, const std::string& log_path);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();                        // false once it has exited (status kept)
+  std::string exit_description() const;  // after it has exited
+  // SIGINT (postgres: fast shutdown; nucleus forwards it), then SIGKILL after
+  // `grace_s`. Returns whether it exited within the grace period.
+  bool stop(double grace_s = 20);
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+};
+
+std::string describe_wait_status(int status);
+std::optional<std::string> find_executable(const std::string& name);
+std::string shell_quote(const std::string& word);
+std::string join_command(const std::vector<std::string>& argv);
+// Multi-line tool output as one line, at most `max` characters (its end kept:
+// errors come last).
+std::string one_line(const std::string& text, std::size_t max = 400);
+std::vector<std::string> split(const std::string& text, char separator);
+// First line of `tool ARGS` output (stdout, else stderr), or "".
+std::string tool_version(const std::vector<std::string>& argv);
+
+}  // namespace nucleus::bench
