@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/attestation.hpp"
+#include "core/daemon.hpp"
 #include "core/client.hpp"
 #include "core/policies.hpp"
 #include "core/run.hpp"
@@ -235,6 +236,7 @@ int verify_command(const std::string& dir) {
 }  // namespace
 
 int main_cli(int argc, char** argv) {
+    if (argc > 1 && std::string_view(argv[1]) == "daemon") return daemon_main(argc, argv);
     // The commands that talk to `nucleus daemon` have their own parser.
     if (argc > 1 && is_client_command(argv[1])) return client_main(argc, argv);
 

@@ -29,8 +29,15 @@ Result<EventLog> EventLog::open(const std::optional<std::string>& path, std::opt
     return log;
 }
 
+EventLog EventLog::to(std::function<void(const nlohmann::json&)> callback) {
+    EventLog log;
+    log.callback_ = std::move(callback);
+    return log;
+}
+
 Status EventLog::emit(nlohmann::json record) {
     record["time"] = utc_timestamp();
+    if (callback_) callback_(record);
     std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     Status result;
     if (file_) {

@@ -64,6 +64,19 @@ Result<SandboxRecord> SandboxRecord::create(const RuntimePaths& paths, const std
     return r;
 }
 
+Result<SandboxRecord> SandboxRecord::adopt(const RuntimePaths& paths, const std::string& id) {
+    SandboxRecord r;
+    r.file_ = paths.sandboxes + "/" + id + ".json";
+    r.dir_ = paths.sandboxes + "/" + id;
+    auto fd = io::open_fd(r.file_, O_RDWR | O_NOFOLLOW);
+    if (!fd) return std::move(fd).error();
+    if (::flock(fd->get(), LOCK_EX | LOCK_NB) < 0) return Error::from_errno("locking " + r.file_);
+    r.lock_ = std::move(*fd);
+    struct stat st {};
+    r.dir_made_ = ::lstat(r.dir_.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    return r;
+}
+
 Result<std::string> SandboxRecord::private_dir() {
     if (!dir_made_) {
         if (::mkdir(dir_.c_str(), 0711) < 0) return Error::from_errno("mkdir " + dir_);

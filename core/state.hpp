@@ -40,6 +40,9 @@ public:
     // Creates and locks <id>.json, then writes `record` into it.
     static Result<SandboxRecord> create(const RuntimePaths& paths, const std::string& id,
                                         const nlohmann::json& record);
+    // Takes over an existing record (the daemon re-adopting a sandbox after
+    // a restart): opens and locks it; the private directory is kept if there.
+    static Result<SandboxRecord> adopt(const RuntimePaths& paths, const std::string& id);
     // <root>/sandboxes/<id>, created on first use.
     Result<std::string> private_dir();
     // Removes the private directory, then the record; the lock goes last.

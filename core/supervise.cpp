@@ -159,6 +159,13 @@ asio::awaitable<Watch> watch(SupervisionInput in) {
     }
 }
 
+// (Not a conditional expression inside co_await: GCC 12 destroys such a
+// temporary awaitable twice.)
+asio::awaitable<io::PumpResult> pump_into(bool shared, asio::posix::stream_descriptor source, io::OutputSink& sink) {
+    if (shared) co_return co_await io::pump_shared(std::move(source), sink);
+    co_return co_await io::pump(std::move(source), sink);
+}
+
 }  // namespace
 
 asio::awaitable<SupervisionResult> supervise(SupervisionInput in) {
@@ -167,10 +174,8 @@ asio::awaitable<SupervisionResult> supervise(SupervisionInput in) {
     asio::posix::stream_descriptor err(executor, in.stderr_read);
     auto [watched_or_events, out_result, err_result] =
         co_await ((watch(in) || watch_cgroup_events(in) || answer_trace(in)) &&
-                  (in.shared_pump_buffer ? io::pump_shared(std::move(out), *in.stdout_sink)
-                                         : io::pump(std::move(out), *in.stdout_sink)) &&
-                  (in.shared_pump_buffer ? io::pump_shared(std::move(err), *in.stderr_sink)
-                                         : io::pump(std::move(err), *in.stderr_sink)));
+                  pump_into(in.shared_pump_buffer, std::move(out), *in.stdout_sink) &&
+                  pump_into(in.shared_pump_buffer, std::move(err), *in.stderr_sink));
     // watch_cgroup_events and answer_trace never complete by themselves.
     Watch watched = std::move(std::get<0>(watched_or_events));
     SupervisionResult result;

@@ -63,9 +63,14 @@ asio::awaitable<Status> OutputSink::write(std::span<const char> bytes) {
             size_ += room;
             bytes = bytes.subspan(room);
         }
+        if (on_write_) on_write_();
         co_return Status{};
     }
-    if (file_) co_return write_all(file_.get(), {bytes.data(), bytes.size()});
+    if (file_) {
+        auto st = write_all(file_.get(), {bytes.data(), bytes.size()});
+        if (st && on_write_) on_write_();
+        co_return st;
+    }
     auto [ec, n] = co_await asio::async_write(*stream_, asio::buffer(bytes.data(), bytes.size()),
                                               asio::as_tuple(asio::use_awaitable));
     (void)n;

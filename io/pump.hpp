@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -37,6 +38,8 @@ public:
 
     asio::awaitable<Status> write(std::span<const char> bytes);
     bool is_file() const noexcept { return file_.valid(); }
+    // Called after every successful write (the daemon wakes log followers).
+    void on_write(std::function<void()> callback) { on_write_ = std::move(callback); }
 
 private:
     OutputSink() = default;
@@ -45,6 +48,7 @@ private:
     std::string path_;                                 // rotating logs only
     uint64_t max_bytes_ = 0;                           // 0: no cap
     uint64_t size_ = 0;
+    std::function<void()> on_write_;
     std::optional<asio::posix::stream_descriptor> stream_;  // everything else
 };
 

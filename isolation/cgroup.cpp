@@ -56,6 +56,15 @@ Result<SandboxCgroup> SandboxCgroup::create(const std::string& parent, const std
     return cgroup;
 }
 
+Result<SandboxCgroup> SandboxCgroup::open(const std::string& path) {
+    SandboxCgroup cgroup;
+    cgroup.path_ = path;
+    auto dir = io::open_fd(path, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    if (!dir) return std::move(dir).error();
+    cgroup.dir_ = std::move(*dir);
+    return cgroup;
+}
+
 Result<std::vector<std::string>> available_controllers(const std::string& path) {
     auto text = io::read_file(path + "/cgroup.controllers", 4096);
     if (!text) return std::move(text).error();

@@ -57,6 +57,8 @@ class SandboxCgroup {
 public:
     // mkdir <parent>/<name> and open it O_PATH for CLONE_INTO_CGROUP.
     static Result<SandboxCgroup> create(const std::string& parent, const std::string& name);
+    // Opens an existing one (a daemon re-adopting its sandboxes).
+    static Result<SandboxCgroup> open(const std::string& path);
 
     const std::string& path() const noexcept { return path_; }
     int dirfd() const noexcept { return dir_.get(); }

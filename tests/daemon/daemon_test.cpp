@@ -1,0 +1,340 @@
+// The daemon's API contract, recovery, hostile clients and churn, against a
+// real `nucleus daemon` process and real sandboxes (the default agent root:
+// the host's /bin/sh and /bin/sleep).
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <catch2/catch_test_macros.hpp>
+#include <nlohmann/json.hpp>
+
+#include "io/http_client.hpp"
+#include "isolation/cgroup.hpp"
+#include "../supervision/host_state.hpp"
+
+extern char** environ;
+
+using nlohmann::json;
+namespace http = nucleus::io::http;
+
+namespace {
+
+int count_dir(const std::string& path) {
+    int n = 0;
+    if (DIR* d = ::opendir(path.c_str())) {
+        while (auto* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+bool skip_without_root() {
+    if (::geteuid() == 0) return false;
+    SKIP("the daemon tests run as root (the daemon's default paths and cgroup parent)");
+    return true;
+}
+
+// One daemon on a private socket and state directory; killed (SIGKILL) and
+// restarted on demand, stopped (SIGTERM) at the end.
+class Daemon {
+public:
+    Daemon() {
+        char tmpl[] = "/tmp/nucleus-daemon-test-XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        socket_ = dir_ + "/api.sock";
+        start();
+    }
+    ~Daemon() {
+        if (pid_ > 0) stop();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    void start() {
+        std::vector<std::string> args = {NUCLEUS_BINARY, "daemon", "--socket", socket_, "--state-dir", dir_ + "/state",
+                                         "--log-max-bytes", "65536"};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        std::string log = dir_ + "/daemon.log";
+        posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        REQUIRE(::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+        posix_spawn_file_actions_destroy(&fa);
+        for (int i = 0; i < 500; ++i) {
+            auto r = http::request(socket_, "GET", "/v1/health");
+            if (r && r->status == 200) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        FAIL("the daemon did not answer on " << socket_);
+    }
+    void kill9() {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+    void stop() {
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+    }
+    pid_t pid() const { return pid_; }
+    const std::string& socket() const { return socket_; }
+    std::string state() const { return dir_ + "/state"; }
+
+    http::Response call(std::string_view method, std::string_view target, std::string_view body = {}) const {
+        auto r = http::request(socket_, method, target, body);
+        REQUIRE(r.ok());
+        return *r;
+    }
+    json create(const json& doc, int expect = 201) const {
+        auto r = call("POST", "/v1/sandboxes", doc.dump());
+        INFO(r.body);
+        REQUIRE(r.status == expect);
+        return json::parse(r.body);
+    }
+    json wait(const std::string& id) const {
+        auto r = call("POST", "/v1/sandboxes/" + id + "/wait?timeout=30");
+        INFO(r.body);
+        REQUIRE(r.status == 200);
+        return json::parse(r.body);
+    }
+    int open_fds() const { return count_dir("/proc/" + std::to_string(pid_) + "/fd"); }
+
+private:
+    std::string dir_;
+    std::string socket_;
+    pid_t pid_ = -1;
+};
+
+json sh(const std::string& script) { return {{"command", {"/bin/sh", "-c", script}}}; }
+
+// Raw bytes to the socket; the reply as text.
+std::string raw_exchange(const std::string& socket, const std::string& bytes) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket.c_str());
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+    ::shutdown(fd, SHUT_WR);
+    std::string reply;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) reply.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return reply;
+}
+
+}  // namespace
+
+TEST_CASE("daemon: create, wait, logs and inspect a sandbox", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    auto created = d.create(sh("echo out; echo err >&2; exit 7"));
+    std::string id = created["id"];
+    CHECK(id.size() == 32);
+    CHECK((created["state"] == "running" || created["state"] == "exited"));
+    auto waited = d.wait(id.substr(0, 8));  // an id prefix names it too
+    CHECK(waited["exit_code"] == 7);
+    CHECK(waited["reason"] == "exit");
+    CHECK(d.call("GET", "/v1/sandboxes/" + id + "/logs").body == "out\n");
+    CHECK(d.call("GET", "/v1/sandboxes/" + id + "/logs?stream=stderr").body == "err\n");
+    auto inspect = json::parse(d.call("GET", "/v1/sandboxes/" + id).body);
+    CHECK(inspect["state"] == "exited");
+    CHECK(inspect["exit_code"] == 7);
+    CHECK(inspect["start"]["namespaces"].size() >= 6);
+    CHECK(inspect["final"]["cleanup"]["ok"] == true);
+    // Listed only with all=true once exited.
+    auto running = json::parse(d.call("GET", "/v1/sandboxes").body);
+    CHECK(running["sandboxes"].empty());
+    auto all = json::parse(d.call("GET", "/v1/sandboxes?all=true").body);
+    CHECK(all["sandboxes"].size() == 1);
+    CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
+    CHECK(d.call("GET", "/v1/sandboxes/" + id).status == 404);
+}
+
+TEST_CASE("daemon: a signal's exit, tail, created-then-started, names", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    auto killed = d.create(sh("kill -USR1 $$"));
+    CHECK(d.wait(killed["id"])["exit_code"] == 128 + SIGUSR1);
+
+    auto lines = d.create(sh("for i in 1 2 3 4 5; do echo line$i; done"));
+    d.wait(lines["id"]);
+    CHECK(d.call("GET", "/v1/sandboxes/" + lines["id"].get<std::string>() + "/logs?tail=2").body == "line4\nline5\n");
+
+    json doc = sh("exit 0");
+    doc["name"] = "later";
+    auto r = d.call("POST", "/v1/sandboxes?start=false", doc.dump());
+    REQUIRE(r.status == 201);
+    CHECK(json::parse(r.body)["state"] == "created");
+    CHECK(d.call("POST", "/v1/sandboxes/later/wait").status == 409);
+    CHECK(d.call("POST", "/v1/sandboxes/later/start").status == 200);
+    CHECK(d.wait("later")["exit_code"] == 0);
+    CHECK(d.call("POST", "/v1/sandboxes/later/start").status == 409);
+    // Names are unique.
+    CHECK(d.call("POST", "/v1/sandboxes", doc.dump()).status == 409);
+}
+
+TEST_CASE("daemon: stop, kill and remove a running sandbox", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    auto before = nucleus::tests::host_state();
+    auto a = d.create({{"command", {"/bin/sleep", "60"}}});
+    std::string id = a["id"];
+    REQUIRE(a["state"] == "running");
+    auto stats = d.call("GET", "/v1/sandboxes/" + id + "/stats");
+    CHECK(stats.status == 200);
+    CHECK(json::parse(stats.body).contains("cpu_usage_usec"));
+    // Without force, a running sandbox is not removed.
+    CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 409);
+    // sleep as PID 1 has no SIGTERM handler: the kernel would drop it, so the
+    // daemon ends the sandbox, as `nucleus run` does.
+    auto t0 = std::chrono::steady_clock::now();
+    auto stopped = d.call("POST", "/v1/sandboxes/" + id + "/stop?timeout=20");
+    REQUIRE(stopped.status == 200);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(15));
+    CHECK(json::parse(stopped.body)["state"] == "exited");
+
+    auto b = d.create(sh("trap 'exit 42' USR2; while :; do sleep 0.05; done"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the trap be set
+    CHECK(d.call("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/kill?signal=USR2").status == 204);
+    CHECK(d.wait(b["id"])["exit_code"] == 42);
+    CHECK(d.call("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/kill").status == 409);
+    CHECK(d.call("POST", "/v1/sandboxes/" + id + "/kill?signal=NOPE").status == 400);
+
+    auto c = d.create({{"command", {"/bin/sleep", "60"}}});
+    CHECK(d.call("DELETE", "/v1/sandboxes/" + c["id"].get<std::string>() + "?force=true").status == 204);
+    for (auto& x : {a, b}) d.call("DELETE", "/v1/sandboxes/" + x["id"].get<std::string>());
+    auto after = nucleus::tests::host_state();
+    CHECK(after.describe() == before.describe());
+}
+
+TEST_CASE("daemon: hostile requests get 4xx and change nothing", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    auto count = [&] { return json::parse(d.call("GET", "/v1/sandboxes?all=true").body)["sandboxes"].size(); };
+    auto bad = [&](std::string_view body, int status, std::string_view says) {
+        auto r = d.call("POST", "/v1/sandboxes", body);
+        INFO(r.body);
+        CHECK(r.status == status);
+        CHECK(json::parse(r.body)["error"].get<std::string>().find(says) != std::string::npos);
+    };
+    bad("{not json", 400, "JSON object");
+    bad("[1,2]", 400, "JSON object");
+    bad(R"({"command":["/bin/true"],"bogus":1})", 400, "bogus");
+    bad(R"({"command":[]})", 400, "command");
+    bad(R"({"command":["/bin/true"],"memory":"lots"})", 400, "memory");
+    bad(R"({"command":["/bin/true"],"events_fd":3})", 400, "events_fd");
+    bad(R"({"command":["/bin/true"],"network":"bridge0"})", 400, "network");
+    CHECK(count() == 0);
+    CHECK(d.call("GET", "/v1/nope").status == 404);
+    CHECK(d.call("PUT", "/v1/sandboxes").status == 405);
+    CHECK(d.call("GET", "/v1/sandboxes/0000").status == 404);
+    // Malformed HTTP and an oversized body, on raw sockets.
+    CHECK(raw_exchange(d.socket(), "THIS IS NOT HTTP\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+    std::string huge = "POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n{";
+    CHECK(raw_exchange(d.socket(), huge).rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(count() == 0);
+    CHECK(d.call("GET", "/v1/health").status == 200);
+}
+
+TEST_CASE("daemon: log follow and the event stream, and clients that go away", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    int fds_before = d.open_fds();
+    auto a = d.create(sh("for i in 1 2 3; do echo tick$i; sleep 0.1; done"));
+    std::string followed;
+    auto r = http::request_stream(d.socket(), "GET", "/v1/sandboxes/" + a["id"].get<std::string>() + "/logs?follow=true",
+                                  [&](std::string_view data) {
+                                      followed.append(data);
+                                      return true;
+                                  });
+    REQUIRE(r.ok());
+    CHECK(followed == "tick1\ntick2\ntick3\n");
+
+    // A follower that hangs up early costs nothing.
+    auto b = d.create({{"command", {"/bin/sleep", "30"}}});
+    std::string bid = b["id"];
+    auto early = http::request_stream(d.socket(), "GET", "/v1/sandboxes/" + bid + "/logs?follow=true",
+                                      [](std::string_view) { return false; });
+    (void)early;
+    std::thread waiter([&] {
+        (void)http::request_stream(d.socket(), "GET", "/v1/events", [&](std::string_view data) {
+            return std::string(data).find("\"event\":\"exit\"") == std::string::npos;
+        });
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(d.call("DELETE", "/v1/sandboxes/" + bid + "?force=true").status == 204);
+    waiter.join();
+    d.call("DELETE", "/v1/sandboxes/" + a["id"].get<std::string>());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(d.open_fds() == fds_before);
+}
+
+TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports those that ended", "[daemon][recovery]") {
+    if (skip_without_root()) return;
+    auto before = nucleus::tests::host_state();
+    {
+        Daemon d;
+        std::vector<std::string> long_ids, short_ids;
+        for (int i = 0; i < 100; ++i) long_ids.push_back(d.create({{"command", {"/bin/sleep", "120"}}})["id"]);
+        for (int i = 0; i < 3; ++i) short_ids.push_back(d.create({{"command", {"/bin/sleep", "0.3"}}})["id"]);
+        d.kill9();
+        std::this_thread::sleep_for(std::chrono::milliseconds(800));  // the short ones end unwatched
+        d.start();
+        auto list = json::parse(d.call("GET", "/v1/sandboxes?all=true").body)["sandboxes"];
+        int adopted_running = 0, ended = 0;
+        for (auto& s : list) {
+            if (s["state"] == "running" && s["adopted"] == true) ++adopted_running;
+            if (s["state"] == "exited" && s["reason"] == "exited_unobserved") ++ended;
+        }
+        CHECK(adopted_running == 100);
+        CHECK(ended == 3);
+        // Adopted sandboxes can still be stopped, and leave nothing behind.
+        for (auto& id : long_ids) CHECK(d.call("DELETE", "/v1/sandboxes/" + id + "?force=true").status == 204);
+        for (auto& id : short_ids) CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
+        CHECK(count_dir(d.state() + "/sandboxes") == 0);
+        CHECK(count_dir(d.state() + "/daemon") == 0);
+    }
+    auto after = nucleus::tests::host_state();
+    CHECK(after.describe() == before.describe());
+}
+
+TEST_CASE("daemon: churn leaks no fd, cgroup, mount or process", "[daemon][churn]") {
+    if (skip_without_root()) return;
+    auto before = nucleus::tests::host_state();
+    Daemon d;
+    // Warm-up: the first sandbox opens what the daemon keeps (ring, pool).
+    d.wait(d.create({{"command", {"/bin/true"}}})["id"]);
+    for (auto& s : json::parse(d.call("GET", "/v1/sandboxes?all=true").body)["sandboxes"])
+        d.call("DELETE", "/v1/sandboxes/" + s["id"].get<std::string>());
+    int fds = d.open_fds();
+    const int rounds = std::getenv("NUCLEUS_CHURN") ? std::atoi(std::getenv("NUCLEUS_CHURN")) : 300;
+    for (int i = 0; i < rounds; ++i) {
+        auto s = d.create({{"command", {"/bin/true"}}});
+        std::string id = s["id"];
+        REQUIRE(d.wait(id)["exit_code"] == 0);
+        REQUIRE(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
+    }
+    CHECK(d.open_fds() == fds);
+    auto metrics = d.call("GET", "/v1/metrics").body;
+    CHECK(metrics.find("nucleus_sandbox_exits_total{reason=\"exit\"} " + std::to_string(rounds + 1)) != std::string::npos);
+    d.stop();
+    auto after = nucleus::tests::host_state();
+    CHECK(after.describe() == before.describe());
+}
