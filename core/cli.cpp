@@ -67,7 +67,7 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     list("-e,--env", "env", "Set KEY=VALUE, or pass KEY from the host (repeatable)");
     list("--env-file", "env_file", "Read KEY=VALUE lines from a file (repeatable)");
     list("--cap-add", "cap_add", "Keep a capability, e.g. NET_BIND_SERVICE (repeatable; default: none)");
-    list("--ulimit", "ulimit", "Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)");
+    list("--ulimit", "ulimit", "Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048; -1 or unlimited = no limit (not for nofile) (repeatable)");
     str("--memory", "memory", "Memory limit (memory.max), e.g. 512m; OOM kills the whole sandbox (exit 137)");
     str("--memory-high", "memory_high", "Memory throttling threshold (memory.high)");
     str("--memory-swap", "memory_swap", "Memory plus swap limit, as Docker (-1: unlimited swap)");

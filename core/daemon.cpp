@@ -18,6 +18,7 @@
 
 #include <CLI/CLI.hpp>
 #include <asio/as_tuple.hpp>
+#include <asio/buffer.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
@@ -30,6 +31,8 @@
 
 #include "core/lifecycle.hpp"
 #include "io/http.hpp"
+#include "isolation/join.hpp"
+#include "isolation/join_plan.hpp"
 #include "io/process.hpp"
 #include "io/reactor.hpp"
 
@@ -192,7 +195,12 @@ struct Entry {
     // Live parts, while starting or running.
     std::unique_ptr<lifecycle::Sandbox> sb;
     io::unique_fd pidfd;  // a dup of the supervised process's pidfd
+    isolation::LaunchPlan* plan = nullptr;  // while running: what exec joins under
+    int execs = 0;                          // exec'd processes still running
     bool removing = false;
+    // A signal PID 1 could not receive, so the sandbox was killed for it:
+    // reported as that signal (128 + N), as `nucleus run` does.
+    int fatal_signal = 0;
 
     Signal started;  // phase left Starting
     Signal exited;   // phase became Exited
@@ -247,6 +255,7 @@ private:
     asio::awaitable<void> wait_exit(Entry& e, std::optional<double> timeout_s, io::http::Responder& res, bool& exited);
     asio::awaitable<void> logs(Entry& e, const io::http::Request& req, io::http::Responder& res);
     asio::awaitable<void> event_stream(io::http::Responder& res);
+    asio::awaitable<void> exec(Entry& e, const io::http::Request& req, io::http::Responder& res);
     std::string metrics() const;
     void forget(const std::string& id);
     void spawn_task(asio::awaitable<void> task);
@@ -404,7 +413,12 @@ asio::awaitable<void> Daemon::run_entry(Entry* e) {
                 persist(*entry);
                 entry->started.notify();
             };
+            e->plan = plan.get();
             outcome = co_await lifecycle::spawn_and_supervise(ctx);
+            e->plan = nullptr;
+            // exec'd processes die with the sandbox (cgroup.kill); their
+            // coroutines still read the plan until they have reaped them.
+            while (e->execs > 0) co_await e->output.wait();
         }
     }
     plan.reset();
@@ -420,6 +434,10 @@ void Daemon::finish(Entry& e, lifecycle::Outcome& outcome, const json& final_eve
     e.reason = outcome.reason.empty() ? "setup_failed" : outcome.reason;
     e.exit_code = outcome.exit_code;
     e.signal = outcome.signal;
+    if (e.fatal_signal && e.reason == "signal" && outcome.signal == SIGKILL) {
+        e.signal = e.fatal_signal;
+        e.exit_code = 128 + e.fatal_signal;
+    }
     e.error = outcome.error;
     e.final_event = final_event;
     e.pidfd.reset();
@@ -469,6 +487,7 @@ Status Daemon::send_signal(Entry& e, int sig) {
     // handles nor ignores it; as `nucleus run` does, such a signal ends the
     // whole sandbox.
     if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCONT && e.pid && !handles_signal(*e.pid, sig)) {
+        e.fatal_signal = sig;
         if (!e.cgroup_path.empty() && io::write_file(e.cgroup_path + "/cgroup.kill", "1")) return {};
         ::syscall(SYS_pidfd_send_signal, e.pidfd.get(), SIGKILL, nullptr, 0);
     }
@@ -777,6 +796,125 @@ asio::awaitable<void> Daemon::event_stream(io::http::Responder& res) {
     co_await res.end_stream();
 }
 
+// Reads a pipe to EOF, keeping at most `cap` bytes (the rest is read and
+// dropped, so the writer never blocks on a full pipe).
+asio::awaitable<void> collect(asio::posix::stream_descriptor pipe, std::string& into, size_t cap, bool& truncated) {
+    char buf[16384];
+    for (;;) {
+        auto [ec, n] = co_await pipe.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+        if (ec) break;
+        size_t keep = std::min(n, cap - std::min(cap, into.size()));
+        into.append(buf, keep);
+        if (keep < n) truncated = true;
+    }
+}
+
+asio::awaitable<void> Daemon::exec(Entry& e, const io::http::Request& req, io::http::Responder& res) {
+    constexpr size_t cap = 1 << 20;
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+        co_await res.send_error(400, "the body must be a JSON object: {\"command\": [...], \"env\": [...], \"workdir\": \"...\"}");
+        co_return;
+    }
+    std::string problem;
+    for (auto& [key, value] : body.items())
+        if (key != "command" && key != "env" && key != "workdir") problem = "unknown field '" + key + "' (command, env, workdir)";
+    auto strings = [&](const char* key, std::vector<std::string>& out) {
+        if (!body.contains(key)) return;
+        if (!body[key].is_array()) problem = std::string(key) + " must be an array of strings";
+        else
+            for (auto& v : body[key]) {
+                if (!v.is_string()) problem = std::string(key) + " must be an array of strings";
+                else out.push_back(v.get<std::string>());
+            }
+    };
+    std::vector<std::string> command, env;
+    strings("command", command);
+    strings("env", env);
+    if (problem.empty() && (command.empty() || command[0].empty())) problem = "command must name a program";
+    for (auto& kv : env)
+        if (kv.find('=') == std::string::npos || kv.front() == '=') problem = "env entries are KEY=VALUE, got '" + kv + "'";
+    std::string workdir;
+    if (body.contains("workdir")) {
+        if (!body["workdir"].is_string() || body["workdir"].get<std::string>().empty() || body["workdir"].get<std::string>()[0] != '/')
+            problem = "workdir must be an absolute path";
+        else workdir = body["workdir"];
+    }
+    if (!problem.empty()) {
+        co_await res.send_error(400, problem);
+        co_return;
+    }
+    if (e.phase != Phase::Running || !e.plan || !e.pidfd) {
+        co_await res.send_error(409, "sandbox " + e.id.substr(0, 12) + " is " + phase_name(e.phase) +
+                                         (e.adopted ? " (re-adopted: exec needs the plan of a sandbox this daemon started)" : ""));
+        co_return;
+    }
+    auto ex = co_await asio::this_coro::executor;
+    auto out = io::make_pipe();
+    auto err = io::make_pipe();
+    auto devnull = io::open_fd("/dev/null", O_RDONLY);
+    if (!out || !err || !devnull) {
+        co_await res.send_error(500, "creating pipes for exec: " + std::string(std::strerror(errno)));
+        co_return;
+    }
+    isolation::JoinRequest join;
+    join.target_pidfd = e.pidfd.get();
+    join.target_pid = e.pid.value_or(-1);
+    auto cgroup_fd = e.cgroup_path.empty() ? Result<io::unique_fd>(io::unique_fd{})
+                                           : io::open_fd(e.cgroup_path, O_PATH | O_DIRECTORY);
+    join.cgroup_fd = cgroup_fd ? cgroup_fd->get() : -1;
+    join.plan = e.plan;
+    join.argv = command;
+    if (!env.empty()) join.env = env;
+    join.workdir = workdir;
+    join.stdio[0] = devnull->get();
+    join.stdio[1] = out->write.get();
+    join.stdio[2] = err->write.get();
+    Entry* entry = &e;
+    ++entry->execs;
+    isolation::JoinFailure failure;
+    auto joined = co_await isolation::spawn_joined(std::move(join), &failure);
+    out->write.reset();
+    err->write.reset();
+    if (!joined) {
+        --entry->execs;
+        entry->output.notify();
+        int status = 500;
+        if (failure.step == static_cast<uint32_t>(isolation::JoinStep::Exec))
+            status = failure.child_errno == ENOENT ? 404 : 400;
+        co_await res.send_error(status, joined.error().describe());
+        co_return;
+    }
+    io::ProcessHandle process = std::move(*joined);
+    publish({{"event", "exec"}, {"id", entry->id}, {"pid", process.pid()}, {"command", command}});
+    std::string stdout_text, stderr_text;
+    bool out_trunc = false, err_trunc = false;
+    asio::posix::stream_descriptor out_pipe(ex, out->read.release());
+    asio::posix::stream_descriptor err_pipe(ex, err->read.release());
+    auto finished = co_await ((process.wait_exit() && collect(std::move(out_pipe), stdout_text, cap, out_trunc) &&
+                               collect(std::move(err_pipe), stderr_text, cap, err_trunc)) ||
+                              res.client_gone());
+    if (finished.index() == 1) {  // the client left: the process goes too
+        (void)process.send_signal(SIGKILL);
+        (void)co_await process.wait_exit();
+    }
+    --entry->execs;
+    entry->output.notify();
+    if (finished.index() == 1) co_return;
+    auto& status = std::get<0>(finished);  // (&& drops the void results)
+    json reply;
+    if (!status) {
+        co_await res.send_error(500, status.error().describe());
+        co_return;
+    }
+    reply["exit_code"] = status->shell_code();
+    reply["signal"] = status->signaled ? json(status->value) : json(nullptr);
+    reply["stdout"] = stdout_text;
+    reply["stderr"] = stderr_text;
+    reply["truncated"] = out_trunc || err_trunc;
+    co_await res.send_json(200, reply);
+}
+
 std::string Daemon::metrics() const {
     std::map<std::string, int> by_phase = {{"created", 0}, {"starting", 0}, {"running", 0}, {"exited", 0}};
     for (auto& [id, e] : entries_) ++by_phase[phase_name(e->phase)];
@@ -828,9 +966,14 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
     ++requests_total_;
     const std::string& path = req.path;
     const std::string& m = req.method;
-    auto method_not_allowed = [&]() { return res.send_error(405, m + " is not allowed on " + path); };
+    // (The message is owned by the coroutine: send_error takes a view and
+    // runs only when awaited.)
+    auto method_not_allowed = [&]() -> asio::awaitable<void> {
+        std::string message = m + " is not allowed on " + path;
+        co_await res.send_error(405, message);
+    };
     if (path == "/v1/health") {
-        if (m != "GET") co_return (void)co_await method_not_allowed();
+        if (m != "GET") co_return co_await method_not_allowed();
         size_t running = 0;
         for (auto& [id, e] : entries_) running += e->phase == Phase::Running;
         json health = {{"status", stopping_ ? "stopping" : "ok"}, {"version", daemon_version},
@@ -839,12 +982,12 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
         co_return;
     }
     if (path == "/v1/metrics") {
-        if (m != "GET") co_return (void)co_await method_not_allowed();
+        if (m != "GET") co_return co_await method_not_allowed();
         co_await res.send(200, "text/plain; version=0.0.4", metrics());
         co_return;
     }
     if (path == "/v1/events") {
-        if (m != "GET") co_return (void)co_await method_not_allowed();
+        if (m != "GET") co_return co_await method_not_allowed();
         co_await event_stream(res);
         co_return;
     }
@@ -853,7 +996,7 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
             co_await create(req, res);
             co_return;
         }
-        if (m != "GET") co_return (void)co_await method_not_allowed();
+        if (m != "GET") co_return co_await method_not_allowed();
         bool all = req.query.count("all") && (req.query.at("all") == "true" || req.query.at("all") == "1");
         json list = json::array();
         for (auto& [id, e] : entries_)
@@ -891,7 +1034,7 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
             co_await res.send_json(200, out);
             co_return;
         }
-        if (m != "DELETE") co_return (void)co_await method_not_allowed();
+        if (m != "DELETE") co_return co_await method_not_allowed();
         bool force = req.query.count("force") && (req.query.at("force") == "true" || req.query.at("force") == "1");
         if (e->phase == Phase::Starting || e->phase == Phase::Running) {
             if (!force) {
@@ -916,7 +1059,7 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
         co_return;
     }
     if (action == "start") {
-        if (m != "POST") co_return (void)co_await method_not_allowed();
+        if (m != "POST") co_return co_await method_not_allowed();
         if (e->phase != Phase::Created) {
             co_await res.send_error(409, "sandbox " + id.substr(0, 12) + " is " + phase_name(e->phase) + ", not created");
             co_return;
@@ -932,7 +1075,7 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
         co_return;
     }
     if (action == "wait") {
-        if (m != "POST") co_return (void)co_await method_not_allowed();
+        if (m != "POST") co_return co_await method_not_allowed();
         std::optional<double> timeout;
         if (auto it = req.query.find("timeout"); it != req.query.end()) {
             auto t = parse_seconds(it->second, "timeout");
@@ -956,12 +1099,12 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
         co_return;
     }
     if (action == "logs") {
-        if (m != "GET") co_return (void)co_await method_not_allowed();
+        if (m != "GET") co_return co_await method_not_allowed();
         co_await logs(*e, req, res);
         co_return;
     }
     if (action == "kill") {
-        if (m != "POST") co_return (void)co_await method_not_allowed();
+        if (m != "POST") co_return co_await method_not_allowed();
         int sig = SIGKILL;
         if (auto it = req.query.find("signal"); it != req.query.end()) {
             auto s = parse_signal(it->second);
@@ -976,7 +1119,7 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
         co_return;
     }
     if (action == "stop") {
-        if (m != "POST") co_return (void)co_await method_not_allowed();
+        if (m != "POST") co_return co_await method_not_allowed();
         double grace = 10;
         if (auto it = req.query.find("timeout"); it != req.query.end()) {
             auto t = parse_seconds(it->second, "timeout");
@@ -1002,8 +1145,13 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
         co_await res.send_json(200, sandbox_json(*cur));
         co_return;
     }
+    if (action == "exec") {
+        if (m != "POST") co_return co_await method_not_allowed();
+        co_await exec(*e, req, res);
+        co_return;
+    }
     if (action == "stats") {
-        if (m != "GET") co_return (void)co_await method_not_allowed();
+        if (m != "GET") co_return co_await method_not_allowed();
         if (e->phase != Phase::Running || e->cgroup_path.empty()) {
             co_await res.send_error(409, "sandbox " + id.substr(0, 12) + " has no live cgroup (state " +
                                              phase_name(e->phase) + ")");

@@ -243,7 +243,7 @@ Status prepare_copies(const SandboxSpec& spec, Sandbox& sb) {
         std::string dir = *base + "/context";
         if (::mkdir(dir.c_str(), 0755) < 0) return Error::from_errno("mkdir " + dir);
         sb.context_copy = dir;
-        NUCLEUS_TRY(copy_tree(*spec.context, dir, CopyOwner{0, 0, false}).wrap("copying the context"));
+        NUCLEUS_TRY(copy_tree(*spec.context, dir, owner).wrap("copying the context"));
     }
     return {};
 }

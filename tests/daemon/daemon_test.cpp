@@ -170,7 +170,8 @@ TEST_CASE("daemon: create, wait, logs and inspect a sandbox", "[daemon]") {
 TEST_CASE("daemon: a signal's exit, tail, created-then-started, names", "[daemon]") {
     if (skip_without_root()) return;
     Daemon d;
-    auto killed = d.create(sh("kill -USR1 $$"));
+    // (PID 1 itself would not receive a signal it has no handler for.)
+    auto killed = d.create(sh("/bin/sh -c 'kill -USR1 $$'"));
     CHECK(d.wait(killed["id"])["exit_code"] == 128 + SIGUSR1);
 
     auto lines = d.create(sh("for i in 1 2 3 4 5; do echo line$i; done"));
@@ -209,6 +210,7 @@ TEST_CASE("daemon: stop, kill and remove a running sandbox", "[daemon]") {
     REQUIRE(stopped.status == 200);
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(15));
     CHECK(json::parse(stopped.body)["state"] == "exited");
+    CHECK(json::parse(stopped.body)["exit_code"] == 128 + SIGTERM);
 
     auto b = d.create(sh("trap 'exit 42' USR2; while :; do sleep 0.05; done"));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the trap be set
@@ -222,6 +224,38 @@ TEST_CASE("daemon: stop, kill and remove a running sandbox", "[daemon]") {
     for (auto& x : {a, b}) d.call("DELETE", "/v1/sandboxes/" + x["id"].get<std::string>());
     auto after = nucleus::tests::host_state();
     CHECK(after.describe() == before.describe());
+}
+
+TEST_CASE("daemon: exec runs inside the sandbox under its limits", "[daemon][exec]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    auto a = d.create({{"command", {"/bin/sleep", "60"}}});
+    std::string id = a["id"];
+    auto exec = [&](const json& body) { return d.call("POST", "/v1/sandboxes/" + id + "/exec", body.dump()); };
+    auto r = exec({{"command", {"/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo oops >&2; exit 5"}}});
+    REQUIRE(r.status == 200);
+    auto out = json::parse(r.body);
+    CHECK(out["exit_code"] == 5);
+    std::string text = out["stdout"];
+    CHECK(text.find("/bin/sleep 60") != std::string::npos);  // PID 1 is the sandbox's
+    CHECK(text.find("CapEff:\t0000000000000000") != std::string::npos);
+    CHECK(text.find("NoNewPrivs:\t1") != std::string::npos);
+    CHECK(text.find("Seccomp:\t2") != std::string::npos);
+    CHECK(out["stderr"] == "oops\n");
+    // Same namespaces as PID 1, seen from the host (inside, Landlock keeps
+    // the exec'd process from reading PID 1's links: another domain).
+    auto ns = exec({{"command", {"/bin/sh", "-c", "for n in mnt pid user net uts ipc cgroup; do readlink /proc/self/ns/$n; done"}}});
+    std::string expected;
+    for (const char* n : {"mnt", "pid", "user", "net", "uts", "ipc", "cgroup"})
+        expected += std::filesystem::read_symlink("/proc/" + std::to_string(a["pid"].get<int>()) + "/ns/" + n).string() + "\n";
+    CHECK(json::parse(ns.body)["stdout"] == expected);
+    CHECK(exec({{"command", {"/no/such/program"}}}).status == 404);
+    CHECK(exec({{"command", {"/bin/true"}}, {"tty", true}}).status == 400);
+    CHECK(exec({{"command", json::array()}}).status == 400);
+    d.call("DELETE", "/v1/sandboxes/" + id + "?force=true");
+    auto gone = d.create(sh("exit 0"));
+    d.wait(gone["id"]);
+    CHECK(d.call("POST", "/v1/sandboxes/" + gone["id"].get<std::string>() + "/exec", R"({"command":["/bin/true"]})").status == 409);
 }
 
 TEST_CASE("daemon: hostile requests get 4xx and change nothing", "[daemon]") {
@@ -270,9 +304,17 @@ TEST_CASE("daemon: log follow and the event stream, and clients that go away", "
     // A follower that hangs up early costs nothing.
     auto b = d.create({{"command", {"/bin/sleep", "30"}}});
     std::string bid = b["id"];
-    auto early = http::request_stream(d.socket(), "GET", "/v1/sandboxes/" + bid + "/logs?follow=true",
-                                      [](std::string_view) { return false; });
-    (void)early;
+    {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", d.socket().c_str());
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        std::string follow = "GET /v1/sandboxes/" + bid + "/logs?follow=true HTTP/1.1\r\nHost: x\r\n\r\n";
+        REQUIRE(::write(fd, follow.data(), follow.size()) == static_cast<ssize_t>(follow.size()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        ::close(fd);
+    }
     std::thread waiter([&] {
         (void)http::request_stream(d.socket(), "GET", "/v1/events", [&](std::string_view data) {
             return std::string(data).find("\"event\":\"exit\"") == std::string::npos;

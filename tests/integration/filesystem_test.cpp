@@ -333,12 +333,9 @@ TEST_CASE("copy-in-out does not rewrite files the workload never touched", "[fil
     CHECK(after.st_nlink == 2);
 }
 
-// KNOWN BUG, still open: core/lifecycle.cpp
-// copies the context with CopyOwner{0, 0, false}, so the copy is owned by
-// host root, which no sandbox maps, and a 0600 file is unreadable to the
-// workload. Passing the workspace's `owner` (the workload's host ids) there
-// fixes it; then drop [!shouldfail].
-TEST_CASE("a context file only its owner may read is readable to the workload", "[filesystem][context][!shouldfail]") {
+// The context copy is owned by the workload's host ids (it is mounted
+// read-only), so files only their owner could read stay readable.
+TEST_CASE("a context file only its owner may read is readable to the workload", "[filesystem][context]") {
     require_root();
     TempDir dir("ctx-private");
     fs::path ctx = dir / "ctx";
