@@ -5,8 +5,8 @@
 #      full cgroup v2 hierarchy (they report SKIPPED on a hybrid host);
 #   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   4. the policy-parser fuzz target (clang libFuzzer), briefly;
-#   5. smoke runs of nucleus-bench coldstart and pgbench (numbers printed,
-#      never asserted).
+#   5. smoke runs of nucleus-bench coldstart, pgbench, spawn and density
+#      (numbers printed, never asserted).
 # Needs root for the integration lane (user namespaces with full id maps,
 # cgroups); tests that cannot run say SKIPPED with the reason.
 set -euo pipefail
@@ -37,7 +37,9 @@ step "fuzzing the policy parsers (libFuzzer, 30 s)"
 scripts/fuzz.sh 30
 
 if [ -x build/bench/nucleus-bench ]; then
-    step "benchmarks: coldstart and pgbench (smoke runs, no assertions)"
+    step "benchmarks: coldstart, pgbench, spawn and density (smoke runs, no assertions)"
     build/bench/nucleus-bench coldstart --quick || echo "coldstart smoke run failed (not a test)"
     build/bench/nucleus-bench pgbench --quick || echo "pgbench smoke run failed (not a test)"
+    build/bench/nucleus-bench spawn --quick || echo "spawn smoke run failed (not a test)"
+    build/bench/nucleus-bench density --quick || echo "density smoke run failed (not a test)"
 fi

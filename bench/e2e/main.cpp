@@ -8,8 +8,10 @@
 #include <CLI/CLI.hpp>
 
 #include "coldstart.hpp"
+#include "density.hpp"
 #include "pgbench.hpp"
 #include "plot.hpp"
+#include "spawn.hpp"
 
 namespace {
 
@@ -40,6 +42,10 @@ int main(int argc, char** argv) {
   CLI::App* coldstart = nucleus::bench::add_coldstart_command(app, coldstart_options);
   nucleus::bench::PgbenchOptions pgbench_options;
   CLI::App* pgbench = nucleus::bench::add_pgbench_command(app, pgbench_options);
+  nucleus::bench::SpawnOptions spawn_options;
+  CLI::App* spawn = nucleus::bench::add_spawn_command(app, spawn_options);
+  nucleus::bench::DensityOptions density_options;
+  CLI::App* density = nucleus::bench::add_density_command(app, density_options);
   std::string replot_json, replot_svg;
   CLI::App* plot = app.add_subcommand("plot", "Draw the SVG chart of a report saved with --json (needs gnuplot)");
   plot->add_option("report", replot_json, "FILE.json from coldstart or pgbench --json")->required()->check(CLI::ExistingFile);
@@ -52,6 +58,8 @@ int main(int argc, char** argv) {
   try {
     if (coldstart->parsed()) return nucleus::bench::run_coldstart(coldstart_options);
     if (pgbench->parsed()) return nucleus::bench::run_pgbench(pgbench_options);
+    if (spawn->parsed()) return nucleus::bench::run_spawn(spawn_options);
+    if (density->parsed()) return nucleus::bench::run_density(density_options);
     if (plot->parsed()) return replot(replot_json, replot_svg);
   } catch (const std::exception& error) {
     std::cerr << "\nnucleus-bench: " << error.what() << '\n';

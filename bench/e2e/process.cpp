@@ -232,11 +232,11 @@ bool Server::running() {
 
 std::string Server::exit_description() const { return exited_ ? describe_wait_status(status_) : "running"; }
 
-bool Server::stop(double grace_s) {
+bool Server::stop(double grace_s, int signal) {
   if (pid_ <= 0) return true;
   bool clean = true;
   if (running()) {
-    ::kill(pid_, SIGINT);
+    ::kill(pid_, signal);
     const double deadline = now_ms() + grace_s * 1000;
     while (running() && now_ms() < deadline) ::usleep(20000);
     if (running()) {

@@ -65,9 +65,10 @@ class Server {
   pid_t pid() const { return pid_; }
   bool running();                        // false once it has exited (status kept)
   std::string exit_description() const;  // after it has exited
-  // SIGINT (postgres: fast shutdown; nucleus forwards it), then SIGKILL after
-  // `grace_s`. Returns whether it exited within the grace period.
-  bool stop(double grace_s = 20);
+  // `signal` (default SIGINT: postgres's fast shutdown; nucleus forwards it),
+  // then SIGKILL after `grace_s`. Returns whether it exited within the grace
+  // period.
+  bool stop(double grace_s = 20, int signal = SIGINT);
 
  private:
   pid_t pid_ = -1;
