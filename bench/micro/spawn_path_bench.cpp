@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/events.hpp"
 #include "core/spec.hpp"
 #include "isolation/launch_plan.hpp"
 #include "isolation/seccomp.hpp"
@@ -70,9 +71,41 @@ void BM_SeccompDefault_CompiledWithLibseccomp(benchmark::State& state) {
     }
 }
 
+// The event encoder: a typical final record (as `nucleus run` and the
+// daemon emit one per sandbox) serialised with its timestamp, into a sink
+// that discards it, against serialising the same record bare.
+nlohmann::json typical_exit_record() {
+    return {{"event", "exit"}, {"id", "ad5620bff6b7bb995b8d9791dc8bc7ab"}, {"name", "nucleus-ad5620bff6b7"},
+            {"exit_code", 0}, {"reason", "exit"}, {"signal", nullptr}, {"wall_ms", 4.2},
+            {"cpu", {{"usage_ms", 1.2}, {"user_ms", 0.4}, {"system_ms", 0.8}, {"source", "cgroup"}}},
+            {"cleanup", {{"cgroup_removed", true}, {"state_removed", true}, {"ok", true}}},
+            {"stats", {{"cpu_usage_usec", 1200}, {"pids_peak", 1}}}};
+}
+
+void BM_EventEncode_Bare(benchmark::State& state) {
+    auto record = typical_exit_record();
+    for (auto _ : state) {
+        auto line = record.dump() + "\n";
+        benchmark::DoNotOptimize(line);
+    }
+}
+
+void BM_EventEncode_EventLog(benchmark::State& state) {
+    auto record = typical_exit_record();
+    size_t bytes = 0;
+    auto log = core::EventLog::to([&](const nlohmann::json& r) { bytes += r.dump().size() + 1; });
+    for (auto _ : state) {
+        auto st = log.emit(record);
+        benchmark::DoNotOptimize(st);
+    }
+    benchmark::DoNotOptimize(bytes);
+}
+
 }  // namespace
 
 BENCHMARK(BM_SpecFromDocument);
+BENCHMARK(BM_EventEncode_Bare);
+BENCHMARK(BM_EventEncode_EventLog);
 BENCHMARK_CAPTURE(BM_ParseConfigText, json, "json");
 BENCHMARK_CAPTURE(BM_ParseConfigText, toml, "toml");
 BENCHMARK(BM_LaunchPlanBuild);
