@@ -121,6 +121,23 @@ private:
     pid_t pid_ = -1;
 };
 
+// Some effects land asynchronously: the daemon closes a finished
+// connection on its next turn, and orphans of a killed daemon are reaped by
+// the host's init whenever it gets to them. Retries for up to 10 s.
+template <typename F, typename T>
+T settled(F measure, const T& expected) {
+    T now = measure();
+    for (int i = 0; i < 200 && !(now == expected); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        now = measure();
+    }
+    return now;
+}
+
+std::string settled_host_state(const nucleus::tests::HostState& before) {
+    return settled([] { return nucleus::tests::host_state().describe(); }, before.describe());
+}
+
 json sh(const std::string& script) { return {{"command", {"/bin/sh", "-c", script}}}; }
 
 // Raw bytes to the socket; the reply as text.
@@ -222,8 +239,7 @@ TEST_CASE("daemon: stop, kill and remove a running sandbox", "[daemon]") {
     auto c = d.create({{"command", {"/bin/sleep", "60"}}});
     CHECK(d.call("DELETE", "/v1/sandboxes/" + c["id"].get<std::string>() + "?force=true").status == 204);
     for (auto& x : {a, b}) d.call("DELETE", "/v1/sandboxes/" + x["id"].get<std::string>());
-    auto after = nucleus::tests::host_state();
-    CHECK(after.describe() == before.describe());
+    CHECK(settled_host_state(before) == before.describe());
 }
 
 TEST_CASE("daemon: exec runs inside the sandbox under its limits", "[daemon][exec]") {
@@ -325,7 +341,7 @@ TEST_CASE("daemon: log follow and the event stream, and clients that go away", "
     waiter.join();
     d.call("DELETE", "/v1/sandboxes/" + a["id"].get<std::string>());
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    CHECK(d.open_fds() == fds_before);
+    CHECK(settled([&] { return d.open_fds(); }, fds_before) == fds_before);
 }
 
 TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports those that ended", "[daemon][recovery]") {
@@ -353,8 +369,7 @@ TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports t
         CHECK(count_dir(d.state() + "/sandboxes") == 0);
         CHECK(count_dir(d.state() + "/daemon") == 0);
     }
-    auto after = nucleus::tests::host_state();
-    CHECK(after.describe() == before.describe());
+    CHECK(settled_host_state(before) == before.describe());
 }
 
 TEST_CASE("daemon: churn leaks no fd, cgroup, mount or process", "[daemon][churn]") {
@@ -373,10 +388,9 @@ TEST_CASE("daemon: churn leaks no fd, cgroup, mount or process", "[daemon][churn
         REQUIRE(d.wait(id)["exit_code"] == 0);
         REQUIRE(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
     }
-    CHECK(d.open_fds() == fds);
+    CHECK(settled([&] { return d.open_fds(); }, fds) == fds);
     auto metrics = d.call("GET", "/v1/metrics").body;
     CHECK(metrics.find("nucleus_sandbox_exits_total{reason=\"exit\"} " + std::to_string(rounds + 1)) != std::string::npos);
     d.stop();
-    auto after = nucleus::tests::host_state();
-    CHECK(after.describe() == before.describe());
+    CHECK(settled_host_state(before) == before.describe());
 }
