@@ -4,7 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -23,8 +23,6 @@
 #include "io/http_client.hpp"
 #include "isolation/cgroup.hpp"
 #include "../supervision/host_state.hpp"
-
-extern char** environ;
 
 using nlohmann::json;
 namespace http = nucleus::io::http;
@@ -68,12 +66,20 @@ public:
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
         std::string log = dir_ + "/daemon.log";
-        posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        REQUIRE(::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-        posix_spawn_file_actions_destroy(&fa);
+        pid_t parent = ::getpid();
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            // A test that dies must not leave its daemon running (nor
+            // holding ctest's output pipe open).
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(127);
+            int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(127);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
         for (int i = 0; i < 500; ++i) {
             auto r = http::request(socket_, "GET", "/v1/health");
             if (r && r->status == 200) return;
@@ -378,8 +384,8 @@ TEST_CASE("daemon: churn leaks no fd, cgroup, mount or process", "[daemon][churn
     Daemon d;
     // Warm-up: the first sandbox opens what the daemon keeps (ring, pool).
     d.wait(d.create({{"command", {"/bin/true"}}})["id"]);
-    for (auto& s : json::parse(d.call("GET", "/v1/sandboxes?all=true").body)["sandboxes"])
-        d.call("DELETE", "/v1/sandboxes/" + s["id"].get<std::string>());
+    auto warm = json::parse(d.call("GET", "/v1/sandboxes?all=true").body);
+    for (auto& s : warm["sandboxes"]) d.call("DELETE", "/v1/sandboxes/" + s["id"].get<std::string>());
     int fds = d.open_fds();
     const int rounds = std::getenv("NUCLEUS_CHURN") ? std::atoi(std::getenv("NUCLEUS_CHURN")) : 300;
     for (int i = 0; i < rounds; ++i) {
