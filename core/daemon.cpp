@@ -22,6 +22,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
@@ -1261,11 +1262,17 @@ int daemon_main(int argc, char** argv) {
         return exit_runtime_error;
     }
     asio::signal_set stop_signals(reactor, SIGINT, SIGTERM);
+    bool signalled = false;
     stop_signals.async_wait([&](const std::error_code& err, int) {
         if (err) return;
-        // Sandboxes keep running: a restarted daemon re-adopts them.
+        signalled = true;
+        // Sandboxes keep running: a restarted daemon re-adopts them. Long
+        // requests (wait, follow, events) are not waited for: the reactor
+        // stops after one more turn, in which the server closes its
+        // connections, and the process exits with every record current.
         daemon.shutdown();
         server->stop();
+        asio::post(reactor, [&] { reactor.stop(); });
     });
     bool served = false;
     asio::co_spawn(reactor, server->serve([&daemon](const io::http::Request& req, io::http::Responder& res) {
@@ -1281,7 +1288,7 @@ int daemon_main(int argc, char** argv) {
     // torn down on the way out (records are current), so skip destructors
     // that would cancel them into a stopped reactor.
     std::fflush(nullptr);
-    std::_Exit(served ? 0 : exit_runtime_error);
+    std::_Exit(served || signalled ? 0 : exit_runtime_error);
 }
 
 }  // namespace nucleus::core

@@ -93,11 +93,19 @@ public:
         ::waitpid(pid_, nullptr, 0);
         pid_ = -1;
     }
-    void stop() {
+    // SIGTERM; the daemon must exit promptly even with requests in flight.
+    int stop() {
         ::kill(pid_, SIGTERM);
         int status = 0;
-        ::waitpid(pid_, &status, 0);
+        for (int i = 0; i < 500 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (::waitpid(pid_, &status, WNOHANG) == 0) {  // still there after 5 s
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            status = -1;
+        }
         pid_ = -1;
+        return status;
     }
     pid_t pid() const { return pid_; }
     const std::string& socket() const { return socket_; }
@@ -360,6 +368,30 @@ TEST_CASE("daemon: log follow and the event stream, and clients that go away", "
     d.call("DELETE", "/v1/sandboxes/" + a["id"].get<std::string>());
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     CHECK(settled([&] { return std::max(d.open_fds(), fds_before); }, fds_before) == fds_before);
+}
+
+TEST_CASE("daemon: SIGTERM ends the daemon promptly with requests in flight; its sandboxes live on", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    auto a = d.create({{"command", {"/bin/sleep", "30"}}});
+    std::string id = a["id"];
+    std::thread follower([&] {
+        (void)http::request_stream(d.socket(), "GET", "/v1/sandboxes/" + id + "/logs?follow=true",
+                                   [](std::string_view) { return true; });
+    });
+    std::thread waiter([&] { (void)http::request(d.socket(), "POST", "/v1/sandboxes/" + id + "/wait"); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    int status = d.stop();
+    follower.join();
+    waiter.join();
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK(::kill(a["pid"].get<pid_t>(), 0) == 0);  // the sandbox outlives its daemon
+    d.start();  // re-adopted, then removed
+    CHECK(json::parse(d.call("GET", "/v1/sandboxes/" + id).body)["adopted"] == true);
+    CHECK(d.call("DELETE", "/v1/sandboxes/" + id + "?force=true").status == 204);
+    // Its PID 1 was orphaned with the first daemon: the host's init reaps it.
+    std::string proc = "/proc/" + std::to_string(a["pid"].get<pid_t>());
+    CHECK(settled([&] { return ::access(proc.c_str(), F_OK) == 0; }, false) == false);
 }
 
 TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports those that ended", "[daemon][recovery]") {
