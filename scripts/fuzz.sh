@@ -18,8 +18,14 @@ sources=(
     tests/fuzz/policy_fuzz.cpp core/policies.cpp core/spec_document.cpp core/modes.cpp core/attestation.cpp
     isolation/seccomp.cpp isolation/seccomp_default.cpp isolation/capabilities.cpp isolation/cgroup.cpp
     isolation/landlock.cpp isolation/cgroup/limits.cpp isolation/cgroup/memory.cpp isolation/cgroup/cpu.cpp
-    isolation/cgroup/pids.cpp isolation/cgroup/io.cpp net/network.cpp io/error.cpp io/unique_fd.cpp
+    isolation/cgroup/pids.cpp isolation/cgroup/io.cpp isolation/launch_plan.cpp isolation/mount_verify.cpp
+    isolation/idmap.cpp net/network.cpp io/error.cpp io/unique_fd.cpp
 )
+# Volume validation asks the launch planner, which embeds the default
+# seccomp filter the release build precompiles (scripts/test.sh builds it first).
+generated="$root/build/isolation/default_seccomp_filter.cpp"
+[ -f "$generated" ] || ninja -C "$root/build" isolation/default_seccomp_filter.cpp
+sources+=("$generated")
 echo "fuzz: building $out/policy_fuzz"
 (cd "$root" && clang++ -std=c++20 -O1 -g -DNDEBUG -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I. "${sources[@]}" -lseccomp -lmd -o "$out/policy_fuzz")
