@@ -25,6 +25,8 @@
 // sandbox against the host's root, with the daemon's privileges.
 #include "isolation/join.hpp"
 
+#include "isolation/clone_stack.hpp"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -50,38 +52,6 @@ namespace nucleus::isolation {
 namespace {
 
 constexpr size_t join_stack_size = 128 * 1024;
-
-class Stack {
-public:
-    Stack() {
-        base_ = ::mmap(nullptr, join_stack_size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-        if (base_ == MAP_FAILED) base_ = nullptr;
-        else ::mprotect(base_, 4096, PROT_NONE);  // guard page
-    }
-    ~Stack() {
-        if (base_) ::munmap(base_, join_stack_size);
-    }
-    Stack(const Stack&) = delete;
-    Stack& operator=(const Stack&) = delete;
-    void* base() const { return base_; }
-
-private:
-    void* base_ = nullptr;
-};
-
-class SignalsBlocked {
-public:
-    SignalsBlocked() {
-        sigset_t all;
-        sigfillset(&all);
-        ::pthread_sigmask(SIG_SETMASK, &all, &saved_);
-    }
-    ~SignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
-
-private:
-    sigset_t saved_;
-};
 
 // Storage for every pointer in the JoinChildPlan.
 struct JoinStrings {
@@ -157,7 +127,7 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
     }
     auto report = io::make_pipe();
     if (!report) co_return failed(std::move(report).error().wrap("creating the report pipe"));
-    Stack intermediate_stack, grandchild_stack;
+    CloneStack intermediate_stack(join_stack_size), grandchild_stack(join_stack_size);
     if (!intermediate_stack.base() || !grandchild_stack.base())
         co_return failed(Error::from_errno("allocating the join stacks"));
 

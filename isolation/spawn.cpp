@@ -22,6 +22,8 @@
 // untouched and mapped until P has seen the exec (EOF) or C's exit.
 #include "isolation/spawn.hpp"
 
+#include "isolation/clone_stack.hpp"
+
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -48,49 +50,14 @@ namespace {
 
 constexpr size_t child_stack_size = 256 * 1024;
 
-// The child's stack: a guard page below, never touched by the parent.
-class ChildStack {
-public:
-    ChildStack() {
-        base_ = ::mmap(nullptr, child_stack_size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-        if (base_ == MAP_FAILED) base_ = nullptr;
-        else ::mprotect(base_, 4096, PROT_NONE);
-    }
-    ~ChildStack() {
-        if (base_) ::munmap(base_, child_stack_size);
-    }
-    ChildStack(const ChildStack&) = delete;
-    ChildStack& operator=(const ChildStack&) = delete;
-    void* base() const { return base_; }
-
-private:
-    void* base_ = nullptr;
-};
-
-// Blocks every signal for its lifetime, so none of our handlers can run on
-// the child between clone3 and its own reset (pthread_sigmask(3)).
-class SignalsBlocked {
-public:
-    SignalsBlocked() {
-        sigset_t all;
-        sigfillset(&all);
-        ::pthread_sigmask(SIG_SETMASK, &all, &saved_);
-    }
-    ~SignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
-
-private:
-    sigset_t saved_;
-};
-
-Result<io::ProcessHandle> clone_child(const SpawnRequest& request, ChildStack& stack) {
+Result<io::ProcessHandle> clone_child(const SpawnRequest& request, CloneStack& stack) {
     int pidfd = -1;
     kabi::CloneArgs args{};
     args.flags = CLONE_VM | CLONE_PIDFD | request.namespaces;
     args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     args.stack = reinterpret_cast<uint64_t>(stack.base());
-    args.stack_size = child_stack_size;
+    args.stack_size = stack.size();
     if (request.cgroup_fd >= 0) {
         args.flags |= kabi::clone_into_cgroup;
         args.cgroup = static_cast<uint64_t>(request.cgroup_fd);
@@ -235,7 +202,7 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
         request.plan->seccomp_listener = true;
     }
 
-    ChildStack stack;
+    CloneStack stack(child_stack_size);
     if (!stack.base()) co_return plain_failure(Error::from_errno("allocating the child stack"));
     auto cloned = clone_child(request, stack);
     if (!cloned) co_return plain_failure(std::move(cloned).error());
