@@ -159,19 +159,6 @@ Result<double> parse_seconds(const std::string& text, const char* what) {
     return v;
 }
 
-// Whether `pid` has a handler for, or ignores, `sig` (SigCgt/SigIgn): a
-// PID namespace's init that has neither never sees it.
-bool handles_signal(pid_t pid, int sig) {
-    auto status = io::read_file("/proc/" + std::to_string(pid) + "/status", 64 << 10);
-    if (!status) return true;
-    for (const char* key : {"\nSigCgt:\t", "\nSigIgn:\t"}) {
-        auto pos = status->find(key);
-        if (pos == std::string::npos) continue;
-        unsigned long long mask = std::strtoull(status->c_str() + pos + std::strlen(key), nullptr, 16);
-        if (mask & (1ULL << (sig - 1))) return true;
-    }
-    return false;
-}
 
 struct Entry {
     explicit Entry(asio::any_io_executor ex) : started(ex), exited(ex), output(ex) {}
@@ -487,7 +474,7 @@ Status Daemon::send_signal(Entry& e, int sig) {
     // The kernel drops a signal to a PID namespace's init that neither
     // handles nor ignores it; as `nucleus run` does, such a signal ends the
     // whole sandbox.
-    if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCONT && e.pid && !handles_signal(*e.pid, sig)) {
+    if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCONT && e.pid && !init_handles_signal(*e.pid, sig)) {
         e.fatal_signal = sig;
         if (!e.cgroup_path.empty() && io::write_file(e.cgroup_path + "/cgroup.kill", "1")) return {};
         ::syscall(SYS_pidfd_send_signal, e.pidfd.get(), SIGKILL, nullptr, 0);

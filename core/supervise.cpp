@@ -20,10 +20,6 @@ namespace nucleus::core {
 
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-
-// Whether `pid` (a PID namespace's init) has a handler for, or ignores, `sig`
-// (SigCgt/SigIgn in proc(5) status). procfs reads complete immediately.
 bool init_handles_signal(pid_t pid, int sig) {
     auto status = io::read_file("/proc/" + std::to_string(pid) + "/status", 64 << 10);
     if (!status) return true;  // gone or unreadable: nothing to emulate
@@ -35,6 +31,8 @@ bool init_handles_signal(pid_t pid, int sig) {
     }
     return false;
 }
+
+namespace {
 
 // kernfs (cgroupfs) raises POLLPRI when a file's event counter moves and
 // keeps raising it until the file is read again *through the same open

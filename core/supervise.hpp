@@ -49,6 +49,12 @@ struct SupervisionInput {
 
 asio::awaitable<SupervisionResult> supervise(SupervisionInput input);
 
+// Whether `pid` (a PID namespace's init) has a handler for, or ignores, `sig`
+// (SigCgt/SigIgn in proc(5) status): the kernel drops any other signal sent
+// to it, so the runtime ends the sandbox instead. procfs reads complete
+// immediately.
+bool init_handles_signal(pid_t pid, int sig);
+
 // Kills and removes the cgroup, waiting on cgroup.events for the kernel to
 // finish reaping (rmdir fails with EBUSY until then).
 asio::awaitable<Status> remove_cgroup(isolation::SandboxCgroup& cgroup);
