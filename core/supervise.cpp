@@ -6,9 +6,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <variant>
 
+#include <asio/any_completion_handler.hpp>
 #include <asio/as_tuple.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/signal_set.hpp>
@@ -52,138 +57,195 @@ std::optional<asio::posix::stream_descriptor> watch_file(asio::any_io_executor e
     return file;
 }
 
-asio::awaitable<void> wait_error_event(asio::posix::stream_descriptor& file) {
-    (void)co_await file.async_wait(asio::posix::descriptor_base::wait_error, asio::as_tuple(asio::use_awaitable));
-}
-
-// Runs until cancelled (the sandbox's exit cancels it).
-// A cancelled Asio coroutine throws operation_aborted at its next co_await
-// unless told otherwise, and the first throw in a static binary sorts every
-// FDE in it (no PT_GNU_EH_FRAME): about 2 ms at the end of every run. So the
-// loop turns that off and checks the cancellation state itself.
-asio::awaitable<void> watch_cgroup_events(SupervisionInput in) {
-    auto ex = co_await asio::this_coro::executor;
-    co_await asio::this_coro::throw_if_cancelled(false);
-
-    if (!in.cgroup || !in.on_cgroup_events) {
-        asio::steady_timer never(ex, asio::steady_timer::time_point::max());
-        (void)co_await never.async_wait(asio::as_tuple(asio::use_awaitable));
-        co_return;
-    }
-    auto memory = watch_file(ex, in.cgroup->path() + "/memory.events");
-    auto pids = watch_file(ex, in.cgroup->path() + "/pids.events");
-    asio::steady_timer never(ex, asio::steady_timer::time_point::max());
-    auto counts = isolation::read_cgroup_event_counts(in.cgroup->path());
-    for (;;) {
-        if (memory && pids) co_await (wait_error_event(*memory) || wait_error_event(*pids));
-        else if (memory) co_await wait_error_event(*memory);
-        else if (pids) co_await wait_error_event(*pids);
-        else (void)co_await never.async_wait(asio::as_tuple(asio::use_awaitable));
-        auto state = co_await asio::this_coro::cancellation_state;
-        if (state.cancelled() != asio::cancellation_type::none) co_return;
-        if (memory) reread(*memory);
-        if (pids) reread(*pids);
-        auto now = isolation::read_cgroup_event_counts(in.cgroup->path());
-        if (!(now == counts)) in.on_cgroup_events(now);
-        counts = now;
-    }
-}
-
-// Trace mode's notification answering; pending forever otherwise.
-asio::awaitable<void> answer_trace(SupervisionInput in) {
-    if (in.seccomp_listener >= 0 && in.trace) {
-        co_await isolation::answer_notifications(in.seccomp_listener, *in.trace);
-        co_return;
-    }
-    asio::steady_timer never(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-    (void)co_await never.async_wait(asio::as_tuple(asio::use_awaitable));
-}
-
 void kill_sandbox(const SupervisionInput& in) {
     if (in.cgroup && in.cgroup->kill().ok()) return;
     // Without a cgroup, killing init tears down the whole PID namespace.
     (void)in.process->send_signal(SIGKILL);
 }
 
-struct Watch {
-    io::ExitStatus status;
-    bool timed_out = false;
-    int forwarded_fatal_signal = 0;
-    Status error;
-};
+// One sandbox's supervision as a set of pending io_uring waits whose
+// handlers share this object: the exit (pidfd), both output pipes, and what
+// the request asks for besides (forwarded signals, a deadline, cgroup event
+// counters, trace-mode notifications). An idle sandbox costs these waits and
+// nothing else: no coroutine frame per concern, which is what a daemon
+// holding a thousand sleeping sandboxes pays for (see docs/ARCHITECTURE.md).
+// Everything runs on the reactor thread; done when the process has been
+// reaped and both pipes have reached EOF, and any trace task has returned.
+class Supervision : public std::enable_shared_from_this<Supervision> {
+public:
+    using Handler = asio::any_completion_handler<void(SupervisionResult)>;
 
-asio::awaitable<Watch> watch(SupervisionInput in) {
-    auto executor = co_await asio::this_coro::executor;
-    asio::signal_set signals(executor);
-    if (in.forward_signals) {
-        signals.add(SIGINT);
-        signals.add(SIGTERM);
-        signals.add(SIGHUP);
-        sigset_t forwarded;
-        sigemptyset(&forwarded);
-        for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
-        ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);  // blocked during setup (core/run.cpp)
-    }
-    asio::steady_timer deadline(executor, asio::steady_timer::time_point::max());
-    if (in.timeout_seconds)
-        deadline.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(
-            std::chrono::duration<double>(*in.timeout_seconds)));
-    Watch result;
-    for (;;) {
-        auto event = co_await (in.process->wait_exit() ||
-                               signals.async_wait(asio::as_tuple(asio::use_awaitable)) ||
-                               deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
-        if (event.index() == 0) {
-            auto& exited = std::get<0>(event);
-            if (exited) result.status = *exited;
-            else result.error = std::move(exited).error();
-            co_return result;
+    Supervision(asio::any_io_executor ex, SupervisionInput in, Handler handler)
+        : ex_(ex), in_(std::move(in)), handler_(std::move(handler)),
+          exit_(ex), out_(ex, in_.stdout_read), err_(ex, in_.stderr_read) {}
+
+    void start() {
+        std::error_code ec;
+        exit_.assign(in_.process->pidfd(), ec);
+        if (ec) {
+            result_.wait_error = Error{ec.value(), "waiting for process " + std::to_string(in_.process->pid())};
+            exit_done_ = true;
+        } else {
+            arm_exit();
         }
-        if (event.index() == 1) {
-            auto [ec, sig] = std::get<1>(event);
-            if (ec) continue;
+        start_pump(0, out_, *in_.stdout_sink, result_.stdout_pump);
+        start_pump(1, err_, *in_.stderr_sink, result_.stderr_pump);
+        if (!exit_done_) start_watches();
+        maybe_finish();
+    }
+
+private:
+    void arm_exit() {
+        exit_.async_wait(asio::posix::descriptor_base::wait_read, [self = shared_from_this()](std::error_code ec) {
+            self->on_exit_ready(ec);
+        });
+    }
+
+    void on_exit_ready(std::error_code ec) {
+        if (ec) {
+            result_.wait_error = Error{ec.value(), "waiting for process " + std::to_string(in_.process->pid())};
+        } else {
+            auto reaped = in_.process->try_reap();
+            if (!reaped) {
+                arm_exit();  // a spurious wake-up
+                return;
+            }
+            result_.status = *reaped;
+        }
+        exit_done_ = true;
+        stop_watches();
+        maybe_finish();
+    }
+
+    void start_pump(int i, asio::posix::stream_descriptor& source, io::OutputSink& sink, io::PumpResult& result) {
+        auto done = [self = shared_from_this(), i, &source, &result](io::PumpResult r) {
+            result = std::move(r);
+            std::error_code ignored;
+            source.close(ignored);  // a failed sink: the sandbox's writer sees EPIPE
+            self->pumps_done_[i] = true;
+            self->maybe_finish();
+        };
+        if (in_.shared_pump_buffer && sink.is_file()) {
+            io::pump_shared(source, sink, std::move(done));
+            return;
+        }
+        // A terminal or pipe sink is written asynchronously: a coroutine.
+        asio::co_spawn(ex_, io::pump(std::move(source), sink),
+                       [done = std::move(done)](std::exception_ptr e, io::PumpResult r) mutable {
+                           if (e) r.status = Error::plain("output pump failed");
+                           done(std::move(r));
+                       });
+    }
+
+    void start_watches() {
+        if (in_.forward_signals) {
+            signals_.emplace(ex_);
+            for (int sig : {SIGINT, SIGTERM, SIGHUP}) signals_->add(sig);
+            sigset_t forwarded;
+            sigemptyset(&forwarded);
+            for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+            ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);  // blocked during setup (core/run.cpp)
+            arm_signals();
+        }
+        if (in_.timeout_seconds) {
+            deadline_.emplace(ex_, std::chrono::duration_cast<asio::steady_timer::duration>(
+                                       std::chrono::duration<double>(*in_.timeout_seconds)));
+            deadline_->async_wait([self = shared_from_this()](std::error_code ec) {
+                if (ec || self->exit_done_) return;
+                self->result_.timed_out = true;
+                kill_sandbox(self->in_);
+            });
+        }
+        if (in_.cgroup && in_.on_cgroup_events) {
+            counts_ = isolation::read_cgroup_event_counts(in_.cgroup->path());
+            for (const char* name : {"/memory.events", "/pids.events"}) {
+                auto file = watch_file(ex_, in_.cgroup->path() + name);
+                if (!file) continue;
+                cgroup_files_.push_back(std::make_unique<asio::posix::stream_descriptor>(std::move(*file)));
+                arm_cgroup_file(*cgroup_files_.back());
+            }
+        }
+        if (in_.seccomp_listener >= 0 && in_.trace) {
+            trace_running_ = true;
+            asio::co_spawn(ex_, isolation::answer_notifications(in_.seccomp_listener, *in_.trace),
+                           asio::bind_cancellation_slot(trace_cancel_.slot(),
+                                                        [self = shared_from_this()](std::exception_ptr) {
+                                                            self->trace_running_ = false;
+                                                            self->maybe_finish();
+                                                        }));
+        }
+    }
+
+    void arm_signals() {
+        signals_->async_wait([self = shared_from_this()](std::error_code ec, int sig) {
+            if (ec || self->exit_done_) return;
+            auto& in = self->in_;
             (void)in.process->send_signal(sig);
             if (!init_handles_signal(in.process->pid(), sig)) {
-                result.forwarded_fatal_signal = sig;
+                self->result_.forwarded_fatal_signal = sig;
                 kill_sandbox(in);
             }
-            continue;
-        }
-        auto [ec] = std::get<2>(event);
-        if (ec) continue;
-        result.timed_out = true;
-        deadline.expires_at(asio::steady_timer::time_point::max());
-        kill_sandbox(in);
+            self->arm_signals();
+        });
     }
-}
 
-// (Not a conditional expression inside co_await: GCC 12 destroys such a
-// temporary awaitable twice.)
-asio::awaitable<io::PumpResult> pump_into(bool shared, asio::posix::stream_descriptor source, io::OutputSink& sink) {
-    if (shared) co_return co_await io::pump_shared(std::move(source), sink);
-    co_return co_await io::pump(std::move(source), sink);
-}
+    void arm_cgroup_file(asio::posix::stream_descriptor& file) {
+        file.async_wait(asio::posix::descriptor_base::wait_error,
+                        [self = shared_from_this(), &file](std::error_code ec) {
+                            if (ec || self->exit_done_) return;
+                            reread(file);
+                            auto now = isolation::read_cgroup_event_counts(self->in_.cgroup->path());
+                            if (!(now == self->counts_)) self->in_.on_cgroup_events(now);
+                            self->counts_ = now;
+                            self->arm_cgroup_file(file);
+                        });
+    }
+
+    void stop_watches() {
+        std::error_code ignored;
+        if (signals_) signals_->cancel(ignored);
+        if (deadline_) deadline_->cancel();
+        for (auto& file : cgroup_files_) file->close(ignored);
+        if (trace_running_) trace_cancel_.emit(asio::cancellation_type::terminal);
+    }
+
+    void maybe_finish() {
+        if (finished_ || !exit_done_ || !pumps_done_[0] || !pumps_done_[1] || trace_running_) return;
+        finished_ = true;
+        // The pidfd is borrowed from the ProcessHandle: let go of it before
+        // the caller resumes and may close it.
+        std::error_code ignored;
+        exit_.cancel(ignored);
+        (void)exit_.release();
+        std::move(handler_)(std::move(result_));
+    }
+
+    asio::any_io_executor ex_;
+    SupervisionInput in_;
+    Handler handler_;
+    SupervisionResult result_;
+    asio::posix::stream_descriptor exit_;
+    asio::posix::stream_descriptor out_, err_;
+    std::optional<asio::signal_set> signals_;
+    std::optional<asio::steady_timer> deadline_;
+    std::vector<std::unique_ptr<asio::posix::stream_descriptor>> cgroup_files_;
+    isolation::CgroupEventCounts counts_;
+    asio::cancellation_signal trace_cancel_;
+    bool trace_running_ = false;
+    bool exit_done_ = false;
+    bool pumps_done_[2] = {false, false};
+    bool finished_ = false;
+};
 
 }  // namespace
 
-asio::awaitable<SupervisionResult> supervise(SupervisionInput in) {
-    auto executor = co_await asio::this_coro::executor;
-    asio::posix::stream_descriptor out(executor, in.stdout_read);
-    asio::posix::stream_descriptor err(executor, in.stderr_read);
-    auto [watched_or_events, out_result, err_result] =
-        co_await ((watch(in) || watch_cgroup_events(in) || answer_trace(in)) &&
-                  pump_into(in.shared_pump_buffer, std::move(out), *in.stdout_sink) &&
-                  pump_into(in.shared_pump_buffer, std::move(err), *in.stderr_sink));
-    // watch_cgroup_events and answer_trace never complete by themselves.
-    Watch watched = std::move(std::get<0>(watched_or_events));
-    SupervisionResult result;
-    result.status = watched.status;
-    result.timed_out = watched.timed_out;
-    result.forwarded_fatal_signal = watched.forwarded_fatal_signal;
-    result.wait_error = std::move(watched.error);
-    result.stdout_pump = std::move(out_result);
-    result.stderr_pump = std::move(err_result);
-    co_return result;
+asio::awaitable<SupervisionResult> supervise(SupervisionInput input) {
+    return asio::async_initiate<decltype(asio::use_awaitable), void(SupervisionResult)>(
+        [](auto handler, SupervisionInput in) {
+            auto ex = asio::get_associated_executor(handler);
+            std::make_shared<Supervision>(ex, std::move(in), std::move(handler))->start();
+        },
+        asio::use_awaitable, std::move(input));
 }
 
 asio::awaitable<Status> remove_cgroup(isolation::SandboxCgroup& cgroup) {

@@ -53,24 +53,27 @@ Status OutputSink::rotate() {
     return {};
 }
 
-asio::awaitable<Status> OutputSink::write(std::span<const char> bytes) {
-    if (file_ && max_bytes_) {
+Status OutputSink::write_file(std::span<const char> bytes) {
+    if (!file_) return Error::plain("output sink is not a file");
+    if (max_bytes_) {
         while (!bytes.empty()) {
             if (size_ >= max_bytes_)
-                if (auto st = rotate(); !st) co_return st;
+                if (auto st = rotate(); !st) return st;
             size_t room = static_cast<size_t>(std::min<uint64_t>(max_bytes_ - size_, bytes.size()));
-            if (auto st = write_all(file_.get(), {bytes.data(), room}); !st) co_return st;
+            if (auto st = write_all(file_.get(), {bytes.data(), room}); !st) return st;
             size_ += room;
             bytes = bytes.subspan(room);
         }
         if (on_write_) on_write_();
-        co_return Status{};
+        return {};
     }
-    if (file_) {
-        auto st = write_all(file_.get(), {bytes.data(), bytes.size()});
-        if (st && on_write_) on_write_();
-        co_return st;
-    }
+    auto st = write_all(file_.get(), {bytes.data(), bytes.size()});
+    if (st && on_write_) on_write_();
+    return st;
+}
+
+asio::awaitable<Status> OutputSink::write(std::span<const char> bytes) {
+    if (file_) co_return write_file(bytes);
     auto [ec, n] = co_await asio::async_write(*stream_, asio::buffer(bytes.data(), bytes.size()),
                                               asio::as_tuple(asio::use_awaitable));
     (void)n;
@@ -101,45 +104,26 @@ asio::awaitable<PumpResult> pump(asio::posix::stream_descriptor source, OutputSi
     co_return result;
 }
 
-asio::awaitable<PumpResult> pump_shared(asio::posix::stream_descriptor source, OutputSink& sink) {
-    // An asynchronous sink would suspend while the shared buffer is in use.
-    if (!sink.is_file()) co_return co_await pump(std::move(source), sink);
+bool drain_shared(int fd, OutputSink& sink, PumpResult& result) {
     static thread_local std::array<char, 64 * 1024> buffer;
-    PumpResult result;
-    source.non_blocking(true);
-    for (;;) {
-        auto [ec] = co_await source.async_wait(asio::posix::descriptor_base::wait_read,
-                                               asio::as_tuple(asio::use_awaitable));
-        if (ec) {
-            result.status = Error{ec.value(), "waiting for sandbox output"};
-            break;
+    for (int round = 0; round < 16; ++round) {
+        ssize_t n = ::read(fd, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return false;
+        if (n < 0) {
+            result.status = Error::from_errno("reading sandbox output");
+            return true;
         }
-        bool done = false;
-        for (;;) {  // drain what is there; a flood yields after 1 MiB
-            ssize_t n = ::read(source.native_handle(), buffer.data(), buffer.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno == EAGAIN) break;
-            if (n < 0) {
-                result.status = Error::from_errno("reading sandbox output");
-                done = true;
-                break;
-            }
-            if (n == 0) {
-                done = true;
-                break;
-            }
-            result.bytes += static_cast<uint64_t>(n);
-            auto written = co_await sink.write({buffer.data(), static_cast<size_t>(n)});
-            if (!written) {
-                result.status = std::move(written).error();
-                done = true;
-                break;
-            }
-            if (static_cast<size_t>(n) < buffer.size()) break;
+        if (n == 0) return true;
+        result.bytes += static_cast<uint64_t>(n);
+        if (auto written = sink.write_file({buffer.data(), static_cast<size_t>(n)}); !written) {
+            // Our reader is gone: close the sandbox's pipe too (see pump()).
+            result.status = std::move(written).error();
+            return true;
         }
-        if (done) break;
+        if (static_cast<size_t>(n) < buffer.size()) return false;
     }
-    co_return result;
+    return false;  // still more: the next wait completes at once
 }
 
 }  // namespace nucleus::io

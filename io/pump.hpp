@@ -37,6 +37,8 @@ public:
     static Result<OutputSink> rotating_log(asio::any_io_executor executor, const std::string& path, uint64_t max_bytes);
 
     asio::awaitable<Status> write(std::span<const char> bytes);
+    // The same for a regular-file sink, which never suspends.
+    Status write_file(std::span<const char> bytes);
     bool is_file() const noexcept { return file_.valid(); }
     // Called after every successful write (the daemon wakes log followers).
     void on_write(std::function<void()> callback) { on_write_ = std::move(callback); }
@@ -62,11 +64,44 @@ struct PumpResult {
 // sandbox's writer sees EPIPE rather than blocking on a full pipe.
 asio::awaitable<PumpResult> pump(asio::posix::stream_descriptor source, OutputSink& sink);
 
-// The same, for a supervisor of thousands of sandboxes: waits for
-// readability through io_uring, then reads (non-blocking) into one buffer
-// shared by every pump on this thread, so an idle stream costs no buffer.
-// The sink must be a regular file (written synchronously, so the shared
-// buffer is free again before the next wait).
-asio::awaitable<PumpResult> pump_shared(asio::posix::stream_descriptor source, OutputSink& sink);
+// The same, for a supervisor of thousands of sandboxes, in callback form:
+// waits for readability through io_uring, then reads (non-blocking) into one
+// buffer shared by every pump on this thread, so an idle stream costs one
+// pending wait: no buffer and no coroutine frame. Calls done(PumpResult)
+// once, on the reactor, at EOF or on the first error. The sink must be a
+// regular file (written synchronously, so the shared buffer is free again
+// before the next wait); `source` and `sink` must outlive the pump.
+template <typename Done>
+void pump_shared(asio::posix::stream_descriptor& source, OutputSink& sink, Done done);
+
+// One readiness wake-up of pump_shared: reads what `fd` holds (a flood
+// yields after 1 MiB) into the shared buffer and writes it to the sink.
+// True when the stream has ended (EOF or error, recorded in `result`).
+bool drain_shared(int fd, OutputSink& sink, PumpResult& result);
+
+template <typename Done>
+void pump_shared(asio::posix::stream_descriptor& source, OutputSink& sink, Done done) {
+    struct Op {
+        asio::posix::stream_descriptor* source;
+        OutputSink* sink;
+        PumpResult result;
+        Done done;
+        void operator()(std::error_code ec) {
+            if (ec) {
+                result.status = Error{ec.value(), "waiting for sandbox output"};
+                std::move(done)(std::move(result));
+                return;
+            }
+            if (drain_shared(source->native_handle(), *sink, result)) {
+                std::move(done)(std::move(result));
+                return;
+            }
+            auto* s = source;
+            s->async_wait(asio::posix::descriptor_base::wait_read, std::move(*this));
+        }
+    };
+    source.non_blocking(true);
+    source.async_wait(asio::posix::descriptor_base::wait_read, Op{&source, &sink, PumpResult{}, std::move(done)});
+}
 
 }  // namespace nucleus::io
