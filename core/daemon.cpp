@@ -160,12 +160,29 @@ Result<double> parse_seconds(const std::string& text, const char* what) {
 }
 
 
+// A JSON value kept serialised: a thousand sandboxes' spec documents and
+// start records as nlohmann trees cost a few KiB each in small allocations;
+// as text, a few hundred bytes. Parsed again only for inspect and records.
+class CompactJson {
+public:
+    CompactJson& operator=(const json& value) {
+        text_ = value.is_null() ? std::string() : value.dump();
+        text_.shrink_to_fit();
+        return *this;
+    }
+    bool is_null() const noexcept { return text_.empty(); }
+    json get() const { return text_.empty() ? json(nullptr) : json::parse(text_); }
+
+private:
+    std::string text_;
+};
+
 struct Entry {
     explicit Entry(asio::any_io_executor ex) : started(ex), exited(ex), output(ex) {}
 
     std::string id;
     std::string name;
-    json document;
+    CompactJson document;
     SandboxSpec spec;
     Phase phase = Phase::Created;
     bool adopted = false;
@@ -177,8 +194,8 @@ struct Entry {
     std::optional<int> signal;
     std::string reason;
     std::string error;
-    json start_event;   // namespaces, mounts, seccomp, Landlock, capabilities
-    json final_event;
+    CompactJson start_event;   // namespaces, mounts, seccomp, Landlock, capabilities
+    CompactJson final_event;
 
     // Live parts, while starting or running.
     std::unique_ptr<lifecycle::Sandbox> sb;
@@ -281,10 +298,10 @@ void Daemon::spawn_task(asio::awaitable<void> task) {
 
 void Daemon::persist(const Entry& e) {
     json record = sandbox_json(e);
-    record["document"] = e.document;
+    record["document"] = e.document.get();
     record["pid"] = e.pid ? json(*e.pid) : json(nullptr);
     record["start_ticks"] = e.start_ticks;
-    if (!e.start_event.is_null()) record["start_event"] = e.start_event;
+    if (!e.start_event.is_null()) record["start_event"] = e.start_event.get();
     if (auto st = write_atomically(record_path(e), record.dump() + "\n"); !st)
         lifecycle::report_warning("recording sandbox " + e.id + ": " + st.error().describe());
 }
@@ -1015,10 +1032,10 @@ asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Res
     if (action.empty()) {
         if (m == "GET") {
             json out = sandbox_json(*e);
-            if (!e->start_event.is_null()) out["start"] = e->start_event;
+            if (!e->start_event.is_null()) out["start"] = e->start_event.get();
             if (e->phase == Phase::Running && !e->cgroup_path.empty())
                 out["stats"] = lifecycle::stats_json(isolation::read_cgroup_stats(e->cgroup_path));
-            if (!e->final_event.is_null()) out["final"] = e->final_event;
+            if (!e->final_event.is_null()) out["final"] = e->final_event.get();
             co_await res.send_json(200, out);
             co_return;
         }

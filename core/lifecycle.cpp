@@ -545,6 +545,7 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     } else {
         io::ProcessHandle& process = spawned.value().process;
         (void)ctx.events->emit(start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec));
+        ctx.plan->release_setup();  // the daemon keeps the plan for exec
         if (ctx.on_started) ctx.on_started(process);
         EventLog* events = ctx.events;
         std::string id = ctx.sb->id;

@@ -478,6 +478,14 @@ void LaunchPlan::wipe_secrets() {
     for (std::string* buffer : secret_buffers_) explicit_bzero(buffer->data(), buffer->size());
 }
 
+void LaunchPlan::release_setup() {
+    std::vector<MountOp>().swap(mounts_);
+    std::vector<MountExpectation>().swap(expectations);
+    std::vector<std::string>().swap(mount_summary);
+    child.mounts = nullptr;
+    child.mount_count = 0;
+}
+
 Result<std::unique_ptr<LaunchPlan>> LaunchPlan::build(const LaunchRequest& request) {
     std::unique_ptr<LaunchPlan> plan(new LaunchPlan());
     PlanBuilder builder(request, *plan);

@@ -100,6 +100,11 @@ public:
     // Zeroes the plan's copies of secret contents; called once the child has
     // exec'd (or died), when nothing reads them any more.
     void wipe_secrets();
+    // Frees what only the sandbox's own setup read (the mount script, the
+    // flag expectations checked before exec, the summary for the start
+    // record); what a later exec joins under (identity, seccomp, Landlock,
+    // rlimits, environment) stays. Called once the start record is out.
+    void release_setup();
 
 private:
     LaunchPlan() = default;
