@@ -111,11 +111,8 @@ namespace {
 Result<json> read_config(const RunFlags& f, const CLI::App& run) {
     json doc = json::object();
     if (run.count("--config")) {
-        auto text = io::read_file(f.config, 1 << 20);
-        if (!text) return std::move(text).error().wrap("reading --config");
-        auto ext = std::filesystem::path(f.config).extension().string();
-        auto parsed = parse_config_text(*text, ext == ".toml" ? "toml" : ext == ".json" ? "json" : ext, f.config);
-        if (!parsed) return std::move(parsed).error();
+        auto parsed = load_config_file(f.config);
+        if (!parsed) return std::move(parsed).error().wrap("reading --config");
         doc = std::move(*parsed);
     }
     if (run.count("--config-fd")) {

@@ -116,6 +116,9 @@ Result<SandboxSpec> spec_from_document(const nlohmann::json& document);
 Result<nlohmann::json> parse_config_text(const std::string& text, const std::string& format,
                                          const std::string& origin);
 
+// Reads a config file (at most 1 MiB), JSON or TOML by its extension.
+Result<nlohmann::json> load_config_file(const std::string& path);
+
 std::string_view to_string(WorkspaceMode mode);
 
 }  // namespace nucleus::core

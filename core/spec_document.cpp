@@ -861,4 +861,11 @@ Result<json> parse_config_text(const std::string& text, const std::string& forma
     return Error::plain(origin + ": unknown config format \"" + format + "\" (use .json or .toml)");
 }
 
+Result<json> load_config_file(const std::string& path) {
+    auto text = io::read_file(path, 1 << 20);
+    if (!text) return std::move(text).error();
+    auto ext = std::filesystem::path(path).extension().string();
+    return parse_config_text(*text, ext == ".toml" ? "toml" : ext == ".json" ? "json" : ext, path);
+}
+
 }  // namespace nucleus::core

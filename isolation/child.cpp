@@ -117,6 +117,20 @@ long wait_for_parent(const ChildPlan& plan) noexcept {
     return rc < 0 ? rc : 0;
 }
 
+// close_range(2) over [3, ~0U] except the control and report pipes.
+long close_all_but_handshake(const ChildPlan& plan) noexcept {
+    unsigned a = static_cast<unsigned>(plan.control_fd), b = static_cast<unsigned>(plan.report_fd);
+    if (a > b) {
+        unsigned t = a;
+        a = b;
+        b = t;
+    }
+    long rc = 0;
+    if (a > 3 && (rc = call(kabi::sys_close_range, 3, a - 1, 0)) < 0) return rc;
+    if (b > a + 1 && (rc = call(kabi::sys_close_range, a + 1, b - 1, 0)) < 0) return rc;
+    return call(kabi::sys_close_range, b + 1, ~0U, 0);
+}
+
 long setup_stdio(const ChildPlan& plan) noexcept {
     for (int target = 0; target < 3; ++target) {
         long rc = call(SYS_dup3, plan.stdio[target], target, 0);
@@ -411,9 +425,11 @@ extern "C" int nucleus_child_main(void* opaque) noexcept {
     // After the credential changes above, which would clear it (prctl(2)).
     if (plan.die_with_parent && (rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0)
         fail(plan, ChildStep::ParentDeath, rc, nullptr);
-    // Everything but stdio and the report pipe (already CLOEXEC) closes at exec.
-    if ((rc = call(kabi::sys_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */)) < 0)
-        fail(plan, ChildStep::CloseFds, rc, nullptr);
+    // Everything but stdio and the handshake pipes (both CLOEXEC) closes
+    // now, not at exec: a child parked before exec (a daemon's warm pool)
+    // must not hold the supervisor's descriptors, such as other sandboxes'
+    // output pipes, whose readers would otherwise never see EOF.
+    if ((rc = close_all_but_handshake(plan)) < 0) fail(plan, ChildStep::CloseFds, rc, nullptr);
 
     // 2: tell the parent we are set up; it verifies mounts and credentials
     // from outside and sends the second byte (EOF if it died or refused).
