@@ -55,11 +55,6 @@ struct DaemonConfig {
     uint64_t log_max_bytes = 8 << 20;
     size_t max_sandboxes = 10000;
     size_t keep_exited = 1000;  // exited sandboxes kept for inspect until removed
-    // Warm pool: `pool_size` sandboxes of the `pool_spec` document set up
-    // and parked just before exec; a create request with the same document
-    // (its name aside) takes one instead of setting up its own.
-    size_t pool_size = 0;
-    std::string pool_spec;  // a spec file (.json or .toml), as nucleus run --config
 };
 
 enum class Phase { Created, Starting, Running, Exited };
@@ -183,7 +178,7 @@ private:
 };
 
 struct Entry {
-    explicit Entry(asio::any_io_executor ex) : started(ex), exited(ex), output(ex), claimed(ex) {}
+    explicit Entry(asio::any_io_executor ex) : started(ex), exited(ex), output(ex) {}
 
     std::string id;
     std::string name;
@@ -211,16 +206,10 @@ struct Entry {
     // A signal PID 1 could not receive, so the sandbox was killed for it:
     // reported as that signal (128 + N), as `nucleus run` does.
     int fatal_signal = 0;
-    // Warm pool: set up from the pool's spec, parked before exec until a
-    // create request claims it (pooled cleared, then `claimed` notified) or
-    // the pool is drained (`claimed` notified with pooled still set).
-    bool pooled = false;
-    bool parked = false;
 
     Signal started;  // phase left Starting
     Signal exited;   // phase became Exited
     Signal output;   // a log grew (followers)
-    Signal claimed;  // pool only: see `pooled`
 };
 
 json sandbox_json(const Entry& e) {
@@ -246,15 +235,7 @@ json sandbox_json(const Entry& e) {
 class Daemon {
 public:
     Daemon(asio::io_context& reactor, DaemonConfig config, RuntimePaths paths)
-        : reactor_(reactor), config_(std::move(config)), paths_(std::move(paths)), events_signal_(reactor.get_executor()),
-          pool_changed_(reactor.get_executor()) {}
-
-    // Validates the warm pool's spec (as a create request would be) and
-    // starts filling the pool.
-    Status start_pool(const json& document);
-    // Releases the parked sandboxes and waits (at most 5 s) until they are
-    // torn down: a stopped daemon leaves no pool behind.
-    asio::awaitable<void> drain_pool();
+        : reactor_(reactor), config_(std::move(config)), paths_(std::move(paths)), events_signal_(reactor.get_executor()) {}
 
     Status recover();
     asio::awaitable<void> handle(const io::http::Request& req, io::http::Responder& res);
@@ -283,11 +264,6 @@ private:
     std::string metrics() const;
     void forget(const std::string& id);
     void spawn_task(asio::awaitable<void> task);
-    // Warm pool.
-    void refill_pool();
-    asio::awaitable<Status> park(Entry* e);
-    Entry* take_parked(const json& document);
-    void drop_pooled(Entry* e, const lifecycle::Outcome& outcome);
 
     asio::io_context& reactor_;
     DaemonConfig config_;
@@ -304,15 +280,7 @@ private:
     std::map<std::string, uint64_t> exits_by_reason_;
     double spawn_seconds_sum_ = 0;
     uint64_t spawn_count_ = 0;
-    // Warm pool (config_.pool_size > 0).
-    json pool_document_;
-    std::optional<SandboxSpec> pool_spec_;
-    std::deque<std::unique_ptr<Entry>> pool_;
-    uint64_t pool_claims_ = 0, pool_misses_ = 0, pool_failures_ = 0;
-    bool pool_failing_ = false;  // the last pooled setup failed: refill on demand only
-    Signal pool_changed_;
 };
-
 
 void Daemon::spawn_task(asio::awaitable<void> task) {
     ++tasks_;
@@ -437,7 +405,7 @@ asio::awaitable<void> Daemon::run_entry(Entry* e) {
                 publish(record);
             });
             lifecycle::RunContext ctx{nullptr, &e->spec, &sb, plan.get(), &events, &*out, &*err, &sinks,
-                                      false, true, {}, {}};
+                                      false, true, {}};
             ctx.on_started = [this, entry, began](const io::ProcessHandle& process) {
                 entry->pid = process.pid();
                 entry->start_ticks = process_start_ticks(process.pid()).value_or(0);
@@ -450,7 +418,6 @@ asio::awaitable<void> Daemon::run_entry(Entry* e) {
                 persist(*entry);
                 entry->started.notify();
             };
-            ctx.before_exec = [this, entry] { return park(entry); };
             e->plan = plan.get();
             outcome = co_await lifecycle::spawn_and_supervise(ctx);
             e->plan = nullptr;
@@ -461,111 +428,8 @@ asio::awaitable<void> Daemon::run_entry(Entry* e) {
     }
     plan.reset();
     json cleanup = lifecycle::teardown(e->spec, sb, outcome, true);
-    if (e->pooled) {
-        drop_pooled(e, outcome);
-        co_return;
-    }
     json final_event = lifecycle::final_record(sb, outcome, cleanup);
     finish(*e, outcome, final_event);
-}
-
-// ---- Warm pool -------------------------------------------------------------
-
-Result<SandboxSpec> pool_spec_from(const json& document, EventLog& audit) {
-    if (!document.is_object()) return Error::plain("the pool spec must be a JSON object (keys as nucleus run --config)");
-    for (const char* key : {"events_fd", "config_fd", "env_fd", "log_dir", "events_jsonl", "name"}) {
-        if (document.contains(key)) return Error::plain(std::string("'") + key + "' cannot be part of a pool spec");
-    }
-    auto spec = spec_from_document(document);
-    if (!spec) return std::move(spec).error();
-    if (spec->seccomp_mode == SeccompMode::Trace) return Error::plain("seccomp trace mode cannot be pooled");
-    if (auto allowed = lifecycle::admit(*spec, audit); !allowed) return std::move(allowed).error();
-    return spec;
-}
-
-Status Daemon::start_pool(const json& document) {
-    auto audit = EventLog::to([this](const json& record) { publish(record); });
-    auto spec = pool_spec_from(document, audit);
-    if (!spec) return std::move(spec).error();
-    pool_document_ = document;
-    pool_spec_ = std::move(*spec);
-    refill_pool();
-    return {};
-}
-
-void Daemon::refill_pool() {
-    if (!pool_spec_ || stopping_) return;
-    while (pool_.size() < config_.pool_size) {
-        auto e = std::make_unique<Entry>(reactor_.get_executor());
-        e->id = lifecycle::random_id();
-        e->name = "pool-" + e->id.substr(0, 12);
-        e->document = pool_document_;
-        e->spec = *pool_spec_;
-        e->created_at = utc_timestamp();
-        e->phase = Phase::Starting;
-        e->pooled = true;
-        Entry* entry = e.get();
-        pool_.push_back(std::move(e));
-        spawn_task(run_entry(entry));
-    }
-}
-
-asio::awaitable<Status> Daemon::park(Entry* e) {
-    if (!e->pooled) co_return Status{};
-    if (!stopping_) {
-        e->parked = true;
-        pool_failing_ = false;
-        pool_changed_.notify();
-        co_await e->claimed.wait();
-        e->parked = false;
-    }
-    if (e->pooled) co_return Error::plain("the warm pool was drained");
-    co_return Status{};
-}
-
-Entry* Daemon::take_parked(const json& document) {
-    if (!pool_spec_) return nullptr;
-    json request = document;
-    request.erase("name");
-    if (request != pool_document_) return nullptr;
-    for (auto it = pool_.begin(); it != pool_.end(); ++it) {
-        if (!(*it)->parked) continue;
-        Entry* e = it->get();
-        entries_[e->id] = std::move(*it);
-        pool_.erase(it);
-        e->pooled = false;
-        ++pool_claims_;
-        return e;
-    }
-    ++pool_misses_;
-    return nullptr;
-}
-
-void Daemon::drop_pooled(Entry* e, const lifecycle::Outcome& outcome) {
-    if (!stopping_) {
-        ++pool_failures_;
-        pool_failing_ = true;
-        lifecycle::report_warning("warm pool: setting up a sandbox failed: " +
-                                  (outcome.error.empty() ? outcome.reason : outcome.error));
-    }
-    auto it = std::find_if(pool_.begin(), pool_.end(), [e](const auto& p) { return p.get() == e; });
-    if (it != pool_.end()) pool_.erase(it);
-    pool_changed_.notify();
-}
-
-asio::awaitable<void> Daemon::drain_pool() {
-    auto ex = co_await asio::this_coro::executor;
-    for (auto& e : pool_)
-        if (e->parked) e->claimed.notify();
-    asio::steady_timer limit(ex, std::chrono::seconds(5));
-    bool expired = false;
-    while (!pool_.empty() && !expired) {
-        // Entries still setting up park, see stopping_ and return at once.
-        auto woke = co_await (pool_changed_.wait() || limit.async_wait(asio::as_tuple(asio::use_awaitable)));
-        expired = woke.index() == 1;
-        for (auto& e : pool_)
-            if (e->parked) e->claimed.notify();
-    }
 }
 
 void Daemon::finish(Entry& e, lifecycle::Outcome& outcome, const json& final_event) {
@@ -793,25 +657,14 @@ asio::awaitable<void> Daemon::create(const io::http::Request& req, io::http::Res
         co_await res.send_error(400, allowed.error().describe());
         co_return;
     }
-    Entry* parked = start_now ? take_parked(doc) : nullptr;
-    if (parked) {
-        id = parked->id;
-        parked->name = name;
-        parked->document = doc;
-        spec->name = name;
-        parked->spec = std::move(*spec);
-        parked->created_at = utc_timestamp();
-        if (parked->sb) parked->sb->name = name;
-    } else {
-        auto e = std::make_unique<Entry>(reactor_.get_executor());
-        e->id = id;
-        e->name = name;
-        e->document = doc;
-        e->spec = std::move(*spec);
-        e->created_at = utc_timestamp();
-        entries_[id] = std::move(e);
-    }
-    Entry& entry = *entries_[id];
+    auto e = std::make_unique<Entry>(reactor_.get_executor());
+    e->id = id;
+    e->name = name;
+    e->document = doc;
+    e->spec = std::move(*spec);
+    e->created_at = utc_timestamp();
+    Entry& entry = *e;
+    entries_[id] = std::move(e);
     ++created_total_;
     persist(entry);
     publish({{"event", "create"}, {"id", id}, {"name", name}});
@@ -825,17 +678,7 @@ asio::awaitable<void> Daemon::create(const io::http::Request& req, io::http::Res
         std::sort(old.begin(), old.end());
         for (size_t k = 0; k < exited - config_.keep_exited; ++k) forget(old[k].second);
     }
-    if (parked) {
-        // Set up already: let it exec, and set up the next one meanwhile.
-        entry.claimed.notify();
-        refill_pool();
-        co_await entry.started.wait();
-        if (entry.phase == Phase::Exited && entry.reason == "setup_failed") {
-            co_await res.send_error(500, "starting sandbox " + id.substr(0, 12) + ": " + entry.error);
-            co_return;
-        }
-    } else if (start_now) {
-        if (pool_failing_) refill_pool();  // on demand after a failure, not in a loop
+    if (start_now) {
         auto st = co_await start(entry);
         if (!st) {
             co_await res.send_error(500, "starting sandbox " + id.substr(0, 12) + ": " + st.error().describe());
@@ -1112,22 +955,6 @@ std::string Daemon::metrics() const {
     line("# TYPE nucleus_spawn_seconds summary");
     line("nucleus_spawn_seconds_sum " + std::to_string(spawn_seconds_sum_));
     line("nucleus_spawn_seconds_count " + std::to_string(spawn_count_));
-    if (config_.pool_size) {
-        size_t parked = 0;
-        for (auto& e : pool_) parked += e->parked;
-        line("# HELP nucleus_pool_parked Warm-pool sandboxes set up and parked before exec.");
-        line("# TYPE nucleus_pool_parked gauge");
-        line("nucleus_pool_parked " + std::to_string(parked));
-        line("# HELP nucleus_pool_claims_total Create requests served from the warm pool.");
-        line("# TYPE nucleus_pool_claims_total counter");
-        line("nucleus_pool_claims_total " + std::to_string(pool_claims_));
-        line("# HELP nucleus_pool_misses_total Create requests for the pool's spec that found no parked sandbox.");
-        line("# TYPE nucleus_pool_misses_total counter");
-        line("nucleus_pool_misses_total " + std::to_string(pool_misses_));
-        line("# HELP nucleus_pool_setup_failures_total Warm-pool sandboxes whose setup failed.");
-        line("# TYPE nucleus_pool_setup_failures_total counter");
-        line("nucleus_pool_setup_failures_total " + std::to_string(pool_failures_));
-    }
     line("# HELP nucleus_api_requests_total API requests served.");
     line("# TYPE nucleus_api_requests_total counter");
     line("nucleus_api_requests_total " + std::to_string(requests_total_));
@@ -1375,11 +1202,6 @@ int daemon_main(int argc, char** argv) {
     app.add_option("--max-sandboxes", config.max_sandboxes, "Sandboxes held at once (more get 429)")->capture_default_str();
     app.add_option("--keep-exited", config.keep_exited, "Exited sandboxes kept for inspect before the oldest go")
         ->capture_default_str();
-    app.add_option("--pool", config.pool_size,
-                   "Warm pool: sandboxes of --pool-spec set up ahead and parked just before exec")
-        ->check(CLI::Range(0, 1000));
-    app.add_option("--pool-spec", config.pool_spec,
-                   "The warm pool's spec file (.json or .toml, keys as nucleus run --config, no name)");
     try {
         app.parse(argc - 1, argv + 1);
     } catch (const CLI::ParseError& e) {
@@ -1388,26 +1210,6 @@ int daemon_main(int argc, char** argv) {
         return exit_runtime_error;
     }
     if (config.log_dir.empty()) config.log_dir = config.state_dir + "/logs";
-    if (config.pool_size > 0 && config.pool_spec.empty()) {
-        std::fprintf(stderr, "nucleus: error: --pool needs --pool-spec FILE (the spec its sandboxes are set up from)\n");
-        return exit_runtime_error;
-    }
-    json pool_document;
-    if (!config.pool_spec.empty()) {
-        auto loaded = load_config_file(config.pool_spec);
-        if (!loaded) {
-            std::fprintf(stderr, "nucleus: error: --pool-spec: %s\n", loaded.error().describe().c_str());
-            return exit_runtime_error;
-        }
-        pool_document = std::move(*loaded);
-        if (config.pool_size == 0) config.pool_size = 1;
-        // Checked before anything is created; admitted again (audited) once the daemon runs.
-        auto quiet = EventLog::to([](const json&) {});
-        if (auto spec = pool_spec_from(pool_document, quiet); !spec) {
-            std::fprintf(stderr, "nucleus: error: --pool-spec %s: %s\n", config.pool_spec.c_str(), spec.error().describe().c_str());
-            return exit_runtime_error;
-        }
-    }
     if (config.log_max_bytes < 4096) {
         std::fprintf(stderr, "nucleus: error: --log-max-bytes must be at least 4096\n");
         return exit_runtime_error;
@@ -1463,12 +1265,6 @@ int daemon_main(int argc, char** argv) {
         std::fprintf(stderr, "nucleus: error: recovering sandboxes: %s\n", st.error().describe().c_str());
         return exit_runtime_error;
     }
-    if (config.pool_size > 0) {
-        if (auto st = daemon.start_pool(pool_document); !st) {
-            std::fprintf(stderr, "nucleus: error: --pool-spec %s: %s\n", config.pool_spec.c_str(), st.error().describe().c_str());
-            return exit_runtime_error;
-        }
-    }
     asio::signal_set stop_signals(reactor, SIGINT, SIGTERM);
     bool signalled = false;
     stop_signals.async_wait([&](const std::error_code& err, int) {
@@ -1480,19 +1276,14 @@ int daemon_main(int argc, char** argv) {
         // connections, and the process exits with every record current.
         daemon.shutdown();
         server->stop();
-        // Parked pool sandboxes are torn down first: nobody would re-adopt them.
-        asio::co_spawn(reactor, daemon.drain_pool(), [&](std::exception_ptr) {
-            asio::post(reactor, [&] { reactor.stop(); });
-        });
+        asio::post(reactor, [&] { reactor.stop(); });
     });
     bool served = false;
     asio::co_spawn(reactor, server->serve([&daemon](const io::http::Request& req, io::http::Responder& res) {
         return daemon.handle(req, res);
     }), [&](std::exception_ptr) {
         served = true;
-        // Supervision tasks are abandoned, not cancelled: their sandboxes
-        // live on. After a stop signal, drain_pool() stops the reactor.
-        if (!signalled) reactor.stop();
+        reactor.stop();  // supervision tasks are abandoned, not cancelled: their sandboxes live on
     });
     std::fprintf(stderr, "nucleus daemon: listening on %s (state %s, logs %s)\n", config.socket.c_str(),
                  config.state_dir.c_str(), config.log_dir.c_str());

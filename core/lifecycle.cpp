@@ -533,7 +533,6 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     request.maps = &ctx.plan->maps;
     const isolation::LaunchPlan* plan = ctx.plan;
     request.verify = [plan](pid_t pid) { return isolation::verify_child(pid, *plan); };
-    request.before_exec = ctx.before_exec;
     auto spawned = co_await isolation::spawn_sandbox(std::move(request));
     // The child has exec'd or is gone: nothing reads the plan's secrets now.
     ctx.plan->wipe_secrets();

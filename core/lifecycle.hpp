@@ -96,9 +96,6 @@ struct RunContext {
     bool shared_pump_buffer = false;  // one read buffer for every sandbox (daemon)
     // Called once the workload is running (after exec), with its host pid.
     std::function<void(const io::ProcessHandle&)> on_started;
-    // Awaited with the sandbox set up and parked just before exec (see
-    // isolation::SpawnRequest::before_exec): the daemon's warm pool.
-    std::function<asio::awaitable<Status>()> before_exec;
 };
 
 // The mode's rules and --verify-* integrity checks; audited.

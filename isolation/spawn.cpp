@@ -227,10 +227,6 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
         if (auto st = request.verify(child.pid()); !st)
             co_return co_await fail_after_clone(child, plain_failure(std::move(st).error().wrap("verifying the sandbox")));
     }
-    if (request.before_exec) {
-        if (auto st = co_await request.before_exec(); !st)
-            co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
-    }
     if (auto st = send_byte(control->write.get()); !st) co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
     control->write.reset();
 

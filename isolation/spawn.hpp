@@ -20,9 +20,6 @@ struct SpawnRequest {
     // Called once the child has reported Ready, before it may exec: checks
     // from outside what the child claims to have set up (mounts, creds).
     std::function<Status(pid_t)> verify;
-    // Awaited after verify, with the child set up and parked just before
-    // exec (a daemon's warm pool); an error aborts the spawn (child killed).
-    std::function<asio::awaitable<Status>()> before_exec;
     // Trace mode: the filter notifies every syscall; `trace` records them.
     SyscallTrace* trace = nullptr;
 };

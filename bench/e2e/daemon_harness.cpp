@@ -106,13 +106,12 @@ std::string ApiResult::describe() const {
   return "HTTP " + std::to_string(status) + (error.empty() ? "" : ": " + error);
 }
 
-BenchDaemon::BenchDaemon(const std::string& nucleus_binary, const fs::path& scratch,
-                         const std::vector<std::string>& extra_args)
+BenchDaemon::BenchDaemon(const std::string& nucleus_binary, const fs::path& scratch)
     : socket_((scratch / "nucleus.sock").string()), log_path_((scratch / "daemon.log").string()) {
   const fs::path state = scratch / "state";
-  std::vector<std::string> argv{nucleus_binary, "daemon", "--socket", socket_, "--state-dir", state.string()};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  server_ = std::make_unique<Server>(argv, std::nullopt, log_path_);
+  server_ = std::make_unique<Server>(
+      std::vector<std::string>{nucleus_binary, "daemon", "--socket", socket_, "--state-dir", state.string()},
+      std::nullopt, log_path_);
   const double deadline = monotonic_ms() + 15000;
   std::string last_error;
   while (true) {

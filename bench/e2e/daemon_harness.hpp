@@ -40,8 +40,7 @@ class BenchDaemon {
  public:
   // Starts the daemon and waits (up to 15 s) until GET /v1/health answers
   // 200; throws std::runtime_error with the end of its log otherwise.
-  BenchDaemon(const std::string& nucleus_binary, const std::filesystem::path& scratch,
-              const std::vector<std::string>& extra_args = {});
+  BenchDaemon(const std::string& nucleus_binary, const std::filesystem::path& scratch);
   ~BenchDaemon();
   BenchDaemon(const BenchDaemon&) = delete;
   BenchDaemon& operator=(const BenchDaemon&) = delete;

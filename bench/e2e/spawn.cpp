@@ -1,7 +1,6 @@
 #include "spawn.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -64,11 +63,7 @@ void print_markdown(const json& report) {
   std::cout << "## nucleus-bench spawn\n\n"
             << "`/bin/true` sandboxes (`\"network\": \"host\"`, busybox rootfs) through the daemon API: "
             << report["concurrency"] << " client threads, each create -> wait -> delete; " << report["warmup"]
-            << " warm-up; "
-            << (report["pool"].get<unsigned>() > 0
-                    ? "warm pool of " + std::to_string(report["pool"].get<unsigned>()) + " (`nucleus daemon --pool`); "
-                    : std::string("no warm pool; "))
-            << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>()
+            << " warm-up; " << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>()
             << ", " << report["cpus"] << " CPUs, load average " << format_fixed(report["load1"].get<double>(), 2)
             << "\n\n"
             << "| metric | value |\n|---|---:|\n"
@@ -108,9 +103,6 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
-  command->add_option("--pool", options.pool,
-                      "Run the daemon with a warm pool of N sandboxes of the benchmark's spec (nucleus daemon --pool)")
-      ->check(CLI::Range(0u, 1000u));
   command->add_flag("--quick", *quick, "Smoke run: 50 sandboxes (unless --count is given)");
   command->callback([&options, quick, count] {
     if (*quick && count->count() == 0) options.count = 50;
@@ -132,13 +124,7 @@ int run_spawn(const SpawnOptions& options) {
 
   Progress progress;
   progress.update("starting nucleus daemon ...");
-  std::vector<std::string> daemon_args;
-  if (options.pool > 0) {
-    const fs::path pool_spec = scratch.path() / "pool.json";
-    std::ofstream(pool_spec) << spec << '\n';
-    daemon_args = {"--pool", std::to_string(options.pool), "--pool-spec", pool_spec.string()};
-  }
-  BenchDaemon daemon(nucleus, scratch.path(), daemon_args);
+  BenchDaemon daemon(nucleus, scratch.path());
 
   std::set<std::string> ours;
   std::mutex ours_mutex;
@@ -206,7 +192,6 @@ int run_spawn(const SpawnOptions& options) {
   report.update(json{{"count", options.count},
                      {"concurrency", options.concurrency},
                      {"warmup", options.warmup},
-                     {"pool", options.pool},
                      {"rootfs", rootfs.string()},
                      {"spec", json::parse(spec)},
                      {"spawned", samples.size()},

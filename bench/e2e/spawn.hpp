@@ -19,7 +19,6 @@ struct SpawnOptions {
   std::string nucleus_binary;
   std::string json_path;
   std::string rootfs_dir;  // empty: a scratch rootfs removed at exit
-  unsigned pool = 0;       // the daemon's warm pool (--pool), of this benchmark's spec
 };
 
 CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options);

@@ -22,7 +22,6 @@
 #include <nlohmann/json.hpp>
 
 #include "io/http_client.hpp"
-#include "io/unique_fd.hpp"
 #include "isolation/cgroup.hpp"
 #include "../supervision/host_state.hpp"
 
@@ -51,7 +50,7 @@ bool skip_without_root() {
 // restarted on demand, stopped (SIGTERM) at the end.
 class Daemon {
 public:
-    explicit Daemon(std::vector<std::string> extra_args = {}) : extra_args_(std::move(extra_args)) {
+    Daemon() {
         char tmpl[] = "/tmp/nucleus-daemon-test-XXXXXX";
         dir_ = ::mkdtemp(tmpl);
         socket_ = dir_ + "/api.sock";
@@ -65,7 +64,6 @@ public:
     void start() {
         std::vector<std::string> args = {NUCLEUS_BINARY, "daemon", "--socket", socket_, "--state-dir", dir_ + "/state",
                                          "--log-max-bytes", "65536"};
-        args.insert(args.end(), extra_args_.begin(), extra_args_.end());
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -131,16 +129,8 @@ public:
         return json::parse(r.body);
     }
     int open_fds() const { return count_dir("/proc/" + std::to_string(pid_) + "/fd"); }
-    // A sample's value from /v1/metrics (-1 when absent).
-    double metric(const std::string& name) const {
-        std::string text = call("GET", "/v1/metrics").body;
-        auto at = text.find("\n" + name + " ");
-        return at == std::string::npos ? -1 : std::strtod(text.c_str() + at + name.size() + 2, nullptr);
-    }
-    const std::string& dir() const { return dir_; }
 
 private:
-    std::vector<std::string> extra_args_;
     std::string dir_;
     std::string socket_;
     pid_t pid_ = -1;
@@ -218,68 +208,6 @@ TEST_CASE("daemon: create, wait, logs and inspect a sandbox", "[daemon]") {
     CHECK(all["sandboxes"].size() == 1);
     CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
     CHECK(d.call("GET", "/v1/sandboxes/" + id).status == 404);
-}
-
-TEST_CASE("daemon: a warm pool serves matching requests from parked sandboxes and leaves nothing behind", "[daemon][pool]") {
-    if (skip_without_root()) return;
-    auto before = nucleus::tests::host_state();
-    char tmpl[] = "/tmp/nucleus-pool-spec-XXXXXX";
-    std::string spec_dir = ::mkdtemp(tmpl);
-    json pool_doc = sh("echo pooled");
-    {
-        std::string spec_path = spec_dir + "/pool.json";
-        FILE* f = std::fopen(spec_path.c_str(), "w");
-        REQUIRE(f);
-        std::fputs(pool_doc.dump().c_str(), f);
-        std::fclose(f);
-        Daemon d({"--pool", "2", "--pool-spec", spec_path});
-        CHECK(settled([&] { return d.metric("nucleus_pool_parked"); }, 2.0) == 2.0);
-
-        // The same document with a name of its own takes a parked sandbox.
-        json doc = pool_doc;
-        doc["name"] = "p1";
-        auto claimed = d.create(doc);
-        CHECK(claimed["name"] == "p1");
-        CHECK(d.wait("p1")["exit_code"] == 0);
-        CHECK(d.call("GET", "/v1/sandboxes/p1/logs").body == "pooled\n");
-        CHECK(d.metric("nucleus_pool_claims_total") == 1.0);
-        CHECK(settled([&] { return d.metric("nucleus_pool_parked"); }, 2.0) == 2.0);
-
-        // Any other document is set up on demand; the parked children hold
-        // none of its descriptors, so its output reaches EOF and it ends.
-        auto own = d.create(sh("echo own"));
-        CHECK(d.wait(own["id"])["exit_code"] == 0);
-        CHECK(d.call("GET", "/v1/sandboxes/" + own["id"].get<std::string>() + "/logs").body == "own\n");
-        CHECK(d.metric("nucleus_pool_claims_total") == 1.0);
-
-        // Parked sandboxes are not the API's: two listed, not four.
-        CHECK(json::parse(d.call("GET", "/v1/sandboxes?all=true").body)["sandboxes"].size() == 2);
-        CHECK(d.stop() == 0);
-        CHECK(count_dir(d.state() + "/sandboxes") == 0);  // the pool's records went with it
-    }
-    std::filesystem::remove_all(spec_dir);
-    CHECK(settled_host_state(before) == before.describe());
-}
-
-TEST_CASE("daemon: a bad pool spec stops the daemon with 125 and a message", "[daemon][pool]") {
-    if (skip_without_root()) return;
-    char tmpl[] = "/tmp/nucleus-pool-spec-XXXXXX";
-    std::string dir = ::mkdtemp(tmpl);
-    std::string spec_path = dir + "/pool.json";
-    FILE* f = std::fopen(spec_path.c_str(), "w");
-    REQUIRE(f);
-    std::fputs("{\"command\": [\"/bin/true\"], \"no_such_key\": 1}", f);
-    std::fclose(f);
-    std::string cmd = std::string(NUCLEUS_BINARY) + " daemon --socket " + dir + "/s.sock --state-dir " + dir +
-                      "/state --pool 1 --pool-spec " + spec_path + " 2>" + dir + "/err";
-    int status = std::system(cmd.c_str());
-    CHECK(WEXITSTATUS(status) == 125);
-    auto err = nucleus::io::read_file(dir + "/err", 4096);
-    REQUIRE(err.ok());
-    CHECK(err->find("no_such_key") != std::string::npos);
-    std::string no_spec = std::string(NUCLEUS_BINARY) + " daemon --socket " + dir + "/s.sock --pool 2 2>/dev/null";
-    CHECK(WEXITSTATUS(std::system(no_spec.c_str())) == 125);
-    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("daemon: a signal's exit, tail, created-then-started, names", "[daemon]") {
