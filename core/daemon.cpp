@@ -390,16 +390,15 @@ asio::awaitable<void> Daemon::run_entry(Entry* e) {
     if (plan) {
         if (sb.cgroup) e->cgroup_path = sb.cgroup->path();
         lifecycle::Sinks sinks;
-        auto so = io::OutputSink::rotating_log(ex, log_path(*e, "stdout"), config_.log_max_bytes);
-        auto se = io::OutputSink::rotating_log(ex, log_path(*e, "stderr"), config_.log_max_bytes);
-        if (!so || !se) {
-            outcome.error = (!so ? so.error() : se.error()).describe();
-        } else {
+        // Log files appear with the first output.
+        auto so = io::OutputSink::rotating_log(log_path(*e, "stdout"), config_.log_max_bytes);
+        auto se = io::OutputSink::rotating_log(log_path(*e, "stderr"), config_.log_max_bytes);
+        {
             Entry* entry = e;
-            so->on_write([entry] { entry->output.notify(); });
-            se->on_write([entry] { entry->output.notify(); });
-            sinks.out.emplace(std::move(*so));
-            sinks.err.emplace(std::move(*se));
+            so.on_write([entry] { entry->output.notify(); });
+            se.on_write([entry] { entry->output.notify(); });
+            sinks.out.emplace(std::move(so));
+            sinks.err.emplace(std::move(se));
             auto events = EventLog::to([this, entry](const json& record) {
                 if (record.value("event", "") == "start") entry->start_event = record;
                 publish(record);
@@ -666,7 +665,9 @@ asio::awaitable<void> Daemon::create(const io::http::Request& req, io::http::Res
     Entry& entry = *e;
     entries_[id] = std::move(e);
     ++created_total_;
-    persist(entry);
+    // A sandbox started at once is recorded when it runs (or fails): until
+    // then its cleanup record (prepare()) is what a recovering daemon finds.
+    if (!start_now) persist(entry);
     publish({{"event", "create"}, {"id", id}, {"name", name}});
     // Old exited sandboxes beyond the keep limit go, oldest first.
     size_t exited = 0;

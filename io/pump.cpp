@@ -31,16 +31,24 @@ Result<OutputSink> OutputSink::log_file(asio::any_io_executor executor, const st
     return adopt(std::move(executor), std::move(*fd));
 }
 
-Result<OutputSink> OutputSink::rotating_log(asio::any_io_executor executor, const std::string& path, uint64_t max_bytes) {
-    auto sink = log_file(std::move(executor), path);
-    if (!sink) return sink;
-    struct stat st {};
-    if (::fstat(sink->file_.get(), &st) < 0) return Error::from_errno("fstat " + path);
-    if (!S_ISREG(st.st_mode)) return Error::plain("log " + path + " is not a regular file");
-    sink->path_ = path;
-    sink->max_bytes_ = max_bytes;
-    sink->size_ = static_cast<uint64_t>(st.st_size);
+OutputSink OutputSink::rotating_log(const std::string& path, uint64_t max_bytes) {
+    OutputSink sink;
+    sink.path_ = path;
+    sink.max_bytes_ = max_bytes;
+    sink.lazy_ = true;
     return sink;
+}
+
+Status OutputSink::open_lazily() {
+    auto fd = open_fd(path_, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
+    if (!fd) return std::move(fd).error().wrap("opening log file");
+    struct stat st {};
+    if (::fstat(fd->get(), &st) < 0) return Error::from_errno("fstat " + path_);
+    if (!S_ISREG(st.st_mode)) return Error::plain("log " + path_ + " is not a regular file");
+    file_ = std::move(*fd);
+    size_ = static_cast<uint64_t>(st.st_size);
+    lazy_ = false;
+    return {};
 }
 
 Status OutputSink::rotate() {
@@ -54,6 +62,8 @@ Status OutputSink::rotate() {
 }
 
 Status OutputSink::write_file(std::span<const char> bytes) {
+    if (lazy_)
+        if (auto st = open_lazily(); !st) return st;
     if (!file_) return Error::plain("output sink is not a file");
     if (max_bytes_) {
         while (!bytes.empty()) {
@@ -73,7 +83,7 @@ Status OutputSink::write_file(std::span<const char> bytes) {
 }
 
 asio::awaitable<Status> OutputSink::write(std::span<const char> bytes) {
-    if (file_) co_return write_file(bytes);
+    if (is_file()) co_return write_file(bytes);
     auto [ec, n] = co_await asio::async_write(*stream_, asio::buffer(bytes.data(), bytes.size()),
                                               asio::as_tuple(asio::use_awaitable));
     (void)n;

@@ -33,20 +33,23 @@ public:
     // A log file capped at `max_bytes`: when a write would pass the cap,
     // the file is renamed to PATH.1 (the previous PATH.1 is replaced) and a
     // new one started, so one stream never holds more than 2 x max_bytes on
-    // disk whatever the sandbox writes.
-    static Result<OutputSink> rotating_log(asio::any_io_executor executor, const std::string& path, uint64_t max_bytes);
+    // disk whatever the sandbox writes. The file is created (appended to if
+    // present) at the first write: a stream with no output costs no file.
+    static OutputSink rotating_log(const std::string& path, uint64_t max_bytes);
 
     asio::awaitable<Status> write(std::span<const char> bytes);
     // The same for a regular-file sink, which never suspends.
     Status write_file(std::span<const char> bytes);
-    bool is_file() const noexcept { return file_.valid(); }
+    bool is_file() const noexcept { return file_.valid() || lazy_; }
     // Called after every successful write (the daemon wakes log followers).
     void on_write(std::function<void()> callback) { on_write_ = std::move(callback); }
 
 private:
     OutputSink() = default;
     Status rotate();
+    Status open_lazily();
     unique_fd file_;                                   // regular file: write(2)
+    bool lazy_ = false;                                // rotating_log: file_ opens at the first write
     std::string path_;                                 // rotating logs only
     uint64_t max_bytes_ = 0;                           // 0: no cap
     uint64_t size_ = 0;
