@@ -210,6 +210,27 @@ TEST_CASE("daemon: create, wait, logs and inspect a sandbox", "[daemon]") {
     CHECK(d.call("GET", "/v1/sandboxes/" + id).status == 404);
 }
 
+TEST_CASE("daemon: a sandbox that writes nothing gets no log files, and reads as empty", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;
+    std::string logs = d.state() + "/logs";
+    int before = count_dir(logs);
+    auto quiet = d.create(sh("exit 0"));
+    std::string id = quiet["id"];
+    CHECK(d.wait(id)["exit_code"] == 0);
+    CHECK(count_dir(logs) == before);
+    auto r = d.call("GET", "/v1/sandboxes/" + id + "/logs");
+    CHECK(r.status == 200);
+    CHECK(r.body.empty());
+    // Output on one stream creates that stream's file only.
+    auto loud = d.create(sh("echo hello"));
+    CHECK(d.wait(loud["id"])["exit_code"] == 0);
+    CHECK(count_dir(logs) == before + 1);
+    CHECK(d.call("GET", "/v1/sandboxes/" + loud["id"].get<std::string>() + "/logs").body == "hello\n");
+    CHECK(d.call("DELETE", "/v1/sandboxes/" + loud["id"].get<std::string>()).status == 204);
+    CHECK(count_dir(logs) == before);
+}
+
 TEST_CASE("daemon: a signal's exit, tail, created-then-started, names", "[daemon]") {
     if (skip_without_root()) return;
     Daemon d;
