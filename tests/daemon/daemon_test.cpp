@@ -210,6 +210,32 @@ TEST_CASE("daemon: create, wait, logs and inspect a sandbox", "[daemon]") {
     CHECK(d.call("GET", "/v1/sandboxes/" + id).status == 404);
 }
 
+TEST_CASE("daemon: a sandbox flooding its output stays within the log cap and the daemon's memory", "[daemon]") {
+    if (skip_without_root()) return;
+    Daemon d;  // --log-max-bytes 65536
+    auto rss_kib = [&] {
+        auto status = nucleus::io::read_file("/proc/" + std::to_string(d.pid()) + "/status", 1 << 16);
+        REQUIRE(status.ok());
+        auto at = status->find("VmRSS:");
+        return std::strtol(status->c_str() + at + 6, nullptr, 10);
+    };
+    auto warm = d.create(sh("echo warm"));
+    d.wait(warm["id"]);
+    long before = rss_kib();
+    // 32 MiB through the pipe: 512 times the cap.
+    auto flood = d.create(sh("head -c 33554432 /dev/zero"));
+    std::string id = flood["id"];
+    CHECK(d.wait(id)["exit_code"] == 0);
+    std::string log = d.state() + "/logs/" + id + ".stdout.log";
+    struct stat current {}, previous {};
+    REQUIRE(::stat(log.c_str(), &current) == 0);
+    REQUIRE(::stat((log + ".1").c_str(), &previous) == 0);
+    CHECK(current.st_size <= 65536);
+    CHECK(previous.st_size <= 65536);
+    CHECK(rss_kib() - before < 4096);
+    CHECK(d.call("GET", "/v1/sandboxes/" + id + "/logs").body.size() == static_cast<size_t>(current.st_size));
+}
+
 TEST_CASE("daemon: a sandbox that writes nothing gets no log files, and reads as empty", "[daemon]") {
     if (skip_without_root()) return;
     Daemon d;

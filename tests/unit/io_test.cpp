@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 #include <catch2/catch_test_macros.hpp>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "io/process.hpp"
@@ -129,4 +131,50 @@ TEST_CASE("pump copies a pipe into a file sink until EOF") {
     REQUIRE(written);
     CHECK(*written == payload);
     ::unlink(path);
+}
+
+TEST_CASE("pump_shared writes a flood into a capped rotating log that appears at the first write") {
+    char dir[] = "/tmp/nucleus-rotate-XXXXXX";
+    REQUIRE(::mkdtemp(dir));
+    const std::string path = std::string(dir) + "/out.log";
+    const uint64_t cap = 16384;
+    auto sink = io::OutputSink::rotating_log(path, cap);
+    CHECK(::access(path.c_str(), F_OK) != 0);  // no output yet: no file
+
+    auto pipe = io::make_pipe();
+    REQUIRE(pipe);
+    const size_t total = 1 << 20;  // 64x the cap, more than the pipe holds
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::string data(total, 'y');
+        (void)io::write_all(pipe->write.get(), data);
+        ::_exit(0);
+    }
+    pipe->write.reset();
+    auto ctx = io::make_reactor();
+    asio::posix::stream_descriptor source(ctx, pipe->read.release());
+    std::optional<io::PumpResult> result;
+    int calls = 0;
+    io::pump_shared(source, sink, [&](io::PumpResult r) {
+        ++calls;
+        result = std::move(r);
+    });
+    ctx.run();
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+
+    REQUIRE(result);
+    CHECK(calls == 1);
+    CHECK(result->status.ok());
+    CHECK(result->bytes == total);
+    struct stat current {}, previous {};
+    REQUIRE(::stat(path.c_str(), &current) == 0);
+    REQUIRE(::stat((path + ".1").c_str(), &previous) == 0);
+    // Never more than two files of at most `cap` bytes, whatever was written.
+    CHECK(static_cast<uint64_t>(current.st_size) <= cap);
+    CHECK(static_cast<uint64_t>(previous.st_size) == cap);
+    CHECK(total % cap == static_cast<uint64_t>(current.st_size) % cap);
+    std::string rm = std::string("rm -rf ") + dir;
+    CHECK(std::system(rm.c_str()) == 0);
 }
