@@ -172,6 +172,13 @@ public:
     }
     bool is_null() const noexcept { return text_.empty(); }
     json get() const { return text_.empty() ? json(nullptr) : json::parse(text_); }
+    // Adds `"key":<this>` to the serialised, non-empty JSON object `object`
+    // without parsing this value again.
+    void append_to(std::string& object, const char* key) const {
+        if (text_.empty()) return;
+        object.pop_back();  // the closing brace
+        ((((object += ",\"") += key) += "\":") += text_) += '}';
+    }
 
 private:
     std::string text_;
@@ -298,11 +305,13 @@ void Daemon::spawn_task(asio::awaitable<void> task) {
 
 void Daemon::persist(const Entry& e) {
     json record = sandbox_json(e);
-    record["document"] = e.document.get();
     record["pid"] = e.pid ? json(*e.pid) : json(nullptr);
     record["start_ticks"] = e.start_ticks;
-    if (!e.start_event.is_null()) record["start_event"] = e.start_event.get();
-    if (auto st = write_atomically(record_path(e), record.dump() + "\n"); !st)
+    // The document and start record are kept as text: spliced in, not parsed.
+    std::string text = record.dump();
+    e.document.append_to(text, "document");
+    e.start_event.append_to(text, "start_event");
+    if (auto st = write_atomically(record_path(e), text + "\n"); !st)
         lifecycle::report_warning("recording sandbox " + e.id + ": " + st.error().describe());
 }
 
