@@ -10,6 +10,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 #include <catch2/catch_test_macros.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -175,6 +176,7 @@ TEST_CASE("pump_shared writes a flood into a capped rotating log that appears at
     CHECK(static_cast<uint64_t>(current.st_size) <= cap);
     CHECK(static_cast<uint64_t>(previous.st_size) == cap);
     CHECK(total % cap == static_cast<uint64_t>(current.st_size) % cap);
-    std::string rm = std::string("rm -rf ") + dir;
-    CHECK(std::system(rm.c_str()) == 0);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    CHECK(!ec);
 }
