@@ -54,8 +54,14 @@ bool default_policy_allows(const std::string& name);
 // The default agent policy (isolation/seccomp_default.cpp documents why).
 const SeccompPolicy& default_seccomp_policy();
 
+// How libseccomp lays out the syscall dispatch. Both decide identically;
+// the tree is cheaper to install and to run. Linear exists for the benchmark
+// that shows why.
+enum class SeccompLayout { BinaryTree, Linear };
+
 // Compiles with libseccomp for the native architecture.
-Result<std::vector<sock_filter>> compile_seccomp(const SeccompPolicy& policy);
+Result<std::vector<sock_filter>> compile_seccomp(const SeccompPolicy& policy,
+                                                 SeccompLayout layout = SeccompLayout::BinaryTree);
 
 // The default policy, compiled at build time.
 std::span<const sock_filter> precompiled_default_seccomp();
