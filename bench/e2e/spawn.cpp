@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -23,8 +24,10 @@ namespace fs = std::filesystem;
 namespace nucleus::bench {
 namespace {
 
-// One sandbox's round trip. `latency_ms` runs from sending the create
-// request to the wait request's answer (the sandbox has exited by then).
+// One sandbox's round trip. `latency_ms` runs from `start_ms` (when the
+// create request is sent, or in --rate mode when it was due to be sent, so
+// that a request held back by busy clients counts its wait) to the wait
+// request's answer (the sandbox has exited by then).
 struct Spawned {
   bool ok = false;
   double latency_ms = 0;
@@ -32,9 +35,8 @@ struct Spawned {
   std::string failure;
 };
 
-Spawned spawn_one(const BenchDaemon& daemon, const std::string& spec) {
+Spawned spawn_one(const BenchDaemon& daemon, const std::string& spec, double start) {
   Spawned result;
-  const double start = monotonic_ms();
   const ApiResult created = daemon.call("POST", "/v1/sandboxes", spec);
   if (!created.ok(201) || !created.body.is_object() || !created.body.contains("id") || !created.body.at("id").is_string()) {
     result.failure = "create: " + created.describe();
@@ -60,9 +62,14 @@ void print_markdown(const json& report) {
     return report[key].is_null() ? std::string("-") : format_fixed(report[key].get<double>(), 2);
   };
   const json& leaked = report["leaked"];
+  const std::string pacing =
+      report["rate"].is_null()
+          ? report["concurrency"].dump() + " client threads, each create -> wait -> delete back to back"
+          : "requests due at " + format_fixed(report["rate"].get<double>(), 0) + "/s (open loop, up to " +
+                report["concurrency"].dump() + " outstanding; latency counted from when each was due), each create -> wait -> delete";
   std::cout << "## nucleus-bench spawn\n\n"
             << "`/bin/true` sandboxes (`\"network\": \"host\"`, busybox rootfs) through the daemon API: "
-            << report["concurrency"] << " client threads, each create -> wait -> delete; " << report["warmup"]
+            << pacing << "; " << report["warmup"]
             << " warm-up; " << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>()
             << ", " << report["cpus"] << " CPUs, load average " << format_fixed(report["load1"].get<double>(), 2)
             << "\n\n"
@@ -96,17 +103,22 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
   auto* count = command->add_option("--count", options.count, "Sandboxes to spawn (measured)")
                     ->capture_default_str()
                     ->check(CLI::Range(1u, 10000000u));
-  command->add_option("--concurrency", options.concurrency, "Client threads")
+  auto* concurrency = command->add_option("--concurrency", options.concurrency, "Client threads")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1024u));
-  command->add_option("--warmup", options.warmup, "Unmeasured spawns first (default: 2 per client thread)");
+  command->add_option("--rate", options.rate,
+                      "Open loop: start a sandbox every 1/R s whether or not earlier ones finished "
+                      "(up to --concurrency outstanding, default 32 then), and count latency from when each was due")
+      ->check(CLI::Range(0.1, 100000.0));
+  command->add_option("--warmup", options.warmup, "Unmeasured spawns first (default: 2 per client thread, at most 8)");
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
   command->add_flag("--quick", *quick, "Smoke run: 50 sandboxes (unless --count is given)");
-  command->callback([&options, quick, count] {
+  command->callback([&options, quick, count, concurrency] {
     if (*quick && count->count() == 0) options.count = 50;
-    if (options.warmup == 0) options.warmup = 2 * options.concurrency;
+    if (options.rate > 0 && concurrency->count() == 0) options.concurrency = 32;
+    if (options.warmup == 0) options.warmup = 2 * std::min(options.concurrency, 4u);
   });
   return command;
 }
@@ -128,13 +140,21 @@ int run_spawn(const SpawnOptions& options) {
 
   std::set<std::string> ours;
   std::mutex ours_mutex;
-  auto run_batch = [&](unsigned count, const std::string& label, std::vector<Spawned>& results) {
+  // rate > 0: request i is due at start + i/rate; a client thread sleeps
+  // until then. Without a rate each thread sends its next request at once.
+  auto run_batch = [&](unsigned count, const std::string& label, std::vector<Spawned>& results, double rate) {
     results.assign(count, Spawned{});
     const double start = monotonic_ms();
     const unsigned finished = parallel_for(
         count, options.concurrency,
         [&](unsigned i) {
-          results[i] = spawn_one(daemon, spec);
+          double due = monotonic_ms();
+          if (rate > 0) {
+            due = start + 1000.0 * i / rate;
+            const double wait_ms = due - monotonic_ms();
+            if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(wait_ms));
+          }
+          results[i] = spawn_one(daemon, spec, due);
           if (!results[i].id.empty()) {
             const std::lock_guard lock(ours_mutex);
             ours.insert(results[i].id);
@@ -150,7 +170,7 @@ int run_spawn(const SpawnOptions& options) {
   };
 
   std::vector<Spawned> warmup_results;
-  run_batch(options.warmup, "warm-up", warmup_results);
+  run_batch(options.warmup, "warm-up", warmup_results, 0);
   for (const auto& result : warmup_results) {
     if (!result.ok) {
       progress.finish();
@@ -162,7 +182,7 @@ int run_spawn(const SpawnOptions& options) {
 
   std::vector<Spawned> results;
   const auto cpu_before = proc_cpu_seconds(daemon.pid());
-  const double wall_s = run_batch(options.count, "spawn", results);
+  const double wall_s = run_batch(options.count, "spawn", results, options.rate);
   const auto cpu_after = proc_cpu_seconds(daemon.pid());
   progress.update("checking for leaks ...");
   const long long rss_kib = proc_status_value(daemon.pid(), "VmRSS");
@@ -191,6 +211,7 @@ int run_spawn(const SpawnOptions& options) {
   report.update(env.to_json());
   report.update(json{{"count", options.count},
                      {"concurrency", options.concurrency},
+                     {"rate", options.rate > 0 ? json(options.rate) : json(nullptr)},
                      {"warmup", options.warmup},
                      {"rootfs", rootfs.string()},
                      {"spec", json::parse(spec)},

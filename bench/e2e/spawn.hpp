@@ -15,6 +15,7 @@ namespace nucleus::bench {
 struct SpawnOptions {
   unsigned count = 1000;
   unsigned concurrency = 4;
+  double rate = 0;       // > 0: open loop, requests due at this many per second
   unsigned warmup = 0;  // 0: 2 per client thread
   std::string nucleus_binary;
   std::string json_path;
