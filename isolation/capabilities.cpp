@@ -36,13 +36,17 @@ std::string capability_name(int cap) {
 }
 
 int last_capability() {
-    auto text = io::read_file("/proc/sys/kernel/cap_last_cap", 64);
-    if (!text) return known - 1;
-    try {
-        return std::stoi(*text);
-    } catch (...) {
-        return known - 1;
-    }
+    // Fixed for the life of the kernel; read once.
+    static const int last = [] {
+        auto text = io::read_file("/proc/sys/kernel/cap_last_cap", 64);
+        if (!text) return known - 1;
+        try {
+            return std::stoi(*text);
+        } catch (...) {
+            return known - 1;
+        }
+    }();
+    return last;
 }
 
 std::string capability_list(uint64_t mask) {

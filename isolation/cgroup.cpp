@@ -1,5 +1,8 @@
 #include "isolation/cgroup.hpp"
 
+#include <mutex>
+#include <optional>
+
 #include "isolation/launch_plan.hpp"
 
 #include <fcntl.h>
@@ -36,10 +39,22 @@ std::optional<std::string> find_cgroup2_mount(const std::string& mountinfo) {
 }
 
 Result<std::string> find_cgroup2_mount() {
+    // Every sandbox asks; the daemon would reread and parse its mountinfo
+    // twice per create. Where cgroup2 is mounted does not change under a
+    // running process in practice, so a found mount point is remembered (a
+    // miss is not: it may be mounted later).
+    static std::mutex mutex;
+    static std::optional<std::string> found;
+    {
+        std::lock_guard lock(mutex);
+        if (found) return *found;
+    }
     auto mountinfo = io::read_file("/proc/self/mountinfo", 4 << 20);
     if (!mountinfo) return std::move(mountinfo).error();
     auto mount = find_cgroup2_mount(*mountinfo);
     if (!mount) return Error::plain("no cgroup2 filesystem is mounted (see /proc/self/mountinfo)");
+    std::lock_guard lock(mutex);
+    found = *mount;
     return *mount;
 }
 
