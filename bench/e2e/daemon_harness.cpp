@@ -1,6 +1,8 @@
 #include "daemon_harness.hpp"
 
+#include <cstdio>
 #include <dirent.h>
+#include <sys/statfs.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,9 +108,9 @@ std::string ApiResult::describe() const {
   return "HTTP " + std::to_string(status) + (error.empty() ? "" : ": " + error);
 }
 
-BenchDaemon::BenchDaemon(const std::string& nucleus_binary, const fs::path& scratch)
+BenchDaemon::BenchDaemon(const std::string& nucleus_binary, const fs::path& scratch, const fs::path& state_dir)
     : socket_((scratch / "nucleus.sock").string()), log_path_((scratch / "daemon.log").string()) {
-  const fs::path state = scratch / "state";
+  const fs::path state = state_dir.empty() ? scratch / "state" : state_dir;
   server_ = std::make_unique<Server>(
       std::vector<std::string>{nucleus_binary, "daemon", "--socket", socket_, "--state-dir", state.string()},
       std::nullopt, log_path_);
@@ -352,6 +354,21 @@ unsigned long long raise_nofile_limit(unsigned long long wanted) {
   }
   ::getrlimit(RLIMIT_NOFILE, &limit);
   return limit.rlim_cur;
+}
+
+std::string filesystem_name(const fs::path& path) {
+  struct statfs info {};
+  if (::statfs(path.c_str(), &info) != 0) return "unknown";
+  switch (static_cast<unsigned long>(info.f_type)) {
+    case 0xEF53: return "ext2/3/4";
+    case 0x01021994: return "tmpfs";
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x794C7630: return "overlay";
+  }
+  char hex[32];
+  std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(info.f_type));
+  return hex;
 }
 
 double monotonic_ms() {

@@ -38,9 +38,12 @@ struct ApiResult {
 // a daemon that exits leaves its sandboxes running for a successor.
 class BenchDaemon {
  public:
-  // Starts the daemon and waits (up to 15 s) until GET /v1/health answers
-  // 200; throws std::runtime_error with the end of its log otherwise.
-  BenchDaemon(const std::string& nucleus_binary, const std::filesystem::path& scratch);
+  // Starts the daemon (socket, log and, unless `state_dir` is given, its
+  // --state-dir under `scratch`) and waits (up to 15 s) until GET
+  // /v1/health answers 200; throws std::runtime_error with the end of its
+  // log otherwise.
+  BenchDaemon(const std::string& nucleus_binary, const std::filesystem::path& scratch,
+              const std::filesystem::path& state_dir = {});
   ~BenchDaemon();
   BenchDaemon(const BenchDaemon&) = delete;
   BenchDaemon& operator=(const BenchDaemon&) = delete;
@@ -126,6 +129,10 @@ Leaks measure_leaks(pid_t daemon_pid, const std::optional<std::string>& cgroup2,
 unsigned long long raise_nofile_limit(unsigned long long wanted);
 
 double monotonic_ms();
+
+// The kind of filesystem `path` is on, from statfs(2): "ext2/3/4", "tmpfs",
+// "xfs", "btrfs", "overlay", or the magic number in hex.
+std::string filesystem_name(const std::filesystem::path& path);
 
 // Calls work(i) for every i in [0, count) from `threads` threads (each takes
 // the next index), stopping early once interrupted; meanwhile the calling

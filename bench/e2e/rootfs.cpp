@@ -68,8 +68,8 @@ void build_busybox_rootfs(const fs::path& root) {
   if (!passwd.flush()) throw std::runtime_error("cannot write " + (root / "etc/passwd").string());
 }
 
-ScratchDir::ScratchDir(const std::string& prefix) {
-  std::string pattern = "/var/tmp/" + prefix + ".XXXXXX";
+ScratchDir::ScratchDir(const std::string& prefix, const std::string& parent) {
+  std::string pattern = parent + "/" + prefix + ".XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
   }

@@ -15,11 +15,12 @@ inline constexpr const char* kHostBusybox = "/bin/busybox";
 // actionable message, e.g. when busybox-static is not installed.
 void build_busybox_rootfs(const std::filesystem::path& root);
 
-// A fresh 0755 directory from mkdtemp, /var/tmp/<prefix>.XXXXXX, removed
-// recursively by the destructor (symlinks are removed, never followed).
+// A fresh 0755 directory from mkdtemp, <parent>/<prefix>.XXXXXX (parent
+// /var/tmp by default), removed recursively by the destructor (symlinks are
+// removed, never followed).
 class ScratchDir {
  public:
-  explicit ScratchDir(const std::string& prefix = "nucleus-bench");
+  explicit ScratchDir(const std::string& prefix = "nucleus-bench", const std::string& parent = "/var/tmp");
   ~ScratchDir();
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;

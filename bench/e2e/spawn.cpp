@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -69,7 +70,8 @@ void print_markdown(const json& report) {
                 report["concurrency"].dump() + " outstanding; latency counted from when each was due), each create -> wait -> delete";
   std::cout << "## nucleus-bench spawn\n\n"
             << "`/bin/true` sandboxes (`\"network\": \"host\"`, busybox rootfs) through the daemon API: "
-            << pacing << "; " << report["warmup"]
+            << pacing << "; daemon state on " << report["state_filesystem"].get<std::string>() << "; "
+            << report["warmup"]
             << " warm-up; " << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>()
             << ", " << report["cpus"] << " CPUs, load average " << format_fixed(report["load1"].get<double>(), 2)
             << "\n\n"
@@ -114,6 +116,10 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
+  command->add_option("--state-dir", options.state_parent,
+                      "Give the daemon a fresh --state-dir (records and logs) under DIR, removed afterwards, e.g. on the tmpfs that "
+                      "/run is on systemd hosts; default: beside its socket under /var/tmp")
+      ->check(CLI::ExistingDirectory);
   command->add_flag("--quick", *quick, "Smoke run: 50 sandboxes (unless --count is given)");
   command->callback([&options, quick, count, concurrency] {
     if (*quick && count->count() == 0) options.count = 50;
@@ -136,7 +142,11 @@ int run_spawn(const SpawnOptions& options) {
 
   Progress progress;
   progress.update("starting nucleus daemon ...");
-  BenchDaemon daemon(nucleus, scratch.path());
+  std::optional<ScratchDir> state_scratch;
+  if (!options.state_parent.empty()) state_scratch.emplace("nucleus-bench-state", options.state_parent);
+  const fs::path state_dir = state_scratch ? state_scratch->path() : fs::path();
+  const std::string state_fs = filesystem_name(state_scratch ? state_scratch->path() : scratch.path());
+  BenchDaemon daemon(nucleus, scratch.path(), state_dir);
 
   std::set<std::string> ours;
   std::mutex ours_mutex;
@@ -212,6 +222,7 @@ int run_spawn(const SpawnOptions& options) {
   report.update(json{{"count", options.count},
                      {"concurrency", options.concurrency},
                      {"rate", options.rate > 0 ? json(options.rate) : json(nullptr)},
+                     {"state_filesystem", state_fs},
                      {"warmup", options.warmup},
                      {"rootfs", rootfs.string()},
                      {"spec", json::parse(spec)},

@@ -20,6 +20,7 @@ struct SpawnOptions {
   std::string nucleus_binary;
   std::string json_path;
   std::string rootfs_dir;  // empty: a scratch rootfs removed at exit
+  std::string state_parent;  // empty: the daemon's state beside its socket in the scratch dir
 };
 
 CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options);
