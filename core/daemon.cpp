@@ -307,6 +307,9 @@ void Daemon::persist(const Entry& e) {
     json record = sandbox_json(e);
     record["pid"] = e.pid ? json(*e.pid) : json(nullptr);
     record["start_ticks"] = e.start_ticks;
+    // Which host id range it runs in, so a daemon that re-adopts it after a
+    // crash can lease that range again before anything new is created.
+    if (e.sb && e.sb->lease) record["id_slot"] = e.sb->lease->slot();
     // The document and start record are kept as text: spliced in, not parsed.
     std::string text = record.dump();
     e.document.append_to(text, "document");
@@ -574,6 +577,15 @@ Status Daemon::recover() {
         sb->name = entry.name;
         sb->paths = paths_;
         if (auto record = SandboxRecord::adopt(paths_, entry.id)) sb->record = std::move(*record);
+        if (alive && rec["id_slot"].is_number_unsigned()) {
+            // Our lease on its uid/gid range died with the old daemon; take it
+            // back so no sandbox created from now on gets the same range.
+            auto slot = rec["id_slot"].get<uint64_t>();
+            auto lease = isolation::lease_id_slot(paths_.ids, static_cast<uint32_t>(std::min<uint64_t>(slot, UINT32_MAX)));
+            if (lease) sb->lease = std::move(*lease);
+            else lifecycle::report_warning("re-adopting sandbox " + entry.id + ": " + lease.error().describe() +
+                                           "; it shares its host uid/gid range with that one");
+        }
         if (alive) {
             entry.phase = Phase::Running;
             entry.adopted = true;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <optional>
 #include <sstream>
 
 namespace nucleus::isolation {
@@ -23,26 +24,56 @@ int64_t map_to_host(const std::vector<IdMapping>& map, uint32_t inside) {
     return -1;
 }
 
+namespace {
+
+// Locks <lock_dir>/slot-N: the lock's fd, nullopt if another holds it.
+Result<std::optional<io::unique_fd>> try_lock_slot(const std::string& lock_dir, uint32_t slot) {
+    std::string path = lock_dir + "/slot-" + std::to_string(slot);
+    auto fd = io::open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+    if (!fd) return std::move(fd).error();
+    if (::flock(fd->get(), LOCK_EX | LOCK_NB) == 0) return std::optional<io::unique_fd>(std::move(*fd));
+    if (errno != EWOULDBLOCK) return Error::from_errno("flock " + path);
+    return std::optional<io::unique_fd>();
+}
+
+Status make_lock_dir(const std::string& lock_dir) {
+    if (::mkdir(lock_dir.c_str(), 0700) < 0 && errno != EEXIST) return Error::from_errno("mkdir " + lock_dir);
+    return {};
+}
+
+}  // namespace
+
 Result<IdRangeLease> lease_id_range(const std::string& lock_dir) {
-    if (::mkdir(lock_dir.c_str(), 0700) < 0 && errno != EEXIST)
-        return Error::from_errno("mkdir " + lock_dir).wrap("leasing a host id range");
+    if (auto st = make_lock_dir(lock_dir); !st) return std::move(st).error().wrap("leasing a host id range");
     // Start probing at a slot spread by pid so concurrent runs rarely collide.
     uint32_t start = (static_cast<uint32_t>(::getpid()) * 2654435761u) % id_range_slots;
     for (uint32_t i = 0; i < id_range_slots; ++i) {
         uint32_t slot = (start + i) % id_range_slots;
-        std::string path = lock_dir + "/slot-" + std::to_string(slot);
-        auto fd = io::open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-        if (!fd) return std::move(fd).error().wrap("leasing a host id range");
-        if (::flock(fd->get(), LOCK_EX | LOCK_NB) == 0) {
+        auto lock = try_lock_slot(lock_dir, slot);
+        if (!lock) return std::move(lock).error().wrap("leasing a host id range");
+        if (*lock) {
             IdRangeLease lease;
-            lease.lock_ = std::move(*fd);
+            lease.lock_ = std::move(**lock);
             lease.slot_ = slot;
             lease.base_ = id_range_base + slot * id_range_size;
             return lease;
         }
-        if (errno != EWOULDBLOCK) return Error::from_errno("flock " + path).wrap("leasing a host id range");
     }
     return Error::plain("leasing a host id range: all " + std::to_string(id_range_slots) + " ranges are in use");
+}
+
+Result<IdRangeLease> lease_id_slot(const std::string& lock_dir, uint32_t slot) {
+    const std::string what = "leasing host id range slot " + std::to_string(slot);
+    if (slot >= id_range_slots) return Error::plain(what + ": there are only " + std::to_string(id_range_slots));
+    if (auto st = make_lock_dir(lock_dir); !st) return std::move(st).error().wrap(what);
+    auto lock = try_lock_slot(lock_dir, slot);
+    if (!lock) return std::move(lock).error().wrap(what);
+    if (!*lock) return Error::plain(what + ": another sandbox holds it");
+    IdRangeLease lease;
+    lease.lock_ = std::move(**lock);
+    lease.slot_ = slot;
+    lease.base_ = id_range_base + slot * id_range_size;
+    return lease;
 }
 
 Result<SubordinateRange> find_subordinate_range(const std::string& file, const std::string& user, uid_t id) {

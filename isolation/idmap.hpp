@@ -49,12 +49,18 @@ public:
 
 private:
     friend Result<IdRangeLease> lease_id_range(const std::string& lock_dir);
+    friend Result<IdRangeLease> lease_id_slot(const std::string& lock_dir, uint32_t slot);
     io::unique_fd lock_;
     uint32_t base_ = 0;
     uint32_t slot_ = 0;
 };
 
+// A free host id range: flock on <lock_dir>/slot-N, held while the lease lives.
 Result<IdRangeLease> lease_id_range(const std::string& lock_dir);
+
+// That one range again, for a sandbox that outlived the process that leased
+// it (a daemon re-adopting after a crash). Fails if someone else holds it.
+Result<IdRangeLease> lease_id_slot(const std::string& lock_dir, uint32_t slot);
 
 // The subordinate range /etc/subuid (or subgid) grants `user`/`id`, if any.
 struct SubordinateRange {

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -14,7 +15,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -23,6 +26,7 @@
 
 #include "io/http_client.hpp"
 #include "isolation/cgroup.hpp"
+#include "isolation/idmap.hpp"
 #include "../supervision/host_state.hpp"
 
 using nlohmann::json;
@@ -38,6 +42,28 @@ int count_dir(const std::string& path) {
         ::closedir(d);
     }
     return n;
+}
+
+// The host uid that container uid 0 of process `pid` maps to (the base of
+// its leased range), from the first line of /proc/PID/uid_map; 0 if unread.
+uint64_t host_id_base(const json& pid) {
+    if (!pid.is_number_integer()) return 0;
+    std::ifstream map("/proc/" + std::to_string(pid.get<int>()) + "/uid_map");
+    uint64_t inside = 1, outside = 0, count = 0;
+    map >> inside >> outside >> count;
+    return inside == 0 ? outside : 0;
+}
+
+// Whether someone holds the lease on the id range starting at `base`
+// (flock on /run/nucleus/ids/slot-N, as the runtime takes it).
+bool id_range_leased(uint64_t base) {
+    if (base < nucleus::isolation::id_range_base) return false;
+    uint64_t slot = (base - nucleus::isolation::id_range_base) / nucleus::isolation::id_range_size;
+    int fd = ::open(("/run/nucleus/ids/slot-" + std::to_string(slot)).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool held = ::flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return held;
 }
 
 bool skip_without_root() {
@@ -460,6 +486,23 @@ TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports t
         }
         CHECK(adopted_running == 100);
         CHECK(ended == 3);
+        // The old daemon's leases on their uid/gid ranges died with it; the
+        // new one holds them again, so a sandbox created now gets another.
+        std::set<uint64_t> adopted_bases;
+        int leased = 0;
+        for (auto& s : list) {
+            if (s["state"] != "running") continue;
+            uint64_t base = host_id_base(s["pid"]);
+            adopted_bases.insert(base);
+            if (id_range_leased(base)) ++leased;
+        }
+        CHECK(adopted_bases.size() == 100);
+        CHECK(leased == 100);
+        auto fresh = d.create({{"command", {"/bin/sleep", "120"}}});
+        auto fresh_base = host_id_base(json::parse(d.call("GET", "/v1/sandboxes/" + fresh["id"].get<std::string>()).body)["pid"]);
+        CHECK(fresh_base != 0);
+        CHECK(adopted_bases.count(fresh_base) == 0);
+        CHECK(d.call("DELETE", "/v1/sandboxes/" + fresh["id"].get<std::string>() + "?force=true").status == 204);
         // Adopted sandboxes can still be stopped, and leave nothing behind.
         for (auto& id : long_ids) CHECK(d.call("DELETE", "/v1/sandboxes/" + id + "?force=true").status == 204);
         for (auto& id : short_ids) CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);

@@ -57,6 +57,27 @@ TEST_CASE("id range leases are exclusive across processes and freed on exit") {
     std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a given id range can be leased again only when nobody holds it") {
+    auto dir = std::filesystem::temp_directory_path() / ("nucleus-ids-slot-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    {
+        auto held = lease_id_range(dir.string());
+        REQUIRE(held);
+        auto same = lease_id_slot(dir.string(), held->slot());
+        REQUIRE_FALSE(same);
+        CHECK(same.error().describe().find("another sandbox holds it") != std::string::npos);
+        auto other = lease_id_slot(dir.string(), (held->slot() + 1) % id_range_slots);
+        REQUIRE(other);
+        CHECK(other->base() == id_range_base + other->slot() * id_range_size);
+    }
+    // Both released with their leases.
+    auto again = lease_id_slot(dir.string(), 7);
+    REQUIRE(again);
+    CHECK(again->slot() == 7);
+    CHECK_FALSE(lease_id_slot(dir.string(), id_range_slots));
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("subordinate ranges are read from /etc/subuid-style files") {
     auto file = std::filesystem::temp_directory_path() / ("nucleus-subuid-" + std::to_string(::getpid()));
     std::ofstream(file) << "alice:100000:65536\n1001:200000:1000\nbroken line\n";
