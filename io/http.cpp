@@ -542,11 +542,23 @@ Status clear_stale_socket(const std::string& path) {
     if (!S_ISSOCK(st.st_mode)) return Error::plain(path + " exists and is not a socket; refusing to replace it");
     auto address = unix_address(path);
     if (!address) return std::move(address).error();
-    auto probe = unix_socket();
-    if (!probe) return std::move(probe).error();
-    if (::connect(probe->get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address) == 0)
-        return Error::plain("another daemon is already listening on " + path);
-    if (errno != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path);
+    // A daemon killed a moment ago can still take connections: its pending
+    // io_uring accept holds the listening socket until the kernel has torn
+    // the ring down, which it does asynchronously after the process is
+    // gone. So only a socket that stays connectable for 2 s counts as
+    // another daemon's. (Runs once, at start-up, before any reactor.)
+    int refused = 0;
+    for (int attempt = 0;; ++attempt) {
+        auto probe = unix_socket();
+        if (!probe) return std::move(probe).error();
+        if (::connect(probe->get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address) < 0) {
+            refused = errno;
+            break;
+        }
+        if (attempt == 100) return Error::plain("another daemon is already listening on " + path);
+        ::usleep(20000);
+    }
+    if (refused != ECONNREFUSED) return Error::from_errno("probing the existing socket " + path, refused);
     if (::unlink(path.c_str()) < 0 && errno != ENOENT) return Error::from_errno("removing the stale socket " + path);
     return {};
 }
