@@ -3,8 +3,10 @@
 //
 //   <state-dir>/daemon/<id>.json     the daemon's record of each sandbox:
 //                                    its spec document, phase, pid and start
-//                                    time, exit; rewritten atomically (temp
-//                                    file + rename) at every transition
+//                                    time, exit; one JSON record per line,
+//                                    the last complete line current: created
+//                                    by temp file + rename, each transition
+//                                    appended with one write (see persist())
 //   <state-dir>/sandboxes/<id>.json  the lifecycle's cleanup record (the
 //                                    cgroup to remove), as `nucleus run`'s,
 //                                    but out of reach of `nucleus run`'s gc

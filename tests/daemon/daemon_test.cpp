@@ -12,12 +12,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -112,7 +115,9 @@ public:
             if (r && r->status == 200) return;
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
-        FAIL("the daemon did not answer on " << socket_);
+        std::ifstream log_in(log);
+        std::string log_text((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
+        FAIL("the daemon did not answer on " << socket_ << "; its log:\n" << log_text);
     }
     void kill9() {
         ::kill(pid_, SIGKILL);
@@ -507,6 +512,50 @@ TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports t
         for (auto& id : long_ids) CHECK(d.call("DELETE", "/v1/sandboxes/" + id + "?force=true").status == 204);
         for (auto& id : short_ids) CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
         CHECK(count_dir(d.state() + "/sandboxes") == 0);
+        CHECK(count_dir(d.state() + "/daemon") == 0);
+    }
+    CHECK(settled_host_state(before) == before.describe());
+}
+
+TEST_CASE("daemon: records survive a SIGKILL: appended exits are read back, a torn last line is ignored",
+          "[daemon][recovery]") {
+    if (skip_without_root()) return;
+    auto before = nucleus::tests::host_state();
+    {
+        Daemon d;
+        std::string done = d.create({{"command", {"/bin/sh", "-c", "exit 7"}}})["id"];
+        CHECK(d.wait(done)["exit_code"] == 7);
+        std::string live = d.create({{"command", {"/bin/sleep", "120"}}})["id"];
+        const std::string done_record = d.state() + "/daemon/" + done + ".json";
+        const std::string live_record = d.state() + "/daemon/" + live + ".json";
+        d.kill9();
+        // The exited sandbox's file holds its start and its exit, one record
+        // per line; the live one's only its start. A daemon killed in the
+        // middle of appending leaves a line without its newline.
+        auto lines = [](const std::string& path) {
+            std::ifstream in(path);
+            std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            return all;
+        };
+        auto done_text = lines(done_record);
+        CHECK(std::count(done_text.begin(), done_text.end(), '\n') == 2);
+        std::ofstream(live_record, std::ios::app) << R"({"id":")" << live << R"(","state":"exited","exit_c)";
+        d.start();
+        auto done_now = json::parse(d.call("GET", "/v1/sandboxes/" + done).body);
+        CHECK(done_now["state"] == "exited");
+        CHECK(done_now["exit_code"] == 7);
+        CHECK(done_now["reason"] == "exit");
+        auto live_now = json::parse(d.call("GET", "/v1/sandboxes/" + live).body);
+        CHECK(live_now["state"] == "running");
+        CHECK(live_now["adopted"] == true);
+        // Re-adoption rewrote the torn file: every line whole and valid.
+        auto live_text = lines(live_record);
+        REQUIRE_FALSE(live_text.empty());
+        CHECK(live_text.back() == '\n');
+        std::istringstream in(live_text);
+        for (std::string line; std::getline(in, line);) CHECK(json::parse(line, nullptr, false).is_object());
+        CHECK(d.call("DELETE", "/v1/sandboxes/" + live + "?force=true").status == 204);
+        CHECK(d.call("DELETE", "/v1/sandboxes/" + done).status == 204);
         CHECK(count_dir(d.state() + "/daemon") == 0);
     }
     CHECK(settled_host_state(before) == before.describe());
