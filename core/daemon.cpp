@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -217,6 +218,9 @@ struct Entry {
     // next persist must not append to (see persist()).
     int record_lines = 0;
     size_t record_bytes = 0;
+    // The stdout and stderr pipes (st_dev, st_ino), recorded so that a
+    // daemon re-adopting the sandbox can find them again (reattach_output).
+    std::array<std::pair<uint64_t, uint64_t>, 2> pipes{};
 
     Signal started;  // phase left Starting
     Signal exited;   // phase became Exited
@@ -360,6 +364,8 @@ void Daemon::persist(Entry& e) {
     // Which host id range it runs in, so a daemon that re-adopts it after a
     // crash can lease that range again before anything new is created.
     if (e.sb && e.sb->lease) record["id_slot"] = e.sb->lease->slot();
+    if (e.phase != Phase::Exited && e.pipes[0].second != 0)
+        record["pipes"] = {{e.pipes[0].first, e.pipes[0].second}, {e.pipes[1].first, e.pipes[1].second}};
     // The document and start record are kept as text: spliced in, not parsed.
     std::string text = record.dump();
     e.document.append_to(text, "document");
@@ -446,6 +452,11 @@ asio::awaitable<void> Daemon::run_entry(Entry* e) {
     auto err = io::make_pipe();
     auto devnull = io::open_fd("/dev/null", O_RDONLY);
     std::unique_ptr<isolation::LaunchPlan> plan;
+    if (out && err) {
+        struct stat st{};
+        if (::fstat(out->read.get(), &st) == 0) e->pipes[0] = {st.st_dev, st.st_ino};
+        if (::fstat(err->read.get(), &st) == 0) e->pipes[1] = {st.st_dev, st.st_ino};
+    }
     if (!out || !err || !devnull) {
         outcome.error = "creating output pipes: " + std::string(std::strerror(errno));
     } else {
@@ -534,8 +545,60 @@ void Daemon::finish(Entry& e, lifecycle::Outcome& outcome, const json& final_eve
 // A sandbox re-adopted after a daemon restart is not our child: its exit
 // shows as the pidfd becoming readable, and its status went to whoever
 // reaped it. The cgroup and records are cleaned up as after any exit.
+namespace {
+
+// A re-adopted sandbox's stdout or stderr pipe, found again through
+// /proc/PID/fd/N: opening that link read-only gives a new read end of the
+// same pipe. Only while fd N of the sandbox's PID 1 is still the pipe
+// recorded at start (same device and inode, checked before and after the
+// open): whatever else a workload may have put there is left alone.
+std::optional<io::unique_fd> reattach_output(pid_t pid, int fd, std::pair<uint64_t, uint64_t> pipe) {
+    if (pipe.second == 0) return std::nullopt;
+    std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+    auto same = [&](const struct stat& st) {
+        return S_ISFIFO(st.st_mode) && uint64_t(st.st_dev) == pipe.first && uint64_t(st.st_ino) == pipe.second;
+    };
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0 || !same(st)) return std::nullopt;
+    auto opened = io::open_fd(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (!opened || ::fstat(opened->get(), &st) < 0 || !same(st)) return std::nullopt;
+    return std::move(*opened);
+}
+
+}  // namespace
+
 asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
     auto ex = co_await asio::this_coro::executor;
+    // Its output goes on into its log files when the pipes are found again.
+    // Shared with the pumps' handlers, which may outlive this coroutine if
+    // a pipe never reaches EOF (see below).
+    struct Output {
+        struct Stream {
+            asio::posix::stream_descriptor source;
+            io::OutputSink sink;
+        };
+        explicit Output(asio::any_io_executor ex) : done(ex, Clock::time_point::max()) {}
+        std::vector<std::unique_ptr<Stream>> streams;
+        int pumping = 0;
+        asio::steady_timer done;
+    };
+    auto output = std::make_shared<Output>(ex);
+    const char* names[] = {"stdout", "stderr"};
+    for (int i = 0; e->pid && i < 2; ++i) {
+        auto fd = reattach_output(*e->pid, i + 1, e->pipes[i]);
+        if (!fd) continue;
+        output->streams.push_back(std::make_unique<Output::Stream>(
+            Output::Stream{asio::posix::stream_descriptor(ex, fd->release()),
+                           io::OutputSink::rotating_log(log_path(*e, names[i]), config_.log_max_bytes)}));
+        auto& stream = *output->streams.back();
+        stream.sink.on_write([this, id = e->id] {
+            if (auto it = entries_.find(id); it != entries_.end()) it->second->output.notify();
+        });
+        ++output->pumping;
+        io::pump_shared(stream.source, stream.sink, [output](io::PumpResult) {
+            if (--output->pumping == 0) output->done.cancel();
+        });
+    }
     auto dup = io::dup_fd(e->pidfd.get());
     if (dup) {
         asio::posix::stream_descriptor pidfd(ex, dup->release());
@@ -549,6 +612,16 @@ asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
             outcome.stats = isolation::read_cgroup_stats(cg->path());
             outcome.cgroup_removed = co_await remove_cgroup(*cg);
         }
+    }
+    // The cgroup is gone, so every writer is: the pipes are at EOF once
+    // drained (bounded, in case something outside still holds one).
+    if (output->pumping > 0) {
+        output->done.expires_after(std::chrono::seconds(5));
+        (void)co_await output->done.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    for (auto& s : output->streams) {
+        std::error_code ignored;
+        s->source.cancel(ignored);
     }
     json cleanup = json::object();
     if (e->sb) cleanup = lifecycle::teardown(e->spec, *e->sb, outcome, true);
@@ -620,6 +693,13 @@ Status Daemon::recover() {
         if (rec["signal"].is_number_integer()) e->signal = rec["signal"].get<int>();
         e->reason = rec["reason"].is_string() ? rec["reason"].get<std::string>() : "";
         e->adopted = rec.value("adopted", false);
+        if (rec["pipes"].is_array() && rec["pipes"].size() == 2) {
+            for (size_t i = 0; i < 2; ++i) {
+                const json& p = rec["pipes"][i];
+                if (p.is_array() && p.size() == 2 && p[0].is_number_unsigned() && p[1].is_number_unsigned())
+                    e->pipes[i] = {p[0].get<uint64_t>(), p[1].get<uint64_t>()};
+            }
+        }
         if (rec.contains("start_event")) e->start_event = rec["start_event"];
         Entry& entry = *e;
         entries_[entry.id] = std::move(e);

@@ -561,6 +561,33 @@ TEST_CASE("daemon: records survive a SIGKILL: appended exits are read back, a to
     CHECK(settled_host_state(before) == before.describe());
 }
 
+TEST_CASE("daemon: a re-adopted sandbox's output goes on into its log", "[daemon][recovery]") {
+    if (skip_without_root()) return;
+    auto before = nucleus::tests::host_state();
+    {
+        Daemon d;
+        // PID 1 writes (a shell builtin): a namespace's init survives the
+        // EPIPE of the moment no daemon reads.
+        std::string id = d.create({{"command", {"/bin/sh", "-c",
+                                                "i=0; while [ $i -lt 150 ]; do i=$((i+1)); echo tick $i; "
+                                                "echo err $i >&2; sleep 0.01; done; echo done"}}})["id"];
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        d.kill9();
+        d.start();
+        auto waited = d.wait(id);
+        CHECK(waited["reason"] == "exited_unobserved");
+        auto out = d.call("GET", "/v1/sandboxes/" + id + "/logs?stream=stdout");
+        REQUIRE(out.status == 200);
+        CHECK(out.body.find("tick 150\n") != std::string::npos);
+        CHECK(out.body.find("done\n") != std::string::npos);
+        auto err = d.call("GET", "/v1/sandboxes/" + id + "/logs?stream=stderr");
+        REQUIRE(err.status == 200);
+        CHECK(err.body.find("err 150\n") != std::string::npos);
+        CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
+    }
+    CHECK(settled_host_state(before) == before.describe());
+}
+
 TEST_CASE("daemon: churn leaks no fd, cgroup, mount or process", "[daemon][churn]") {
     if (skip_without_root()) return;
     auto before = nucleus::tests::host_state();
