@@ -542,9 +542,6 @@ void Daemon::finish(Entry& e, lifecycle::Outcome& outcome, const json& final_eve
     e.output.notify();
 }
 
-// A sandbox re-adopted after a daemon restart is not our child: its exit
-// shows as the pidfd becoming readable, and its status went to whoever
-// reaped it. The cgroup and records are cleaned up as after any exit.
 namespace {
 
 // A re-adopted sandbox's stdout or stderr pipe, found again through
@@ -567,6 +564,9 @@ std::optional<io::unique_fd> reattach_output(pid_t pid, int fd, std::pair<uint64
 
 }  // namespace
 
+// A sandbox re-adopted after a daemon restart is not our child: its exit
+// shows as the pidfd becoming readable, and its status went to whoever
+// reaped it. The cgroup and records are cleaned up as after any exit.
 asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
     auto ex = co_await asio::this_coro::executor;
     // Its output goes on into its log files when the pipes are found again.

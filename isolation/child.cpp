@@ -426,9 +426,9 @@ extern "C" int nucleus_child_main(void* opaque) noexcept {
     if (plan.die_with_parent && (rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0)
         fail(plan, ChildStep::ParentDeath, rc, nullptr);
     // Everything but stdio and the handshake pipes (both CLOEXEC) closes
-    // now, not at exec: a child parked before exec (a daemon's warm pool)
-    // must not hold the supervisor's descriptors, such as other sandboxes'
-    // output pipes, whose readers would otherwise never see EOF.
+    // now, not at exec: while the parent verifies it, the child must not
+    // hold the supervisor's descriptors, such as other sandboxes' output
+    // pipes, whose readers would see EOF only once it has exec'd.
     if ((rc = close_all_but_handshake(plan)) < 0) fail(plan, ChildStep::CloseFds, rc, nullptr);
 
     // 2: tell the parent we are set up; it verifies mounts and credentials
