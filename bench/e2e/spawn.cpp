@@ -25,10 +25,10 @@ namespace fs = std::filesystem;
 namespace nucleus::bench {
 namespace {
 
-// One sandbox's round trip. `latency_ms` runs from `start_ms` (when the
-// create request is sent, or in --rate mode when it was due to be sent, so
-// that a request held back by busy clients counts its wait) to the wait
-// request's answer (the sandbox has exited by then).
+// One sandbox's round trip. `latency_ms` runs from spawn_one's `start`
+// (when the create request is sent, or in --rate mode when it was due to be
+// sent, so that a request held back by busy clients counts its wait) to the
+// wait request's answer (the sandbox has exited by then).
 struct Spawned {
   bool ok = false;
   double latency_ms = 0;
@@ -145,7 +145,7 @@ int run_spawn(const SpawnOptions& options) {
   std::optional<ScratchDir> state_scratch;
   if (!options.state_parent.empty()) state_scratch.emplace("nucleus-bench-state", options.state_parent);
   const fs::path state_dir = state_scratch ? state_scratch->path() : fs::path();
-  const std::string state_fs = filesystem_name(state_scratch ? state_scratch->path() : scratch.path());
+  const std::string state_fs = filesystem_name(state_dir.empty() ? scratch.path() : state_dir);
   BenchDaemon daemon(nucleus, scratch.path(), state_dir);
 
   std::set<std::string> ours;
