@@ -81,6 +81,7 @@ Status apply_seccomp_profile(const json& value, SandboxSpec& spec, const SpecKey
     if (!parsed) return bad(key, parsed.error().describe());
     parsed->path = policy.path;
     parsed->sha256 = sha256_hex(policy.content);
+    if (parsed->log_denied) spec.seccomp_log_denied = true;
     spec.seccomp_profile = std::move(*parsed);
     return {};
 }
