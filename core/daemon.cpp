@@ -1421,6 +1421,7 @@ int daemon_main(int argc, char** argv) {
     // Staging and id leases are shared with `nucleus run`; cleanup records
     // are the daemon's own, out of reach of `nucleus run`'s gc.
     paths->sandboxes = config.state_dir + "/sandboxes";
+    paths->kept = config.state_dir + "/kept";
 
     io::set_ring_entries(4096);
     ::signal(SIGPIPE, SIG_IGN);
