@@ -16,7 +16,10 @@
 #include "core/attestation.hpp"
 #include "core/daemon.hpp"
 #include "core/client.hpp"
+#include "core/closure_attestation.hpp"
+#include "core/closure_manifest.hpp"
 #include "core/policies.hpp"
+#include "core/rootfs_build.hpp"
 #include "core/run.hpp"
 #include "core/spec.hpp"
 #include "core/state.hpp"
@@ -50,6 +53,7 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     };
     str("--name", "name", "Name of the sandbox (default nucleus-<id>)");
     str("--rootfs", "rootfs", "Root filesystem directory, mounted read-only (default: the host's /usr, /bin, /lib... read-only)");
+    str("--rootfs-closure", "rootfs_closure", "A Nix store closure's manifest (lib.mkRootfs) as the root: the store read-only, only the closure readable");
     str("--network", "network", "none (default: own namespace with lo) or host");
     auto flag = [&](const std::string& name, const std::string& key, const std::string& help) {
         run.add_flag(name, f.bools[key], help);
@@ -223,6 +227,15 @@ int attest_command(const std::string& dir) {
 }
 
 int verify_command(const std::string& dir) {
+    if (is_closure_manifest_file(dir)) {  // a closure's manifest rather than a directory
+        auto manifest = load_closure_manifest(dir);
+        if (!manifest) return fail(manifest.error());
+        auto diffs = verify_closure(*manifest);
+        if (!diffs) return fail(diffs.error());
+        for (const auto& d : *diffs) std::printf("%s\n", d.c_str());
+        if (diffs->empty()) std::printf("%s: %zu store paths match their NAR hashes\n", dir.c_str(), manifest->paths.size());
+        return diffs->empty() ? 0 : 1;
+    }
     auto diffs = verify_rootfs(dir);
     if (!diffs) return fail(diffs.error());
     for (const auto& d : *diffs) std::printf("%s\n", d.c_str());
@@ -262,7 +275,16 @@ int main_cli(int argc, char** argv) {
     std::string attest_dir;
     attest->add_option("dir", attest_dir, "The root filesystem directory")->required();
     auto* verify = rootfs->add_subcommand("verify", "Check DIR against its .nucleus-rootfs-sha256");
-    verify->add_option("dir", attest_dir, "The root filesystem directory")->required();
+    verify->add_option("dir", attest_dir, "The root filesystem directory, or a closure manifest (nar hashes)")->required();
+    std::string attrs_file, manifest_out;
+    auto* closure_manifest = rootfs->add_subcommand("closure-manifest", "Write a closure manifest from a Nix builder's .attrs.json (lib.mkRootfs)");
+    closure_manifest->add_option("--attrs", attrs_file, "Structured attributes with exportReferencesGraph's closure (default: $NIX_ATTRS_JSON_FILE)");
+    closure_manifest->add_option("-o,--output", manifest_out, "Where to write it (default: outputs.out)");
+    RootfsBuildRequest build_request;
+    auto* build = rootfs->add_subcommand("build", "Build DIR from host programs, their ELF closures and --add paths");
+    build->add_option("--from-host", build_request.programs, "A host program (ELF) to include with its libraries");
+    build->add_option("--add", build_request.adds, "A host file or directory to include as it is");
+    build->add_option("-o,--output", build_request.output, "The rootfs to create (absent or empty)")->required();
     rootfs->require_subcommand(1);
     app.add_subcommand("version", "Print the version")->callback([] { std::puts(version_text); });
     // Listed for --help only: client_main parses them.
@@ -304,6 +326,8 @@ int main_cli(int argc, char** argv) {
     if (generate->parsed()) return generate_profile(trace_path, profile_path);
     if (attest->parsed()) return attest_command(attest_dir);
     if (verify->parsed()) return verify_command(attest_dir);
+    if (build->parsed()) return rootfs_build_command(build_request);
+    if (closure_manifest->parsed()) return closure_manifest_command(attrs_file, manifest_out);
     if (!run->parsed()) return 0;
 
     auto doc = run_document(flags, *run, command);

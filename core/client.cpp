@@ -155,7 +155,7 @@ void absolutize_document_paths(json& document, const std::filesystem::path& cwd)
         if (path.empty() || path[0] == '/') return path;
         return (cwd / path).string();
     };
-    for (const char* key : {"rootfs", "workspace", "context", "log_dir", "events_jsonl", "seccomp_log",
+    for (const char* key : {"rootfs", "rootfs_closure", "workspace", "context", "log_dir", "events_jsonl", "seccomp_log",
                             "seccomp_profile", "caps_policy", "landlock_policy", "audit_log"}) {
         auto it = document.find(key);
         if (it != document.end() && it->is_string()) *it = absolute(it->get<std::string>());

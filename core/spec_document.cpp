@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/attestation.hpp"
+#include "core/closure_spec.hpp"
 #include "core/spec.hpp"
 #include "core/toml.hpp"
 #include "io/unique_fd.hpp"
@@ -304,7 +305,7 @@ const std::vector<std::string>& spec_document_keys() {
         "service_mode", "allow_degraded_security", "seccomp_mode", "seccomp_log", "seccomp_profile",
         "seccomp_profile_sha256", "seccomp_log_denied", "caps_policy", "caps_policy_sha256", "landlock_policy",
         "landlock_policy_sha256", "secret", "env_fd", "verify_rootfs_attestation", "verify_context_integrity",
-        "require_kernel_lockdown", "audit_log",
+        "require_kernel_lockdown", "audit_log", "rootfs_closure",
     };
     return keys;
 }
@@ -788,7 +789,8 @@ Status apply_integrity(SandboxSpec& spec, const json& doc) {
         if (!b) return std::move(b).error();
         (std::string(key) == "verify_rootfs_attestation" ? spec.verify_rootfs_attestation : spec.verify_context_integrity) = *b;
     }
-    if (spec.verify_rootfs_attestation && !spec.rootfs) return bad("verify_rootfs_attestation", "needs --rootfs");
+    if (spec.verify_rootfs_attestation && !spec.rootfs && !spec.rootfs_closure)
+        return bad("verify_rootfs_attestation", "needs --rootfs or --rootfs-closure");
     if (spec.verify_context_integrity && !spec.context) return bad("verify_context_integrity", "needs --context");
     if (doc.contains("require_kernel_lockdown")) {
         auto l = get_string(doc, "require_kernel_lockdown");
@@ -819,6 +821,7 @@ Result<SandboxSpec> spec_from_document(const json& document) {
     NUCLEUS_TRY(apply_identity(spec, document));
     NUCLEUS_TRY(apply_filesystem(spec, document));
     NUCLEUS_TRY(check_volume_targets(spec));
+    NUCLEUS_TRY(apply_rootfs_closure(spec, document));  // before the command: its entrypoint is the default
     NUCLEUS_TRY(apply_process(spec, document));
     NUCLEUS_TRY(apply_supervision(spec, document));
     NUCLEUS_TRY(apply_memory_limits(spec, document));

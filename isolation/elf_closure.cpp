@@ -136,7 +136,7 @@ public:
     }
 
 private:
-    Status add_interpreter(const std::string& path) {
+    Status add_interpreter(std::string path) {  // a copy: objects_ grows below
         if (path.empty() || path[0] != '/') return Error::plain("interpreter \"" + path + "\" is not an absolute path");
         auto info = read_elf_file(loader_.root + path);
         if (!info) return std::move(info).error().wrap("interpreter of " + objects_[0].path);
