@@ -96,9 +96,11 @@ Result<ClosurePath> parse_path_entry(const json& item, const std::string& store_
     if (!hash) return std::move(hash).error();
     if (!valid_hash(*hash)) return Error::plain(where + ": nar_hash \"" + *hash + "\" is not a SHA-256 in Nix's forms");
     p.nar_hash = std::move(*hash);
-    if (!item.contains("nar_size") || !item.at("nar_size").is_number_unsigned())
+    // Parsed text gives unsigned numbers; a built document may hold signed ones.
+    const json* size = item.contains("nar_size") ? &item.at("nar_size") : nullptr;
+    if (!size || !size->is_number_integer() || (size->is_number_unsigned() ? false : size->get<int64_t>() < 0))
         return Error::plain(where + ": nar_size must be a non-negative integer");
-    p.nar_size = item.at("nar_size").get<uint64_t>();
+    p.nar_size = size->get<uint64_t>();
     if (item.contains("references")) {
         auto refs = get_paths(item.at("references"), where + ".references");
         if (!refs) return std::move(refs).error();

@@ -183,6 +183,7 @@ TEST_CASE("the manifest from a builder's structured attributes (what mk-rootfs.n
                                 {"env", {{"PATH", s.lib + "/bin"}}}}},
                   {"outputs", {{"out", (s.root / "out.json").string()}}}};
     auto m = closure_manifest_from_attrs(attrs);
+    INFO((m.ok() ? "" : m.error().describe()));
     REQUIRE(m.ok());
     CHECK(m->paths.size() == 1);
     CHECK(m->roots == std::vector<std::string>{s.lib});

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch_test_macros.hpp>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "core/attestation.hpp"
 #include "core/rootfs_build.hpp"
 #include "io/unique_fd.hpp"
+#include "isolation/elf_closure.hpp"
 
 using namespace nucleus::core;
 namespace fs = std::filesystem;
