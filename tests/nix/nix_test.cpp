@@ -8,9 +8,11 @@
 //     listed, the manifest's NAR hashes verify (Nix computed them, nucleus
 //     recomputes them), a tampered file is caught, and the sandbox keeps a
 //     gc root for its closure exactly while it runs.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch_test_macros.hpp>
 #include <filesystem>
 #include <fstream>
