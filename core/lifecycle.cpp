@@ -692,9 +692,11 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
             warn("copy-out of the workspace failed: " + synced.error().describe());
         }
     }
-    if (spec.rootfs_closure) {
+    {
+        // Also without a closure in the spec: a re-adopted sandbox's spec is
+        // read back from its document, and its manifest may be gone by then.
         auto root = remove_closure_gcroot(sb.id);
-        cleanup["gcroot_removed"] = root.ok();
+        if (spec.rootfs_closure || !root) cleanup["gcroot_removed"] = root.ok();
         if (!root) {
             clean = false;
             warn(root.error().describe());

@@ -213,6 +213,17 @@ TEST_CASE("gc roots: one per sandbox under NIX_STATE_DIR/gcroots/nucleus, remove
         CHECK(!fs::exists(*dir));
         CHECK(remove_closure_gcroot("abc").ok());  // absent is fine
         CHECK(!add_closure_gcroot("../x", *m).ok());
+        // A manifest in the store: one symlink to its store path.
+        std::string in_store = s.store + "/2c7c9gfyhs4n2zhh2fdxkmjyc3bw2d4v-test-closure.json";
+        std::ofstream(in_store) << s.manifest().dump();
+        auto stored = load_closure_manifest(in_store);
+        REQUIRE(stored.ok());
+        auto link = add_closure_gcroot("def", *stored);
+        REQUIRE(link.ok());
+        CHECK(fs::is_symlink(*link));
+        CHECK(fs::read_symlink(*link) == in_store);
+        CHECK(remove_closure_gcroot("def").ok());
+        CHECK(!fs::exists(fs::symlink_status(*link)));
     }
 }
 
