@@ -1,3 +1,4 @@
+#include "core/closure_gcroot.hpp"
 #include "core/daemon.hpp"
 
 #include <dirent.h>
@@ -753,6 +754,7 @@ Status Daemon::recover() {
         (void)sb->record.remove();
         ::unlink((paths_.sandboxes + "/" + entry.id + ".json").c_str());
         (void)remove_tree(paths_.sandboxes + "/" + entry.id);
+        (void)remove_closure_gcroot(entry.id);
         entry.phase = Phase::Exited;
         entry.reason = "exited_unobserved";
         entry.exit_code.reset();

@@ -23,6 +23,8 @@
 #include <asio/io_context.hpp>
 
 #include "core/attestation.hpp"
+#include "core/closure_gcroot.hpp"
+#include "core/closure_spec.hpp"
 #include "core/events.hpp"
 #include "core/modes.hpp"
 #include "core/state.hpp"
@@ -297,6 +299,7 @@ isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& 
     isolation::LaunchRequest req;
     req.staging_dir = sb.paths.staging;
     req.rootfs = spec.rootfs;
+    if (spec.rootfs_closure) req.closure = closure_root_of(*spec.rootfs_closure);
     req.new_network_namespace = net::needs_network_namespace(spec.network);
     req.time_namespace = spec.time_namespace;
     req.hostname = sb.hostname;
@@ -381,6 +384,10 @@ json request_audit(const SandboxSpec& spec) {
             {"cap_add", isolation::capability_list(spec.cap_add)},
             {"network", std::string(net::to_string(spec.network))},
             {"rootfs", spec.rootfs ? json(*spec.rootfs) : json(nullptr)},
+            {"rootfs_closure", spec.rootfs_closure ? json{{"manifest", spec.rootfs_closure->file},
+                                                          {"sha256", spec.rootfs_closure->sha256},
+                                                          {"paths", spec.rootfs_closure->paths.size()}}
+                                                    : json(nullptr)},
             {"verify_rootfs_attestation", spec.verify_rootfs_attestation},
             {"verify_context_integrity", spec.verify_context_integrity},
             {"require_kernel_lockdown", spec.require_kernel_lockdown ? json(*spec.require_kernel_lockdown) : json(nullptr)},
@@ -427,7 +434,8 @@ Status verify_integrity(const SandboxSpec& spec) {
         if (diffs->size() > 5) text += "\n  ...";
         return Error::plain(text);
     };
-    if (spec.verify_rootfs_attestation) NUCLEUS_TRY(verify(*spec.rootfs, "rootfs"));
+    if (spec.verify_rootfs_attestation && spec.rootfs) NUCLEUS_TRY(verify(*spec.rootfs, "rootfs"));
+    if (spec.verify_rootfs_attestation && spec.rootfs_closure) NUCLEUS_TRY(verify_closure_integrity(*spec.rootfs_closure));
     if (spec.verify_context_integrity) NUCLEUS_TRY(verify(*spec.context, "context"));
     return {};
 }
@@ -673,6 +681,11 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     sb.maps = std::move(*maps);
     NUCLEUS_TRY(prepare_cgroup(spec, sb).wrap("preparing the cgroup"));
     if (!sb.record_written) NUCLEUS_TRY(write_record(sb, ""));  // running without a cgroup
+    if (spec.rootfs_closure) {  // after the record: gc finds the root from the id (core/closure_gcroot.hpp)
+        auto root = add_closure_gcroot(sb.id, *spec.rootfs_closure);
+        if (!root) return std::move(root).error();
+        if (root->empty()) sb.notes.push_back("no Nix gcroots directory on this host: the closure has no gc root");
+    }
     NUCLEUS_TRY(prepare_copies(spec, sb));
     auto request = launch_request(spec, sb);
     NUCLEUS_TRY(stage_policies(spec, request));
@@ -778,6 +791,16 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
     }
     sb.workspace_copy.reset();
     sb.context_copy.reset();
+    {
+        // Also without a closure in the spec: a re-adopted sandbox's spec is
+        // read back from its document, and its manifest may be gone by then.
+        auto root = remove_closure_gcroot(sb.id);
+        if (spec.rootfs_closure || !root) cleanup["gcroot_removed"] = root.ok();
+        if (!root) {
+            clean = false;
+            warn(root.error().describe());
+        }
+    }
     auto removed = sb.record.remove();
     cleanup["state_removed"] = removed.ok();
     if (!removed) {

@@ -127,9 +127,9 @@ Verdict memory_required(const SandboxSpec& s, const HostFacts&) {
 }
 
 Verdict rootfs_required(const SandboxSpec& s, const HostFacts&) {
-    if (s.rootfs) return std::nullopt;
-    return "production mode needs an immutable --rootfs (mounted read-only); the default agent root shares the host's "
-           "system directories";
+    if (s.rootfs || s.rootfs_closure) return std::nullopt;
+    return "production mode needs an immutable --rootfs (mounted read-only) or --rootfs-closure; the default agent "
+           "root shares the host's system directories";
 }
 
 Verdict no_writable_exec_workspace(const SandboxSpec& s, const HostFacts&) {

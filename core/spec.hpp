@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/error.hpp"
+#include "core/closure_manifest.hpp"
 #include "core/modes.hpp"
 #include "core/policies.hpp"
 #include "isolation/cgroup/limits.hpp"
@@ -55,6 +56,7 @@ struct SandboxSpec {
     bool allow_degraded_security = false;
     std::string name;                      // empty: derived from the id
     std::optional<std::string> rootfs;     // absolute, canonical
+    std::optional<ClosureManifest> rootfs_closure;  // a Nix store closure as the root (core/closure_spec.hpp)
     net::NetworkMode network = net::NetworkMode::None;
     bool time_namespace = false;
     std::optional<std::string> hostname;

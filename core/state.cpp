@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/closure_gcroot.hpp"
 #include "isolation/cgroup.hpp"
 
 namespace nucleus::core {
@@ -132,6 +133,7 @@ Result<bool> clean_one(const std::string& file) {
         }
     }
     std::string dir = file.substr(0, file.size() - 5);  // strip ".json"
+    NUCLEUS_TRY(remove_closure_gcroot(dir.substr(dir.rfind('/') + 1)));
     NUCLEUS_TRY(remove_tree(dir));
     if (::unlink(file.c_str()) < 0 && errno != ENOENT) return Error::from_errno("unlink " + file);
     return true;

@@ -222,7 +222,29 @@ private:
         return {};
     }
 
+    // A store closure (isolation/closure_root.hpp): the store bound
+    // read-only without a right of its own, read+execute on the closure's
+    // paths, /etc read-only, and no rule on / (it would reach the store).
+    Status plan_closure_root(const ClosureRoot& closure) {
+        for (const auto& dir : store_parents(closure.store_dir)) mkdir(dir);
+        NUCLEUS_TRY(mirror(closure.store_dir, closure.store_dir, false));
+        for (const auto& path : closure.paths)
+            if (uint64_t rights = closure_path_rights(path, abi_)) plan_.landlock_rules_.push_back({keep(path), rights});
+        mkdir("/etc");
+        for (const auto& entry : closure_host_etc_entries()) NUCLEUS_TRY(mirror("/etc/" + entry, "/etc/" + entry, false));
+        write_file("/etc/passwd", passwd());
+        write_file("/etc/group", group());
+        write_file("/etc/hostname", req_.hostname + "\n");
+        write_file("/etc/nsswitch.conf", std::string(closure_nsswitch_conf()));
+        if (!req_.hosts_file.empty()) write_file("/etc/hosts", req_.hosts_file);
+        rule("/etc", LandlockAccess::ReadOnly);
+        expect("/", true, false, false, false);
+        plan_.mount_summary.push_back("/ (tmpfs, ro; closure of " + std::to_string(closure.paths.size()) + " store paths)");
+        return {};
+    }
+
     Status plan_root() {
+        if (req_.closure) return plan_closure_root(*req_.closure);
         if (req_.rootfs) NUCLEUS_TRY(plan_rootfs(*req_.rootfs));
         else NUCLEUS_TRY(plan_default_root());
         expect("/", true, false, false, false);

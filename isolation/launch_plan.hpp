@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "isolation/child_plan.hpp"
+#include "isolation/closure_root.hpp"
 #include "isolation/idmap.hpp"
 #include "isolation/landlock.hpp"
 #include "isolation/seccomp.hpp"
@@ -35,6 +36,7 @@ struct BindRequest {
 struct LaunchRequest {
     std::string staging_dir;               // host directory the root is assembled on
     std::optional<std::string> rootfs;     // nullopt: the host's system directories
+    std::optional<ClosureRoot> closure;    // a Nix store closure as the root (isolation/closure_root.hpp)
     bool new_network_namespace = true;
     bool time_namespace = false;
     bool die_with_supervisor = true;       // PR_SET_PDEATHSIG(SIGKILL) in the child

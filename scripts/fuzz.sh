@@ -20,6 +20,7 @@ sources=(
     isolation/landlock.cpp isolation/cgroup/limits.cpp isolation/cgroup/memory.cpp isolation/cgroup/cpu.cpp
     isolation/cgroup/pids.cpp isolation/cgroup/io.cpp isolation/launch_plan.cpp isolation/mount_verify.cpp
     isolation/idmap.cpp net/network.cpp io/error.cpp io/unique_fd.cpp
+    core/closure_spec.cpp core/closure_manifest.cpp core/closure_attestation.cpp isolation/closure_root.cpp
 )
 # Volume validation asks the launch planner, which embeds the default
 # seccomp filter the release build precompiles (scripts/test.sh builds it first).
@@ -32,3 +33,15 @@ echo "fuzz: building $out/policy_fuzz"
 echo "fuzz: running for ${seconds}s"
 "$out/policy_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$out/corpus" 2>&1 | tail -15
+
+# The root filesystem inputs (ELF files, ld.so.cache, closure manifests):
+# their own target and corpus, the same sanitizers, the same time.
+mkdir -p "$out/corpus-elf"
+cp -n "$root"/tests/fuzz/corpus-elf/* "$out/corpus-elf/" 2>/dev/null || true
+echo "fuzz: building $out/elf_fuzz"
+(cd "$root" && clang++ -std=c++20 -O1 -g -DNDEBUG -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I. tests/fuzz/elf_fuzz.cpp isolation/elf.cpp core/closure_manifest.cpp core/attestation.cpp \
+    io/bytes_json.cpp io/unique_fd.cpp io/error.cpp -lmd -o "$out/elf_fuzz")
+echo "fuzz: running elf_fuzz for ${seconds}s"
+"$out/elf_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$out/corpus-elf" 2>&1 | tail -15

@@ -47,7 +47,7 @@ apt-get install -y -qq --no-install-recommends \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev libhttp-parser-dev \
     busybox-static uidmap iproute2 procps util-linux ca-certificates user-mode-linux \
     clang libclang-rt-14-dev hyperfine \
-    python3 >/dev/null
+    python3 nix-bin >/dev/null
 
 apt-get install -y -qq --no-install-recommends -t trixie libasio-dev >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports catch2 >/dev/null

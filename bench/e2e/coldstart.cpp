@@ -139,6 +139,8 @@ CLI::App* add_coldstart_command(CLI::App& app, ColdstartOptions& options) {
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
   command->add_option("--plot", options.plot_path, "Also draw an SVG bar chart here (needs gnuplot)");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
+  command->add_option("--closure", options.closure_manifest,
+                      "Also run the entrypoint of this closure manifest (nix/scratch-closure.sh builds one)");
   command->add_flag("--quick", raw->quick, "Smoke run: 10 rounds after 2 warm-up (unless given)");
   command->callback([&options, raw, runs, warmup] {
     if (raw->quick) {
@@ -177,6 +179,11 @@ int run_coldstart(const ColdstartOptions& options) {
   results.emplace_back(make_nucleus_subject(kBaselineName, nucleus, rootfs, {}));
   results.emplace_back(make_nucleus_subject("nucleus agent --network host", nucleus, rootfs, {"--network", "host"}));
   results.emplace_back(make_nucleus_subject("nucleus strict-agent", nucleus, rootfs, {"--strict-agent"}));
+  if (!options.closure_manifest.empty()) {  // the same busybox `true`, from a store closure
+    Subject closure = make_nucleus_subject("nucleus agent, closure rootfs", nucleus, rootfs, {});
+    closure.argv = {nucleus, "run", "--rootfs-closure", options.closure_manifest};
+    results.emplace_back(std::move(closure));
+  }
   Progress progress;
   for (const auto& key : options.peers) {
     progress.update("setting up " + key + " ...");

@@ -20,6 +20,7 @@ struct ColdstartOptions {
   std::string json_path;
   std::string plot_path;
   std::string rootfs_dir;  // empty: a scratch rootfs removed at exit
+  std::string closure_manifest;  // also measure a Nix closure root (its entrypoint: busybox true)
 };
 
 CLI::App* add_coldstart_command(CLI::App& app, ColdstartOptions& options);

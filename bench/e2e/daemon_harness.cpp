@@ -99,6 +99,15 @@ long long field_value(const std::string& text, const std::string& field) {
 
 }  // namespace
 
+json closure_spec(const std::string& manifest, const std::string& program, const std::vector<std::string>& args) {
+  std::ifstream in(manifest);
+  const json doc = json::parse(in, nullptr, false);
+  std::string root = doc.is_object() && doc.contains("roots") && !doc["roots"].empty() ? doc["roots"][0].get<std::string>() : "";
+  std::vector<std::string> command = {root + "/bin/" + program};
+  command.insert(command.end(), args.begin(), args.end());
+  return {{"command", command}, {"network", "host"}, {"rootfs_closure", manifest}};
+}
+
 json sandbox_spec(const fs::path& rootfs, const std::vector<std::string>& command) {
   return {{"command", command}, {"network", "host"}, {"rootfs", rootfs.string()}};
 }

@@ -2,6 +2,7 @@
 // context and working directory.
 #include <sstream>
 
+#include "core/closure_spec.hpp"
 #include "core/spec.hpp"
 #include "core/spec/resolve.hpp"
 #include "core/spec/values.hpp"
@@ -109,6 +110,12 @@ constexpr SpecKey rows[] = {
     {.key = "volume", .flags = "-v,--volume", .value_name = "SRC:DST[:ro|rw]",
      .help = "Bind mount SRC:DST[:ro|rw] (repeatable)", .shape = KeyShape::List,
      .resolve = spec_resolve::volume_sources, .apply = apply_volume},
+    {.key = "rootfs_closure", .flags = "--rootfs-closure", .value_name = "MANIFEST",
+     .help = "A Nix store closure's manifest (lib.mkRootfs) as the root: the store read-only, only the closure readable",
+     .doc = "a Nix store closure's manifest (`lib.mkRootfs`, or `nucleus rootfs closure-manifest`) as the root: a tmpfs "
+            "root, the store bound read-only, Landlock read+execute only on the closure's paths; its entrypoint and "
+            "environment are the defaults of the command and `-e`",
+     .resolve = resolve_rootfs_closure, .apply = apply_rootfs_closure},
     {.key = "context", .flags = "--context", .value_name = "DIR", .help = "Host directory copied to a read-only /context",
      .resolve = spec_resolve::host_dir, .apply = apply_context},
     {.key = "workdir", .flags = "-w,--workdir", .value_name = "DIR",

@@ -137,7 +137,8 @@ Status apply_secret(const json& value, SandboxSpec& spec, const SpecKey& key) {
 
 Status apply_verify_rootfs(const json& value, SandboxSpec& spec, const SpecKey& key) {
     NUCLEUS_TRY_ASSIGN(spec.verify_rootfs_attestation, boolean(value, key));
-    if (spec.verify_rootfs_attestation && !spec.rootfs) return bad(key, "needs --rootfs");
+    if (spec.verify_rootfs_attestation && !spec.rootfs && !spec.rootfs_closure)
+        return bad(key, "needs --rootfs or --rootfs-closure");
     return {};
 }
 
