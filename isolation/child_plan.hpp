@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <sys/types.h>
 
+#include "isolation/child_report.hpp"
+
 namespace nucleus::isolation {
 
 enum class MountKind : uint8_t {
@@ -54,41 +56,13 @@ struct RlimitSetting {
     uint64_t hard;
 };
 
-// Numbered steps of the child's script; the parent names them in errors.
-enum class ChildStep : uint32_t {
-    WaitMaps = 1,
-    ClosePeers,
-    SetupIdentity,
-    Stdio,
-    Session,
-    Signals,
-    Propagation,
-    StagingRoot,
-    Mount,
-    PivotRoot,
-    RootReadOnly,
-    Hostname,
-    Loopback,
-    Rlimits,
-    Workdir,
-    LandlockRules,
-    BoundingSet,
-    KeepCaps,
-    Groups,
-    SetGid,
-    SetUid,
-    Capabilities,
-    AmbientCaps,
-    NoNewPrivs,
-    LandlockRestrict,
-    ParentDeath,
-    CloseFds,
-    Ready,
-    Seccomp,
-    Exec,
+// The program a script execs: execvp(3)'s search done in the parent.
+struct ExecProgram {
+    const char* const* candidates = nullptr;  // full paths to try in order
+    size_t candidate_count = 0;
+    char* const* argv = nullptr;
+    char* const* envp = nullptr;
 };
-
-const char* child_step_name(ChildStep step) noexcept;
 
 struct ChildPlan {
     // Handshake (see isolation/spawn.cpp for the protocol).
@@ -138,22 +112,8 @@ struct ChildPlan {
 
     // Program
     const char* workdir = nullptr;
-    const char* const* exec_candidates = nullptr;  // full paths to try in order
-    size_t exec_candidate_count = 0;
-    char* const* argv = nullptr;
-    char* const* envp = nullptr;
+    ExecProgram program;
 };
-
-// The fixed-size record the child writes on the report pipe. 128 bytes:
-// below PIPE_BUF, so each write is atomic (pipe(7)).
-struct ChildReport {
-    enum Kind : uint32_t { Ready = 1, Failed = 2, Listener = 3 };  // Listener: err holds the fd
-    uint32_t kind;
-    uint32_t step;   // ChildStep
-    int32_t err;     // errno
-    char detail[116];
-};
-static_assert(sizeof(ChildReport) == 128);
 
 // The child's entry point (isolation/child.cpp), run on its own stack by the
 // clone3 trampoline. Never returns on success (execve); returns the exit

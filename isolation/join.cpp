@@ -72,7 +72,7 @@ std::string env_value(const std::vector<std::string>& env, const std::string& ke
 // The workload's PATH and HOME, from the first process's environment.
 std::vector<std::string> default_env(const ChildPlan& sb) {
     std::vector<std::string> env;
-    for (char* const* e = sb.envp; e && *e; ++e) {
+    for (char* const* e = sb.program.envp; e && *e; ++e) {
         std::string entry = *e;
         if (entry.starts_with("PATH=") || entry.starts_with("HOME=")) env.push_back(std::move(entry));
     }
@@ -142,10 +142,10 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
     plan.sandbox = &sb;
     plan.landlock_ruleset_fd = ruleset ? ruleset->fd.get() : -1;
     plan.workdir = request.workdir.empty() ? sb.workdir : strings.keep(request.workdir);
-    plan.exec_candidates = strings.candidates.data();
-    plan.exec_candidate_count = strings.candidates.size();
-    plan.argv = strings.argv.data();
-    plan.envp = strings.envp.data();
+    plan.program = {.candidates = strings.candidates.data(),
+                    .candidate_count = strings.candidates.size(),
+                    .argv = strings.argv.data(),
+                    .envp = strings.envp.data()};
 
     int pidfd = -1;
     kabi::CloneArgs args{};
@@ -200,7 +200,7 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
         co_await stop_grandchild();
         if (ec || n != sizeof record || record.kind != ChildReport::Failed)
             co_return failed(Error::plain("reading the join report failed"));
-        std::string message = join_step_name(static_cast<JoinStep>(record.step));
+        std::string message = child_step_name(static_cast<ChildStep>(record.step));
         char detail[sizeof record.detail + 1] = {};
         for (size_t i = 0; i < sizeof record.detail && record.detail[i]; ++i) detail[i] = record.detail[i];
         if (detail[0]) message += std::string(" ") + detail;

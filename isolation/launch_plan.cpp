@@ -458,10 +458,10 @@ private:
         std::string workdir = req_.workdir;
         if (workdir.empty()) workdir = req_.workspace ? "/workspace" : req_.home;
         c.workdir = keep(workdir);
-        c.exec_candidates = plan_.exec_candidates_.data();
-        c.exec_candidate_count = plan_.exec_candidates_.size();
-        c.argv = plan_.argv_.data();
-        c.envp = plan_.envp_.data();
+        c.program = {.candidates = plan_.exec_candidates_.data(),
+                     .candidate_count = plan_.exec_candidates_.size(),
+                     .argv = plan_.argv_.data(),
+                     .envp = plan_.envp_.data()};
 
         plan_.namespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
         if (req_.new_network_namespace) plan_.namespaces |= CLONE_NEWNET;

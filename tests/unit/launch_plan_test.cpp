@@ -37,12 +37,12 @@ TEST_CASE("a command without a slash is searched in PATH, in order") {
     auto plan = LaunchPlan::build(basic_request());
     REQUIRE(plan);
     const ChildPlan& c = (*plan)->child;
-    REQUIRE(c.exec_candidate_count == 2);
-    CHECK(std::string(c.exec_candidates[0]) == "/usr/bin/python3");
-    CHECK(std::string(c.exec_candidates[1]) == "/bin/python3");
-    CHECK(std::string(c.argv[0]) == "python3");
-    CHECK(c.argv[3] == nullptr);
-    CHECK(c.envp[2] == nullptr);
+    REQUIRE(c.program.candidate_count == 2);
+    CHECK(std::string(c.program.candidates[0]) == "/usr/bin/python3");
+    CHECK(std::string(c.program.candidates[1]) == "/bin/python3");
+    CHECK(std::string(c.program.argv[0]) == "python3");
+    CHECK(c.program.argv[3] == nullptr);
+    CHECK(c.program.envp[2] == nullptr);
     CHECK(std::string(c.workdir) == "/home/agent");
 }
 
