@@ -158,7 +158,7 @@ asio::awaitable<SpawnResult> fail_after_clone(io::ProcessHandle& child, SpawnFai
 }
 
 Result<io::unique_fd> take_listener(const io::ProcessHandle& child, int fd_in_child) {
-    long fd = ::syscall(438 /* SYS_pidfd_getfd */, child.pidfd(), fd_in_child, 0);
+    long fd = ::syscall(kabi::sys_pidfd_getfd, child.pidfd(), fd_in_child, 0);
     if (fd < 0) return Error::from_errno("pidfd_getfd (seccomp listener)");
     return io::unique_fd(static_cast<int>(fd));
 }
