@@ -32,3 +32,15 @@ echo "fuzz: building $out/policy_fuzz"
 echo "fuzz: running for ${seconds}s"
 "$out/policy_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$out/corpus" 2>&1 | tail -15
+
+# The mountinfo parser: text the kernel writes but a sandbox's mount points shape.
+mkdir -p "$out/corpus-mountinfo"
+cp -n "$root"/tests/fuzz/corpus-mountinfo/* "$out/corpus-mountinfo/" 2>/dev/null || true
+echo "fuzz: building $out/mountinfo_fuzz"
+(cd "$root" && clang++ -std=c++20 -O1 -g -DNDEBUG -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I. tests/fuzz/mountinfo_fuzz.cpp isolation/mountinfo.cpp isolation/cgroup.cpp isolation/cgroup/limits.cpp \
+    isolation/cgroup/memory.cpp isolation/cgroup/cpu.cpp isolation/cgroup/pids.cpp isolation/cgroup/io.cpp \
+    io/error.cpp io/unique_fd.cpp -o "$out/mountinfo_fuzz")
+echo "fuzz: running mountinfo_fuzz for ${seconds}s"
+"$out/mountinfo_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$out/corpus-mountinfo" 2>&1 | tail -15

@@ -1,6 +1,7 @@
 #include <catch2/catch_test_macros.hpp>
 
 #include "isolation/launch_plan.hpp"
+#include "isolation/mountinfo.hpp"
 
 using namespace nucleus::isolation;
 
