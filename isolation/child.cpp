@@ -65,7 +65,7 @@ long make_file(const char* path, uint32_t mode) noexcept {
 
 long set_attr(const char* path, uint64_t attr_set, bool recursive) noexcept {
     if (attr_set == 0) return 0;
-    kabi::MountAttr attr{attr_set, 0, 0, 0};
+    kabi::MountAttr attr{.attr_set = attr_set, .attr_clr = 0, .propagation = 0, .userns_fd = 0};
     return call(kabi::sys_mount_setattr, AT_FDCWD, path, recursive ? kabi::at_recursive : 0u, &attr,
                 sizeof attr);
 }

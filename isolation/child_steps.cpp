@@ -161,7 +161,7 @@ Outcome new_session() noexcept {
 // the mask is cleared. execve resets caught ones anyway, but not ignored
 // ones (SIGPIPE: ignored by the supervisor).
 Outcome default_signals() noexcept {
-    KernelSigaction dfl{SIG_DFL, 0, nullptr, 0};
+    KernelSigaction dfl{.handler = SIG_DFL, .flags = 0, .restorer = nullptr, .mask = 0};
     for (int sig = 1; sig < 65; ++sig) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         long rc = call(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(unsigned long));

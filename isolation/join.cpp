@@ -107,7 +107,7 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
     const std::string context = "joining sandbox " + std::to_string(request.target_pid);
     auto failed = [&](Error error, uint32_t step = 0, int child_errno = 0) {
         error = std::move(error).wrap(context);
-        if (failure) *failure = JoinFailure{error, step, child_errno};
+        if (failure) *failure = JoinFailure{.error = error, .step = step, .child_errno = child_errno};
         return error;
     };
     if (!request.plan) co_return failed(Error::plain("no launch plan"));
@@ -131,21 +131,23 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
     if (!intermediate_stack.base() || !grandchild_stack.base())
         co_return failed(Error::from_errno("allocating the join stacks"));
 
-    JoinChildPlan plan;
-    plan.report_fd = report->write.get();
-    plan.report_peer_fd = report->read.get();
-    plan.target_pidfd = request.target_pidfd;
-    plan.namespaces = launch.namespaces;
-    plan.grandchild_stack = grandchild_stack.base();
-    plan.grandchild_stack_size = join_stack_size;
-    for (int i = 0; i < 3; ++i) plan.stdio[i] = request.stdio[i];
-    plan.sandbox = &sb;
-    plan.landlock_ruleset_fd = ruleset ? ruleset->fd.get() : -1;
-    plan.workdir = request.workdir.empty() ? sb.workdir : strings.keep(request.workdir);
-    plan.program = {.candidates = strings.candidates.data(),
+    JoinChildPlan plan{
+        .report_fd = report->write.get(),
+        .report_peer_fd = report->read.get(),
+        .target_pidfd = request.target_pidfd,
+        .namespaces = launch.namespaces,
+        .grandchild_stack = grandchild_stack.base(),
+        .grandchild_stack_size = join_stack_size,
+        .grandchild_pid = 0,
+        .stdio = {request.stdio[0], request.stdio[1], request.stdio[2]},
+        .sandbox = &sb,
+        .landlock_ruleset_fd = ruleset ? ruleset->fd.get() : -1,
+        .workdir = request.workdir.empty() ? sb.workdir : strings.keep(request.workdir),
+        .program = {.candidates = strings.candidates.data(),
                     .candidate_count = strings.candidates.size(),
                     .argv = strings.argv.data(),
-                    .envp = strings.envp.data()};
+                    .envp = strings.envp.data()},
+    };
 
     int pidfd = -1;
     kabi::CloneArgs args{};

@@ -144,10 +144,12 @@ SpawnFailure failure_from(const ChildReport& report) {
     char detail[sizeof report.detail + 1] = {};
     for (size_t i = 0; i < sizeof report.detail && report.detail[i]; ++i) detail[i] = report.detail[i];
     if (detail[0]) message += std::string(" ") + detail;
-    return SpawnFailure{Error{report.err, std::move(message)}, step, report.err};
+    return SpawnFailure{.error = Error{report.err, std::move(message)}, .step = step, .child_errno = report.err};
 }
 
-SpawnFailure plain_failure(Error error) { return SpawnFailure{std::move(error), ChildStep::WaitMaps, 0}; }
+SpawnFailure plain_failure(Error error) {
+    return SpawnFailure{.error = std::move(error), .step = ChildStep::WaitMaps, .child_errno = 0};
+}
 
 // Kills (if needed) and reaps a child that failed before exec, so that its
 // stack can be unmapped and nothing is left behind.
