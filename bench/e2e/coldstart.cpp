@@ -136,6 +136,8 @@ CLI::App* add_coldstart_command(CLI::App& app, ColdstartOptions& options) {
                       "'none' for none")
       ->capture_default_str();
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
+  command->add_option("--previous", options.previous_binary,
+                      "Another nucleus binary (e.g. the build before a change), measured as one more subject");
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
   command->add_option("--plot", options.plot_path, "Also draw an SVG bar chart here (needs gnuplot)");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
@@ -177,6 +179,10 @@ int run_coldstart(const ColdstartOptions& options) {
   results.emplace_back(make_nucleus_subject(kBaselineName, nucleus, rootfs, {}));
   results.emplace_back(make_nucleus_subject("nucleus agent --network host", nucleus, rootfs, {"--network", "host"}));
   results.emplace_back(make_nucleus_subject("nucleus strict-agent", nucleus, rootfs, {"--strict-agent"}));
+  if (!options.previous_binary.empty()) {
+    const std::string previous = find_executable(options.previous_binary).value_or(options.previous_binary);
+    results.emplace_back(make_nucleus_subject("nucleus agent, previous binary", previous, rootfs, {}));
+  }
   Progress progress;
   for (const auto& key : options.peers) {
     progress.update("setting up " + key + " ...");
