@@ -125,7 +125,7 @@ long apply_mount(const MountOp& op) noexcept {
         case MountKind::MaskDir:
             return call(SYS_mount, "tmpfs", op.target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         "size=0,nr_inodes=1,mode=555");
-        case MountKind::SetReadOnly: return set_attr(op.target, kabi::mount_attr_rdonly, false);
+        case MountKind::SetAttr: return set_attr(op.target, op.attr_set, op.recursive);
         case MountKind::ReadOnly: {
             long rc = call(SYS_mount, op.target, op.target, nullptr, MS_BIND | MS_REC, nullptr);
             if (rc < 0) return rc;

@@ -25,7 +25,7 @@ enum class MountKind : uint8_t {
     MaskFile,     // bind /dev/null over a file (OCI maskedPaths)
     MaskDir,      // empty read-only tmpfs over a directory (OCI maskedPaths)
     ReadOnly,     // bind target onto itself and make it read-only (OCI readonlyPaths)
-    SetReadOnly,  // make the mount at target read-only, not recursively (after filling it)
+    SetAttr,      // mount_setattr(target, attr_set), recursively if asked: flags set after filling a mount
 };
 
 struct MountOp {

@@ -147,6 +147,11 @@ private:
         op.flags = flags;
         return op;
     }
+    void set_attr(const std::string& inside, uint64_t attrs, bool recursive) {
+        MountOp& op = add(MountKind::SetAttr, inside);
+        op.attr_set = attrs;
+        op.recursive = recursive;
+    }
     void expect(MountExpectation expectation) { plan_.expectations.push_back(std::move(expectation)); }
     void rule(const std::string& path, LandlockAccess access) {
         uint64_t rights = landlock_rights(access, abi_);
@@ -265,7 +270,7 @@ private:
             op.owner_uid = req_.uid;
             op.owner_gid = req_.gid;
         }
-        add(MountKind::SetReadOnly, "/run/secrets");
+        set_attr("/run/secrets", kabi::mount_attr_rdonly, false);
         expect({.path = "/run/secrets", .read_only = true, .nosuid = true, .nodev = true, .noexec = true});
         rule("/run/secrets", LandlockAccess::ReadOnly);
         plan_.mount_summary.push_back("/run/secrets (tmpfs, ro, " + std::to_string(req_.secrets.size()) + " secrets)");
@@ -288,11 +293,9 @@ private:
 
     void plan_dev() {
         tmpfs("/dev", "mode=755,size=64k", MS_NOSUID | MS_NOEXEC);
-        for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
-            MountOp& op = bind(std::string("/dev/") + node, std::string("/dev/") + node,
-                               kabi::mount_attr_nosuid | kabi::mount_attr_noexec, true);
-            op.recursive = false;
-        }
+        // The nodes' binds take nosuid and noexec below, all in one call.
+        for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"})
+            bind(std::string("/dev/") + node, std::string("/dev/") + node, 0, true).recursive = false;
         MountOp& pts = add(MountKind::Devpts, "/dev/pts");
         pts.flags = MS_NOSUID | MS_NOEXEC;
         pts.data = "newinstance,ptmxmode=0666,mode=0620";
@@ -304,6 +307,9 @@ private:
         symlink("/dev/stdout", "/proc/self/fd/1");
         symlink("/dev/stderr", "/proc/self/fd/2");
         symlink("/dev/core", "/proc/kcore");
+        // Every mount under /dev (the nodes, pts, shm) nosuid and noexec: one
+        // recursive mount_setattr(2) instead of one per node.
+        set_attr("/dev", kabi::mount_attr_nosuid | kabi::mount_attr_noexec, true);
         expect({.path = "/dev", .read_only = false, .nosuid = true, .nodev = false, .noexec = true});
         expect({.path = "/dev/shm", .read_only = false, .nosuid = true, .nodev = true, .noexec = true});
         rule("/dev", LandlockAccess::Device);
