@@ -219,18 +219,24 @@ extern "C" int nucleus_child_main(void* opaque) noexcept {
     // hold the supervisor's descriptors, such as other sandboxes' output
     // pipes, whose readers would see EOF only once it has exec'd.
     require(out, steps::close_inherited(plan.control_fd, plan.report_fd));
+    // The built-in filter goes on now, while the parent verifies; any other
+    // (a user's profile, the trace filter) after the go-ahead, when execve is
+    // all that is left for it to allow.
+    if (plan.seccomp_before_ready) require(out, steps::seccomp(plan));
 
     // 2: tell the parent we are set up; it verifies mounts and credentials
     // from outside and sends the second byte (EOF if it died or refused).
     steps::report(out, ChildReport::Ready, ChildStep::Ready, 0, nullptr);
     require(out, wait_for_parent(plan, ChildStep::Ready));
 
-    Outcome filter = steps::seccomp(plan);
-    require(out, filter);
-    // The trace filter lets exactly this write through (write on the report
-    // fd); everything after it, execve included, waits for the parent to
-    // answer on the listener.
-    if (plan.seccomp_listener) steps::report(out, ChildReport::Listener, ChildStep::Seccomp, filter.rc, nullptr);
+    if (!plan.seccomp_before_ready) {
+        Outcome filter = steps::seccomp(plan);
+        require(out, filter);
+        // The trace filter lets exactly this write through (write on the
+        // report fd); everything after it, execve included, waits for the
+        // parent to answer on the listener.
+        if (plan.seccomp_listener) steps::report(out, ChildReport::Listener, ChildStep::Seccomp, filter.rc, nullptr);
+    }
     steps::fail(out, steps::exec(plan.program));  // 3: the report pipe closes on exec: EOF tells the parent
 }
 

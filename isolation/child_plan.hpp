@@ -109,6 +109,10 @@ struct ChildPlan {
     // Trace mode: the filter notifies a listener (SECCOMP_FILTER_FLAG_NEW_LISTENER)
     // and the child reports the listener's fd number before exec.
     bool seccomp_listener = false;
+    // The filter allows what the child still does before exec (the
+    // handshake's write and read): it is loaded before the Ready report, while
+    // the parent verifies, instead of after the go-ahead.
+    bool seccomp_before_ready = false;
 
     // Program
     const char* workdir = nullptr;

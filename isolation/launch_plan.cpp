@@ -468,6 +468,9 @@ private:
             .seccomp_len = static_cast<unsigned short>(seccomp_.size()),
             .seccomp_flags = seccomp_.empty() ? 0u : req_.seccomp_flags,
             .seccomp_listener = false,  // trace mode: set by spawn_sandbox with its own filter
+            // The built-in allowlist lets read and write through; a profile
+            // from a user might not.
+            .seccomp_before_ready = !seccomp_.empty() && !req_.seccomp_filter,
             .workdir = keep(workdir),
             .program = {.candidates = plan_.exec_candidates_.data(),
                         .candidate_count = plan_.exec_candidates_.size(),

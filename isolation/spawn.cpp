@@ -10,7 +10,9 @@
 //   2. C sends a Ready record and blocks on control again. P verifies from
 //      outside (mountinfo, credentials) and sends byte 2, or kills C.
 //   3. C loads seccomp and execs. The report pipe is CLOEXEC, so P reads EOF
-//      once the exec succeeded. In trace mode C first sends a Listener
+//      once the exec succeeded. (The built-in filter, which allows the
+//      handshake's write and read, C loads before its Ready record instead:
+//      its installation then overlaps with P's verification.) In trace mode C first sends a Listener
 //      record (the seccomp listener's fd number in C); P takes the fd with
 //      pidfd_getfd(2) and answers notifications (execve's among them) while
 //      it waits for the EOF.
@@ -202,6 +204,7 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
         request.plan->seccomp_len = static_cast<unsigned short>(trace_filter.size());
         request.plan->seccomp_flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
         request.plan->seccomp_listener = true;
+        request.plan->seccomp_before_ready = false;
     }
 
     CloneStack stack(child_stack_size);
