@@ -12,6 +12,7 @@
 
 #include "core/lifecycle.hpp"
 #include "io/reactor.hpp"
+#include "io/startup.hpp"
 
 namespace nucleus::core {
 
@@ -100,7 +101,8 @@ int run_sandbox(const SandboxSpec& spec) {
                 .sinks = &*sinks,
                 .forward_signals = true,
                 .shared_pump_buffer = false,
-                .on_started = {},
+                // Start-up is over: what it needed of the heap goes back.
+                .on_started = [](const io::ProcessHandle&) { io::release_startup_memory(); },
             };
             std::optional<Outcome> finished;
             std::exception_ptr failure;
