@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <sys/types.h>
 
+#include "isolation/child_report.hpp"
+
 namespace nucleus::isolation {
 
 enum class MountKind : uint8_t {
@@ -24,7 +26,7 @@ enum class MountKind : uint8_t {
     MaskFile,     // bind /dev/null over a file (OCI maskedPaths)
     MaskDir,      // empty read-only tmpfs over a directory (OCI maskedPaths)
     ReadOnly,     // bind target onto itself and make it read-only (OCI readonlyPaths)
-    SetReadOnly,  // make the mount at target read-only, not recursively (after filling it)
+    SetAttr,      // mount_setattr(target, attr_set), recursively if asked: flags set after filling a mount
 };
 
 struct MountOp {
@@ -56,41 +58,13 @@ struct RlimitSetting {
     uint64_t hard;
 };
 
-// Numbered steps of the child's script; the parent names them in errors.
-enum class ChildStep : uint32_t {
-    WaitMaps = 1,
-    ClosePeers,
-    SetupIdentity,
-    Stdio,
-    Session,
-    Signals,
-    Propagation,
-    StagingRoot,
-    Mount,
-    PivotRoot,
-    RootReadOnly,
-    Hostname,
-    Loopback,
-    Rlimits,
-    Workdir,
-    LandlockRules,
-    BoundingSet,
-    KeepCaps,
-    Groups,
-    SetGid,
-    SetUid,
-    Capabilities,
-    AmbientCaps,
-    NoNewPrivs,
-    LandlockRestrict,
-    ParentDeath,
-    CloseFds,
-    Ready,
-    Seccomp,
-    Exec,
+// The program a script execs: execvp(3)'s search done in the parent.
+struct ExecProgram {
+    const char* const* candidates = nullptr;  // full paths to try in order
+    size_t candidate_count = 0;
+    char* const* argv = nullptr;
+    char* const* envp = nullptr;
 };
-
-const char* child_step_name(ChildStep step) noexcept;
 
 struct ChildPlan {
     // Handshake (see isolation/spawn.cpp for the protocol).
@@ -137,25 +111,15 @@ struct ChildPlan {
     // Trace mode: the filter notifies a listener (SECCOMP_FILTER_FLAG_NEW_LISTENER)
     // and the child reports the listener's fd number before exec.
     bool seccomp_listener = false;
+    // The filter allows what the child still does before exec (the
+    // handshake's write and read): it is loaded before the Ready report, while
+    // the parent verifies, instead of after the go-ahead.
+    bool seccomp_before_ready = false;
 
     // Program
     const char* workdir = nullptr;
-    const char* const* exec_candidates = nullptr;  // full paths to try in order
-    size_t exec_candidate_count = 0;
-    char* const* argv = nullptr;
-    char* const* envp = nullptr;
+    ExecProgram program;
 };
-
-// The fixed-size record the child writes on the report pipe. 128 bytes:
-// below PIPE_BUF, so each write is atomic (pipe(7)).
-struct ChildReport {
-    enum Kind : uint32_t { Ready = 1, Failed = 2, Listener = 3 };  // Listener: err holds the fd
-    uint32_t kind;
-    uint32_t step;   // ChildStep
-    int32_t err;     // errno
-    char detail[116];
-};
-static_assert(sizeof(ChildReport) == 128);
 
 // The child's entry point (isolation/child.cpp), run on its own stack by the
 // clone3 trampoline. Never returns on success (execve); returns the exit

@@ -137,10 +137,6 @@ private:
 // nullopt when the target is free.
 std::optional<std::string> root_conflict(const std::optional<std::string>& rootfs, const std::string& target);
 
-// A path field of /proc/PID/mountinfo with the kernel's octal escapes
-// decoded: \040 space, \011 tab, \012 newline, \134 backslash.
-std::string decode_mountinfo_field(const std::string& field);
-
 // Checks /proc/PID/mountinfo (the child's view) against the expectations.
 Status verify_mounts(const std::string& mountinfo, const std::vector<MountExpectation>& expectations);
 Status verify_child(pid_t pid, const LaunchPlan& plan);

@@ -45,3 +45,14 @@ echo "fuzz: building $out/elf_fuzz"
 echo "fuzz: running elf_fuzz for ${seconds}s"
 "$out/elf_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$out/corpus-elf" 2>&1 | tail -15
+# The mountinfo parser: text the kernel writes but a sandbox's mount points shape.
+mkdir -p "$out/corpus-mountinfo"
+cp -n "$root"/tests/fuzz/corpus-mountinfo/* "$out/corpus-mountinfo/" 2>/dev/null || true
+echo "fuzz: building $out/mountinfo_fuzz"
+(cd "$root" && clang++ -std=c++20 -O1 -g -DNDEBUG -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I. tests/fuzz/mountinfo_fuzz.cpp isolation/mountinfo.cpp isolation/cgroup.cpp isolation/cgroup/limits.cpp \
+    isolation/cgroup/memory.cpp isolation/cgroup/cpu.cpp isolation/cgroup/pids.cpp isolation/cgroup/io.cpp \
+    io/error.cpp io/unique_fd.cpp -o "$out/mountinfo_fuzz")
+echo "fuzz: running mountinfo_fuzz for ${seconds}s"
+"$out/mountinfo_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$out/corpus-mountinfo" 2>&1 | tail -15

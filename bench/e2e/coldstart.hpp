@@ -17,6 +17,7 @@ struct ColdstartOptions {
   unsigned warmup = 10;
   std::vector<std::string> peers;  // canonical keys, see known_peers()
   std::string nucleus_binary;
+  std::string previous_binary;  // another nucleus, run as one more subject: a change's ratio in one run
   std::string json_path;
   std::string plot_path;
   std::string rootfs_dir;  // empty: a scratch rootfs removed at exit
