@@ -17,7 +17,9 @@
 
 #include <asio/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/deferred.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/parallel_group.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -25,6 +27,7 @@
 #include <asio/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "io/bytes_json.hpp"
 #include "io/unique_fd.hpp"
 
 namespace nucleus::io::http {
@@ -227,8 +230,10 @@ std::string status_line(int status) {
     return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n";
 }
 
+// Messages may quote bytes from the request or the host (a path, an id
+// given as %ff): dump_json replaces what is not UTF-8 instead of throwing.
 std::string error_body(std::string_view message) {
-    return nlohmann::json{{"error", message}}.dump();
+    return dump_json(nlohmann::json{{"error", message}});
 }
 
 // Bounds the bytes read ahead while a handler runs (pipelined requests).
@@ -248,6 +253,8 @@ struct Server::State {
     Limits limits;
     Handler handler;
     std::list<detail::Connection> connections;
+    size_t closing = 0;     // connections shut down to make room, not yet ended
+    size_t long_lived = 0;  // requests in a long-lived place
     bool stopping = false;
     bool path_owned = true;  // the socket at `path` is ours to unlink
 };
@@ -256,14 +263,16 @@ namespace detail {
 
 class Connection {
 public:
+    using Clock = std::chrono::steady_clock;
+
     Connection(Server::State& server, stream_protocol::socket socket)
         : server_(server), socket_(std::move(socket)), parser_(server.limits),
           gone_event_(server.executor, asio::steady_timer::time_point::max()),
-          tokens_(server.limits.request_burst), refilled_(std::chrono::steady_clock::now()) {}
+          tokens_(server.limits.request_burst), refilled_(Clock::now()) {}
 
     asio::awaitable<void> run();
 
-    // From Server::stop(): wakes every wait on this connection.
+    // From Server::stop(), or to make room: wakes every wait on this connection.
     void shut_down() {
         std::error_code ec;
         socket_.shutdown(stream_protocol::socket::shutdown_both, ec);
@@ -271,16 +280,43 @@ public:
         mark_gone();
     }
 
-    asio::awaitable<Status> write(std::span<const asio::const_buffer> buffers) {
-        if (write_failed_) co_return Error::from_errno("writing the response", EPIPE);
-        auto [ec, n] = co_await asio::async_write(socket_, buffers, use_tuple);
-        if (ec) {
-            write_failed_ = true;
-            mark_gone();
-            co_return Error::from_errno("writing the response", errno_of(ec));
-        }
-        co_return Status{};
+    // Waiting for (the rest of) a request, so it may be closed to make room
+    // for a new connection; the time it started waiting, for oldest-first.
+    bool evictable() const { return waiting_ && !evicted_; }
+    Clock::time_point waiting_since() const { return waiting_since_; }
+    void evict() {
+        evicted_ = true;
+        ++server_.closing;
+        shut_down();
     }
+    bool evicted() const { return evicted_; }
+
+    bool enter_long_lived() {
+        if (long_lived_) return true;
+        if (server_.long_lived >= server_.limits.max_long_lived) return false;
+        ++server_.long_lived;
+        long_lived_ = true;
+        return true;
+    }
+    void leave_long_lived() {
+        if (!long_lived_) return;
+        --server_.long_lived;
+        long_lived_ = false;
+    }
+
+    asio::awaitable<Status> write(std::span<const asio::const_buffer> buffers);
+    // A chunk buffer for send_file, allocated on first use.
+    std::string& file_buffer() {
+        if (file_buffer_.empty()) file_buffer_.resize(file_chunk_bytes);
+        return file_buffer_;
+    }
+    // The response could not be completed as framed: no further request.
+    void abandon() {
+        keep_alive_ = false;
+        write_failed_ = true;
+        mark_gone();
+    }
+    const Limits& limits() const { return server_.limits; }
 
     asio::awaitable<void> client_gone() {
         if (gone_) co_return;
@@ -291,6 +327,7 @@ public:
 
 private:
     enum class Outcome { Complete, Rejected, Closed };
+    static constexpr size_t file_chunk_bytes = 64 << 10;
 
     void mark_gone() {
         gone_ = true;
@@ -307,16 +344,51 @@ private:
     RequestParser parser_;
     std::string pending_;                 // read but not yet parsed
     std::array<char, 16 << 10> buffer_;  // one read
+    std::string file_buffer_;             // send_file's chunk, while used
     asio::steady_timer gone_event_;       // never expires; cancelled when the peer is gone
     bool gone_ = false;                   // EOF, error, or stop()
     bool write_failed_ = false;
     bool keep_alive_ = true;
+    bool waiting_ = false;                // in read_request()
+    bool evicted_ = false;
+    bool long_lived_ = false;
+    Clock::time_point waiting_since_;
     double tokens_;
-    std::chrono::steady_clock::time_point refilled_;
+    Clock::time_point refilled_;
 };
 
+// Writes everything or fails. Each partial write must complete within
+// write_timeout: a peer that stops reading fills its socket buffer, and its
+// connection is then closed instead of holding the response forever.
+asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> buffers) {
+    if (write_failed_) co_return Error::from_errno("writing the response", EPIPE);
+    std::vector<asio::const_buffer> parts(buffers.begin(), buffers.end());
+    const size_t count = parts.size();
+    asio::steady_timer stall(server_.executor);
+    size_t first = 0;
+    while (first < count) {
+        stall.expires_after(server_.limits.write_timeout);
+        auto [order, ec, n, timer_ec] =
+            co_await asio::experimental::make_parallel_group(
+                socket_.async_write_some(std::span(parts.data() + first, count - first), asio::deferred),
+                stall.async_wait(asio::deferred))
+                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        int err = order[0] == 1 ? ETIMEDOUT : ec ? errno_of(ec) : 0;
+        if (err != 0) {
+            write_failed_ = true;
+            shut_down();
+            co_return Error::from_errno(err == ETIMEDOUT ? "writing the response: the client stopped reading"
+                                                         : "writing the response",
+                                        err);
+        }
+        for (; first < count && n >= parts[first].size(); ++first) n -= parts[first].size();
+        if (first < count) parts[first] += n;
+    }
+    co_return Status{};
+}
+
 bool Connection::take_token() {
-    auto now = std::chrono::steady_clock::now();
+    auto now = Clock::now();
     double elapsed = std::chrono::duration<double>(now - refilled_).count();
     refilled_ = now;
     tokens_ = std::min(server_.limits.request_burst, tokens_ + elapsed * server_.limits.requests_per_second);
@@ -328,7 +400,10 @@ bool Connection::take_token() {
 asio::awaitable<void> Connection::run() {
     while (!server_.stopping) {
         parser_.reset();
+        waiting_ = true;
+        waiting_since_ = Clock::now();
         Outcome outcome = co_await read_request();
+        waiting_ = false;
         if (outcome == Outcome::Closed) break;
         Responder responder(*this);
         if (outcome == Outcome::Rejected) {
@@ -343,6 +418,7 @@ asio::awaitable<void> Connection::run() {
             co_await call_handler(responder);
             if (!responder.started()) (void)co_await responder.send_error(500, "the handler sent no response");
         }
+        leave_long_lived();
         if (responder.state_ != Responder::State::Done || !keep_alive()) break;
     }
     std::error_code ec;
@@ -452,6 +528,12 @@ asio::awaitable<Status> Responder::write_head(int status, std::string_view conte
 
 asio::awaitable<Status> Responder::send(int status, std::string_view content_type, std::string_view body) {
     if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    if (body.size() > connection_.limits().max_response_bytes) {
+        // A bug in the handler, not the client's doing: it must stream.
+        co_return co_await send(500, "application/json",
+                                error_body("internal error: a response of " + std::to_string(body.size()) +
+                                           " bytes is over the limit for one held in memory"));
+    }
     state_ = State::Failed;
     std::string head = status_line(status);
     head.append("Content-Type: ").append(content_type).append("\r\n");
@@ -464,8 +546,34 @@ asio::awaitable<Status> Responder::send(int status, std::string_view content_typ
     co_return Status{};
 }
 
+asio::awaitable<Status> Responder::send_file(int status, std::string_view content_type, int fd, off_t offset,
+                                             size_t length) {
+    if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    state_ = State::Failed;
+    std::string framing = "Content-Length: " + std::to_string(length) + "\r\n";
+    if (auto st = co_await write_head(status, content_type, framing); !st) co_return st;
+    std::string& chunk = connection_.file_buffer();
+    while (length > 0) {
+        // A regular file's pread completes at once: not a wait worth a ring entry.
+        ssize_t n = ::pread(fd, chunk.data(), std::min(chunk.size(), length), offset);
+        if (n <= 0) {
+            int err = n < 0 ? errno : EIO;
+            connection_.abandon();  // the client would wait for bytes that never come
+            co_return Error::from_errno("reading the file being sent", err);
+        }
+        std::array<asio::const_buffer, 1> buffers{asio::buffer(chunk.data(), static_cast<size_t>(n))};
+        if (auto st = co_await connection_.write(buffers); !st) co_return st;
+        offset += n;
+        length -= static_cast<size_t>(n);
+    }
+    state_ = State::Done;
+    co_return Status{};
+}
+
+bool Responder::enter_long_lived() { return connection_.enter_long_lived(); }
+
 asio::awaitable<Status> Responder::send_json(int status, const nlohmann::json& body) {
-    co_return co_await send(status, "application/json", body.dump());
+    co_return co_await send(status, "application/json", dump_json(body));
 }
 
 asio::awaitable<Status> Responder::send_error(int status, std::string_view message) {
@@ -482,6 +590,12 @@ asio::awaitable<Status> Responder::send_empty(int status) {
 
 asio::awaitable<Status> Responder::begin_stream(int status, std::string_view content_type) {
     if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    if (!enter_long_lived()) {
+        (void)co_await send_error(503, "too many streams and waits open (" +
+                                           std::to_string(connection_.limits().max_long_lived) +
+                                           "); try again later");
+        co_return Error{EBUSY, "no place for another long-lived request"};
+    }
     state_ = State::Failed;
     if (auto st = co_await write_head(status, content_type, "Transfer-Encoding: chunked\r\n"); !st) co_return st;
     state_ = State::Streaming;
@@ -625,6 +739,18 @@ void refuse_busy(stream_protocol::socket& socket) {
     socket.close(ec);
 }
 
+// Closes the connection that has waited longest for its next request (an
+// idle keep-alive, a slow or silent client), so that a new one can be
+// served. False when every connection is busy with a request.
+bool make_room(Server::State& s) {
+    detail::Connection* oldest = nullptr;
+    for (auto& c : s.connections)
+        if (c.evictable() && (!oldest || c.waiting_since() < oldest->waiting_since())) oldest = &c;
+    if (!oldest) return false;
+    oldest->evict();
+    return true;
+}
+
 bool transient_accept_error(const std::error_code& ec) {
     if (ec.category() != std::system_category()) return false;
     switch (ec.value()) {
@@ -657,13 +783,14 @@ asio::awaitable<void> Server::serve(Handler handler) {
         // Asio accepts with accept(2), not accept4: set CLOEXEC before
         // anything on this (only) thread can spawn.
         ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
-        if (s.connections.size() >= s.limits.max_connections) {
+        if (s.connections.size() - s.closing >= s.limits.max_connections && !make_room(s)) {
             refuse_busy(socket);
             continue;
         }
         auto it = s.connections.emplace(s.connections.end(), s, std::move(socket));
         State* state = &s;
         asio::co_spawn(s.executor, it->run(), [state, it](std::exception_ptr e) {
+            if (it->evicted()) --state->closing;
             state->connections.erase(it);
             if (state->connections.empty()) state->drained.cancel();
             // Connection::run catches the handler's exceptions; anything
@@ -689,6 +816,7 @@ void Server::stop() {
 }
 
 size_t Server::connection_count() const { return state_->connections.size(); }
+size_t Server::long_lived_count() const { return state_->long_lived; }
 const std::string& Server::socket_path() const { return state_->path; }
 
 // --- percent encoding ----------------------------------------------------------
