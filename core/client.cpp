@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/cli.hpp"
+#include "core/signal_name.hpp"
 #include "core/spec.hpp"
 #include "io/http.hpp"
 #include "io/http_client.hpp"
@@ -173,37 +174,6 @@ void absolutize_document_paths(json& document, const std::filesystem::path& cwd)
             entry = absolute(source) + (colon == std::string::npos ? "" : text.substr(colon));
         }
     }
-}
-
-Result<int> parse_signal(std::string_view text) {
-    std::string name(text);
-    int number = 0;
-    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), number);
-    if (!name.empty() && ec == std::errc{} && end == name.data() + name.size()) {
-        if (number < 1 || number > SIGRTMAX) return Error::plain("signal " + name + " is out of range");
-        return number;
-    }
-    for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (name.starts_with("SIG")) name.erase(0, 3);
-    for (int s = 1; s < SIGRTMIN; ++s) {
-        const char* abbrev = ::sigabbrev_np(s);
-        if (abbrev && name == abbrev) return s;
-    }
-    auto offset = [&](std::string_view base, int origin, int sign) -> std::optional<int> {
-        if (!name.starts_with(base)) return std::nullopt;
-        std::string_view rest = std::string_view(name).substr(base.size());
-        if (rest.empty()) return origin;
-        if (rest[0] != (sign > 0 ? '+' : '-')) return std::nullopt;
-        int n = 0;
-        auto [e, err] = std::from_chars(rest.data() + 1, rest.data() + rest.size(), n);
-        if (err != std::errc{} || e != rest.data() + rest.size()) return std::nullopt;
-        int value = origin + sign * n;
-        if (value < SIGRTMIN || value > SIGRTMAX) return std::nullopt;
-        return value;
-    };
-    if (auto s = offset("RTMIN", SIGRTMIN, +1)) return *s;
-    if (auto s = offset("RTMAX", SIGRTMAX, -1)) return *s;
-    return Error::plain("unknown signal \"" + std::string(text) + "\" (a name such as TERM or KILL, or a number)");
 }
 
 std::string time_ago(std::chrono::system_clock::duration elapsed) {

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/signal_name.hpp"  // parse_signal, shared with the daemon
 #include "io/error.hpp"
 
 namespace nucleus::core {
@@ -40,8 +41,6 @@ int client_main(int argc, char** argv);
 // and values of the wrong type (left for validation to name) are untouched.
 void absolutize_document_paths(nlohmann::json& document, const std::filesystem::path& cwd);
 
-// A signal by name or number: "TERM", "SIGTERM", "sigterm", "15", "RTMIN+3".
-Result<int> parse_signal(std::string_view text);
 
 // Docker's wording: "Less than a second ago", "3 seconds ago",
 // "About a minute ago", "5 minutes ago", "About an hour ago", "3 hours ago",
