@@ -20,6 +20,7 @@
 #include "core/cli.hpp"
 #include "core/signal_name.hpp"
 #include "core/spec.hpp"
+#include "io/bytes_json.hpp"
 #include "io/http.hpp"
 #include "io/http_client.hpp"
 #include "io/unique_fd.hpp"
@@ -32,6 +33,10 @@ namespace {
 
 // What every failure exits with (the workload's codes are its own).
 constexpr int exit_client_error = 125;
+// The sandbox ended but its exit status is unknown: a daemon restart
+// re-adopted it (its status went to whoever reaped it). Docker reports
+// such a container as "Exited (255)" too.
+constexpr int exit_status_unknown = 255;
 
 int fail(const Error& e) {
     std::fprintf(stderr, "nucleus: error: %s\n", e.describe().c_str());
@@ -248,6 +253,7 @@ std::string format_sandbox_table(const json& sandboxes, std::chrono::system_cloc
 
 int exit_status_of(const json& result) {
     if (!result.is_object()) return exit_client_error;
+    if (auto known = result.find("exit_known"); known != result.end() && *known == false) return exit_status_unknown;
     auto code = result.find("exit_code");
     if (code != result.end() && code->is_number_integer()) return code->get<int>();
     auto sig = result.find("signal");
@@ -270,7 +276,7 @@ const std::vector<std::pair<std::string, std::string>> summaries = {
     {"rm", "Remove sandboxes"},
     {"exec", "Run a command in a running sandbox"},
     {"stats", "Show a sandbox's resource usage"},
-    {"wait", "Wait for a sandbox to exit; print and exit with its code"},
+    {"wait", "Wait for a sandbox to exit; print and exit with its code (\"unknown\" and 255 after a daemon restart lost it)"},
 };
 
 // create -d: print the id; create: follow both outputs, then exit with the
@@ -528,8 +534,9 @@ int client_main(int argc, char** argv) {
         if (!exec_workdir.empty()) body["workdir"] = exec_workdir;
         auto r = daemon.call("POST", sandbox_target(id, "/exec"), body.dump());
         if (!r) return fail(r.error());
-        write_out(STDOUT_FILENO, string_field(*r, "stdout"));
-        write_out(STDERR_FILENO, string_field(*r, "stderr"));
+        // Output is bytes: a string, or {"base64": ...} when not UTF-8.
+        for (auto [key, fd] : {std::pair{"stdout", STDOUT_FILENO}, std::pair{"stderr", STDERR_FILENO}})
+            if (auto bytes = io::bytes_from_json(r->value(key, json("")), key)) write_out(fd, *bytes);
         return exit_status_of(*r);
     }
     if (stats->parsed()) {
@@ -548,7 +555,8 @@ int client_main(int argc, char** argv) {
         auto r = daemon.call("POST", sandbox_target(id, "/wait"));
         if (!r) return fail(r.error());
         int code = exit_status_of(*r);
-        std::printf("%d\n", code);
+        bool unknown = r->is_object() && r->contains("exit_known") && (*r)["exit_known"] == false;
+        std::printf("%s\n", unknown ? "unknown" : std::to_string(code).c_str());
         return code;
     }
     return 0;
