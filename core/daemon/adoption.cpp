@@ -58,17 +58,45 @@ struct ReattachedOutput {
 }  // namespace
 
 asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
+    lifecycle::Outcome outcome;
+    outcome.reason = "exited_unobserved";
+    outcome.exit_code = -1;
+    std::string failure;
+    try {
+        co_await follow_adopted(*e, outcome);
+    } catch (const std::exception& ex) {
+        failure = ex.what();
+    } catch (...) {
+        failure = "unknown exception";
+    }
+    if (!failure.empty()) {
+        // As for a run that failed (runner.cpp): it still ends, cleaned up.
+        lifecycle::report_error("supervising re-adopted sandbox " + e->record.id + ": " + failure);
+        outcome.error = "the daemon failed supervising the sandbox: " + failure;
+        kill(*e);
+        auto cgroup = isolation::SandboxCgroup::open(e->record.cgroup_path);
+        if (!e->record.cgroup_path.empty() && cgroup) outcome.cgroup_removed = co_await remove_cgroup(*cgroup);
+    }
+    json cleanup = lifecycle::teardown(e->spec, *e->live.sb, outcome, true);
+    if (!outcome.cgroup_removed) schedule_cleanup();
+    json final_event = {{"event", "exit"}, {"id", e->record.id}, {"name", e->record.name}, {"exit_code", nullptr},
+                        {"reason", outcome.reason}, {"cleanup", cleanup}};
+    finish(*e, outcome, final_event);
+}
+
+// Its output into its logs, its exit, its cgroup removed, its pipes drained.
+asio::awaitable<void> Daemon::follow_adopted(Entry& e, lifecycle::Outcome& outcome) {
     auto ex = co_await asio::this_coro::executor;
     auto output = std::make_shared<ReattachedOutput>(ex);
     const char* names[] = {"stdout", "stderr"};
-    for (int i = 0; e->record.pid && i < 2; ++i) {
-        auto fd = reattach_output(*e->record.pid, i + 1, e->record.pipes[i]);
+    for (int i = 0; e.record.pid && i < 2; ++i) {
+        auto fd = reattach_output(*e.record.pid, i + 1, e.record.pipes[i]);
         if (!fd) continue;
         output->streams.push_back(std::make_unique<ReattachedOutput::Stream>(ReattachedOutput::Stream{
             asio::posix::stream_descriptor(ex, fd->release()),
-            io::OutputSink::rotating_log(log_path(*e, names[i]), config_.log_max_bytes)}));
+            io::OutputSink::rotating_log(log_path(e, names[i]), config_.log_max_bytes)}));
         auto& stream = *output->streams.back();
-        stream.sink.on_write([this, id = e->record.id] {
+        stream.sink.on_write([this, id = e.record.id] {
             if (Entry* cur = table_.get(id)) cur->live.output.notify();
         });
         ++output->pumping;
@@ -76,18 +104,14 @@ asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
             if (--output->pumping == 0) output->done.cancel();
         });
     }
-    if (auto dup = io::dup_fd(e->live.pidfd.get())) {
+    if (auto dup = io::dup_fd(e.live.pidfd.get())) {
         asio::posix::stream_descriptor pidfd(ex, dup->release());
         (void)co_await pidfd.async_wait(asio::posix::descriptor_base::wait_read, use_tuple);
     }
-    lifecycle::Outcome outcome;
-    outcome.reason = "exited_unobserved";
-    outcome.exit_code = -1;
-    if (!e->record.cgroup_path.empty()) {
-        if (auto cgroup = isolation::SandboxCgroup::open(e->record.cgroup_path)) {
-            outcome.stats = isolation::read_cgroup_stats(cgroup->path());
-            outcome.cgroup_removed = co_await remove_cgroup(*cgroup);
-        }
+    auto cgroup = isolation::SandboxCgroup::open(e.record.cgroup_path);
+    if (!e.record.cgroup_path.empty() && cgroup) {
+        outcome.stats = isolation::read_cgroup_stats(cgroup->path());
+        outcome.cgroup_removed = co_await remove_cgroup(*cgroup);
     }
     // The cgroup is gone, so every writer is: the pipes are at EOF once
     // drained (bounded, in case something outside still holds one).
@@ -99,11 +123,6 @@ asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
         std::error_code ignored;
         s->source.cancel(ignored);
     }
-    json cleanup = lifecycle::teardown(e->spec, *e->live.sb, outcome, true);
-    if (!outcome.cgroup_removed) schedule_cleanup();
-    json final_event = {{"event", "exit"}, {"id", e->record.id}, {"name", e->record.name}, {"exit_code", nullptr},
-                        {"reason", outcome.reason}, {"cleanup", cleanup}};
-    finish(*e, outcome, final_event);
 }
 
 }  // namespace nucleus::core::daemon

@@ -112,6 +112,7 @@ private:
     void end_unobserved(Entry& e);
     // A re-adopted sandbox, to its end (adoption.cpp).
     asio::awaitable<void> watch_adopted(Entry* e);
+    asio::awaitable<void> follow_adopted(Entry& e, lifecycle::Outcome& outcome);
     asio::awaitable<void> retry_cleanup();
 
     asio::io_context& reactor_;
