@@ -122,11 +122,6 @@ public:
     }
 
     asio::awaitable<Status> write(std::span<const asio::const_buffer> buffers);
-    // A chunk buffer for send_file, allocated on first use.
-    std::string& file_buffer() {
-        if (file_buffer_.empty()) file_buffer_.resize(file_chunk_bytes);
-        return file_buffer_;
-    }
     // The response could not be completed as framed: no further request.
     void abandon() {
         keep_alive_ = false;
@@ -144,7 +139,6 @@ public:
 
 private:
     enum class Outcome { Complete, Rejected, Closed };
-    static constexpr size_t file_chunk_bytes = 64 << 10;
 
     void mark_gone() {
         gone_ = true;
@@ -161,7 +155,6 @@ private:
     detail::RequestParser parser_;
     std::string pending_;                 // read but not yet parsed
     std::array<char, 16 << 10> buffer_;  // one read
-    std::string file_buffer_;             // send_file's chunk, while used
     asio::steady_timer gone_event_;       // never expires; cancelled when the peer is gone
     bool gone_ = false;                   // EOF, error, or stop()
     bool write_failed_ = false;
@@ -363,7 +356,8 @@ asio::awaitable<Status> Responder::send_file(int status, std::string_view conten
     state_ = State::Failed;
     std::string framing = "Content-Length: " + std::to_string(length) + "\r\n";
     if (auto st = co_await write_head(status, content_type, framing); !st) co_return st;
-    std::string& chunk = connection_.file_buffer();
+    // One chunk in memory at a time, whatever the file's size.
+    std::string chunk(64 << 10, '\0');
     while (length > 0) {
         // A regular file's pread completes at once: not a wait worth a ring entry.
         ssize_t n = ::pread(fd, chunk.data(), std::min(chunk.size(), length), offset);
