@@ -33,6 +33,7 @@
 #include "io/reactor.hpp"
 #include "isolation/capabilities.hpp"
 #include "isolation/cgroup.hpp"
+#include "isolation/detached_mount.hpp"
 #include "isolation/launch_plan.hpp"
 #include "isolation/spawn.hpp"
 
@@ -183,20 +184,23 @@ isolation::CgroupLimits usable_limits(const SandboxSpec& spec, const std::vector
 // written before the child exists. In agent mode a host without a usable
 // cgroup2, or without a controller, degrades with a warning.
 Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
-    auto mount = isolation::find_cgroup2_mount();
-    if (!mount) {
-        sb.degraded.push_back("cgroup: " + mount.error().describe());
+    // Agent mode runs without what it cannot have and says so; the
+    // fail-closed modes refuse, for every caller (an unprivileged one too).
+    auto degrade = [&](const std::string& what) -> Status {
+        if (is_fail_closed(spec.mode))
+            return Error::plain(std::string(to_string(spec.mode)) + " mode cannot run without its cgroup: " + what +
+                                " [rule cgroup-required]");
+        sb.degraded.push_back(what);
         return {};
-    }
+    };
+    auto mount = isolation::find_cgroup2_mount();
+    if (!mount) return degrade("cgroup: " + mount.error().describe());
     std::string parent = *mount + "/" + spec.cgroup_parent;
     std::string available_at = *mount;
     if (::geteuid() != 0) {
         auto self = io::read_file("/proc/self/cgroup", 64 << 10);
         auto pos = self ? self->find("0::") : std::string::npos;
-        if (pos == std::string::npos) {
-            sb.degraded.push_back("cgroup: this process is not in a cgroup v2 hierarchy");
-            return {};
-        }
+        if (pos == std::string::npos) return degrade("cgroup: this process is not in a cgroup v2 hierarchy");
         std::string own = self->substr(pos + 3, self->find('\n', pos) - pos - 3);
         parent = *mount + (own == "/" ? "" : own);
         available_at = parent;
@@ -210,7 +214,7 @@ Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
     auto delegated = isolation::delegate_controllers(*mount, parent, limits.controllers());
     if (!delegated) {
         if (::geteuid() == 0) return delegated;
-        sb.degraded.push_back("cgroup: " + delegated.error().describe());
+        NUCLEUS_TRY(degrade("cgroup: " + delegated.error().describe()));
         limits = isolation::CgroupLimits{};
     }
     // The record names the cgroup before it exists: a supervisor killed
@@ -219,33 +223,59 @@ Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
     auto cgroup = isolation::SandboxCgroup::create(parent, "sandbox-" + sb.id);
     if (!cgroup) {
         if (::geteuid() == 0) return std::move(cgroup).error();
-        sb.degraded.push_back("cgroup: " + cgroup.error().describe() + " (delegate a subtree to this user)");
-        return {};
+        return degrade("cgroup: " + cgroup.error().describe() + " (delegate a subtree to this user)");
     }
     sb.cgroup = std::move(*cgroup);
     sb.applied_limits = limits;
     return isolation::apply_cgroup_limits(sb.cgroup->dirfd(), limits);
 }
 
+// A private copy of `host` for the sandbox: as root on a detached tmpfs of
+// `size` bytes (0: no bound), whose pages the kernel charges to whoever
+// writes them (the sandbox, for what it writes); unprivileged, in a
+// directory under the private dir (fsopen needs CAP_SYS_ADMIN).
+Result<Sandbox::Copy> make_copy(const std::string& host, const char* what, uint64_t size, bool exec,
+                                const CopyOwner& owner, Sandbox& sb) {
+    auto source = io::open_fd(host, O_RDONLY | O_DIRECTORY);
+    if (!source) return std::move(source).error().wrap(std::string("opening the ") + what);
+    struct stat st {};
+    ::fstat(source->get(), &st);
+    Sandbox::Copy copy;
+    if (::geteuid() == 0) {
+        NUCLEUS_TRY_ASSIGN(copy.mount, isolation::detached_tmpfs({.size_bytes = size, .uid = owner.uid, .gid = owner.gid,
+                                                                  .mode = static_cast<mode_t>(st.st_mode & 01777),
+                                                                  .noexec = !exec}));
+        NUCLEUS_TRY_ASSIGN(copy.root, isolation::open_mount_root(copy.mount.get()));
+        copy.path = std::string("(private tmpfs copy of ") + host + ")";
+    } else {
+        NUCLEUS_TRY_ASSIGN(auto base, sb.record.private_dir());
+        copy.path = base + "/" + what;
+        if (::mkdir(copy.path.c_str(), 0700) < 0) return Error::from_errno("mkdir " + copy.path);
+        NUCLEUS_TRY_ASSIGN(copy.root, io::open_fd(copy.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    }
+    auto given = copy_tree(source->get(), copy.root.get(), owner);
+    if (!given) {
+        if (given.error().code == ENOSPC)
+            return Error::plain(std::string("copying the ") + what + " in: " + host + " holds more than --workspace-size (" +
+                                std::to_string(size >> 20) + " MiB)");
+        return std::move(given).error().wrap(std::string("copying the ") + what + " in");
+    }
+    copy.given = std::move(*given);
+    return copy;
+}
+
 Status prepare_copies(const SandboxSpec& spec, Sandbox& sb) {
     int64_t uid = isolation::map_to_host(sb.maps.uid, spec.uid);
     int64_t gid = isolation::map_to_host(sb.maps.gid, spec.gid);
     CopyOwner owner{static_cast<uid_t>(uid), static_cast<gid_t>(gid), ::geteuid() == 0 && uid >= 0 && gid >= 0};
+    if (!owner.change) owner = CopyOwner{::geteuid(), ::getegid(), false};
     if (spec.workspace && spec.workspace_mode == WorkspaceMode::CopyInOut) {
-        auto base = sb.record.private_dir();
-        if (!base) return std::move(base).error();
-        std::string dir = *base + "/workspace";
-        if (::mkdir(dir.c_str(), 0700) < 0) return Error::from_errno("mkdir " + dir);
-        sb.workspace_copy = dir;
-        NUCLEUS_TRY(copy_tree(*spec.workspace, dir, owner).wrap("copying the workspace in"));
+        NUCLEUS_TRY_ASSIGN(sb.workspace_copy, make_copy(*spec.workspace, "workspace", spec.workspace_size,
+                                                        spec.workspace_exec, owner, sb));
     }
     if (spec.context) {
-        auto base = sb.record.private_dir();
-        if (!base) return std::move(base).error();
-        std::string dir = *base + "/context";
-        if (::mkdir(dir.c_str(), 0755) < 0) return Error::from_errno("mkdir " + dir);
-        sb.context_copy = dir;
-        NUCLEUS_TRY(copy_tree(*spec.context, dir, owner).wrap("copying the context"));
+        NUCLEUS_TRY_ASSIGN(sb.context_copy, make_copy(*spec.context, "context", 0, spec.workspace_exec, owner, sb));
+        if (sb.context_copy->mount) NUCLEUS_TRY(isolation::make_read_only(sb.context_copy->mount.get()));
     }
     return {};
 }
@@ -279,12 +309,18 @@ isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& 
     req.home = spec.uid == 0 ? "/root" : "/home/agent";
     req.maps = sb.maps;
     if (spec.workspace) {
-        bool writable = spec.workspace_mode != WorkspaceMode::BindRo;
-        req.workspace = isolation::BindRequest{sb.workspace_copy.value_or(*spec.workspace), "/workspace", writable,
-                                               spec.workspace_exec};
+        const auto& copy = sb.workspace_copy;
+        req.workspace = isolation::BindRequest{.source = copy ? copy->path : *spec.workspace,
+                                               .target = "/workspace",
+                                               .writable = spec.workspace_mode != WorkspaceMode::BindRo,
+                                               .exec = spec.workspace_exec,
+                                               .mount_fd = copy && copy->mount ? copy->mount.get() : -1};
     }
     for (const auto& v : spec.volumes) req.volumes.push_back({v.source, v.target, v.writable, true});
-    req.context_dir = sb.context_copy;
+    if (sb.context_copy) {
+        req.context_dir = sb.context_copy->path;
+        req.context_mount_fd = sb.context_copy->mount ? sb.context_copy->mount.get() : -1;
+    }
     req.context_exec = spec.workspace_exec;
     req.workdir = spec.workdir.value_or("");
     req.argv = spec.command;
@@ -667,8 +703,63 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     auto plan = isolation::LaunchPlan::build(request);
     wipe(request);
     if (!plan) return std::move(plan).error().wrap("planning the sandbox");
-    if (!(*plan)->landlock.enforced) sb.degraded.push_back("landlock: " + (*plan)->landlock.reason);
+    if (!(*plan)->landlock.enforced) {
+        if (is_fail_closed(spec.mode))
+            return Error::plain(std::string(to_string(spec.mode)) + " mode cannot run without Landlock: " +
+                                (*plan)->landlock.reason + " [rule landlock-required]");
+        sb.degraded.push_back("landlock: " + (*plan)->landlock.reason);
+    }
     return plan;
+}
+
+namespace {
+
+// Where a failed sync keeps the sandbox's copy: <kept>/<id>/workspace, for
+// the workspace's owner. An on-disk copy is moved there; a tmpfs one is
+// copied out (it goes away with its descriptor).
+std::string keep_copy(const SandboxSpec& spec, Sandbox& sb, const CopyOwner& owner, std::vector<std::string>& notes) {
+    std::string dir = sb.paths.kept + "/" + sb.id;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    ::chmod(sb.paths.kept.c_str(), 0711);
+    ::chmod(dir.c_str(), 0711);
+    std::string target = dir + "/workspace";
+    auto& copy = *sb.workspace_copy;
+    if (!copy.mount && ::rename(copy.path.c_str(), target.c_str()) == 0) return target;
+    if (::mkdir(target.c_str(), 0700) < 0) {
+        notes.push_back("keeping the copy: mkdir " + target + ": " + std::strerror(errno));
+        return "";
+    }
+    auto into = io::open_fd(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    auto kept = into ? copy_tree(copy.root.get(), into->get(), owner) : Result<Manifest>(into.error());
+    if (!kept) {
+        notes.push_back("keeping the copy in " + target + ": " + kept.error().describe());
+        return "";
+    }
+    (void)spec;
+    return target;
+}
+
+}  // namespace
+
+SyncResult sync_workspace(const SandboxSpec& spec, Sandbox& sb) {
+    SyncResult result;
+    auto& copy = *sb.workspace_copy;
+    auto host = io::open_fd(*spec.workspace, O_RDONLY | O_DIRECTORY);
+    struct stat st {};
+    if (host) ::fstat(host->get(), &st);
+    CopyOwner owner{st.st_uid, st.st_gid, ::geteuid() == 0};
+    auto report = host ? sync_tree_back(copy.root.get(), host->get(), copy.given, owner)
+                       : Result<SyncReport>(std::move(host).error().wrap("opening the workspace"));
+    if (report && report->conflicts.empty()) {
+        result.complete = true;
+        return result;
+    }
+    result.conflicts = report ? report->conflicts : std::vector<std::string>{report.error().describe()};
+    result.summary = result.conflicts.front() +
+                     (result.conflicts.size() > 1 ? " and " + std::to_string(result.conflicts.size() - 1) + " more" : "");
+    result.kept = keep_copy(spec, sb, owner, result.conflicts);
+    return result;
 }
 
 json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet) {
@@ -690,15 +781,23 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
         }
     }
     if (sb.workspace_copy && outcome.supervision) {
-        struct stat st {};
-        ::stat(spec.workspace->c_str(), &st);
-        auto synced = sync_tree_back(*sb.workspace_copy, *spec.workspace, CopyOwner{st.st_uid, st.st_gid, ::geteuid() == 0});
-        cleanup["workspace_synced"] = synced.ok();
-        if (!synced) {
+        auto synced = sync_workspace(spec, sb);
+        cleanup["workspace_synced"] = synced.complete;
+        if (!synced.complete) {
             clean = false;
-            warn("copy-out of the workspace failed: " + synced.error().describe());
+            cleanup["workspace_conflicts"] = synced.conflicts;
+            if (!synced.kept.empty()) cleanup["workspace_kept"] = synced.kept;
+            std::string message = "the workspace could not be synced back (" + synced.summary + ")" +
+                                  (synced.kept.empty() ? "" : "; the sandbox's copy is kept in " + synced.kept);
+            if (outcome.exit_code != exit_sync_failed && outcome.supervision)
+                message += "; the workload itself exited " + std::to_string(outcome.exit_code);
+            outcome.exit_code = exit_sync_failed;
+            outcome.reason = "workspace_sync_failed";
+            outcome.error = outcome.error.empty() ? message : outcome.error + "; " + message;
         }
     }
+    sb.workspace_copy.reset();
+    sb.context_copy.reset();
     // A cgroup that could not be removed keeps its record, unlocked once
     // `sb` goes: gc (a later `nucleus run`, `nucleus gc`, the daemon's
     // retry or its recovery) removes both, and nothing is forgotten.

@@ -25,6 +25,7 @@
 #include "core/spec.hpp"
 #include "core/state.hpp"
 #include "core/supervise.hpp"
+#include "core/workspace.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/cgroup.hpp"
 #include "isolation/idmap.hpp"
@@ -51,8 +52,18 @@ struct Sandbox {
     std::optional<isolation::IdRangeLease> lease;
     isolation::UserNamespaceMaps maps;
     std::optional<isolation::SandboxCgroup> cgroup;
-    std::optional<std::string> workspace_copy;
-    std::optional<std::string> context_copy;
+    // Private copies (copy-in-out workspace, context). As root, each lives
+    // on a detached tmpfs the child attaches (isolation/detached_mount.hpp);
+    // unprivileged, in a directory under the private dir. The root fds are
+    // how the copy is reached, also after the sandbox is gone.
+    struct Copy {
+        std::string path;        // on-disk copy, or a description of the tmpfs
+        io::unique_fd mount;     // the detached tmpfs, when there is one
+        io::unique_fd root;      // the copy's root directory
+        Manifest given;          // what copy-in gave the sandbox
+    };
+    std::optional<Copy> workspace_copy;
+    std::optional<Copy> context_copy;
     std::vector<std::string> degraded;
     std::vector<std::string> notes;  // events only
     isolation::CgroupLimits applied_limits;
@@ -70,6 +81,11 @@ struct Sinks {
     std::optional<io::OutputSink> out;
     std::optional<io::OutputSink> err;
 };
+
+// A copy-in-out workspace that could not be synced back completely: the run
+// fails with this code whatever the workload's own, and the sandbox's copy
+// is kept (its path in the message and the final event).
+constexpr int exit_sync_failed = 122;
 
 struct Outcome {
     int exit_code = exit_runtime_error;
@@ -116,6 +132,16 @@ json applied_audit(const SandboxSpec& spec, const Sandbox& sb, const isolation::
 void record_trace(const SandboxSpec& spec, const isolation::SyscallTrace& trace, EventLog& audit);
 json stats_json(const isolation::CgroupStats& s);
 json counts_json(const isolation::CgroupEventCounts& c);
+
+// Syncs a copy-in-out workspace back to the host; on failure the copy is
+// kept under RuntimePaths::kept and named.
+struct SyncResult {
+    bool complete = false;
+    std::vector<std::string> conflicts;  // "path: why", or the error that stopped the sync
+    std::string summary;
+    std::string kept;                    // where the copy is kept, if it could be
+};
+SyncResult sync_workspace(const SandboxSpec& spec, Sandbox& sb);
 
 // Removes what prepare() made and is still there (cgroup if the reactor
 // never ran, workspace copy-out, the state record). Returns the cleanup

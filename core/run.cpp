@@ -18,14 +18,12 @@ namespace nucleus::core {
 using namespace lifecycle;
 
 int run_sandbox(const SandboxSpec& spec) {
-    // SIGINT, SIGTERM and SIGHUP wait (pending) until supervision forwards
-    // them: arriving during setup they must not kill us between creating the
-    // cgroup and tearing it down. Supervision unblocks them once its
-    // signal_set exists; a setup that fails returns before they are handled,
-    // and the kernel delivers them at exit.
-    sigset_t forwarded;
-    sigemptyset(&forwarded);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+    // The signals supervision forwards (SIGINT, SIGTERM, SIGQUIT, SIGUSR1...)
+    // wait (pending) until it does: arriving during setup they must not kill
+    // us between creating the cgroup and tearing it down. Supervision
+    // unblocks them once its signal_set exists; a setup that fails returns
+    // before they are handled, and the kernel delivers them at exit.
+    const sigset_t& forwarded = forwarded_signals();
     ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
     auto unblock = [&] { ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr); };
 
@@ -34,13 +32,13 @@ int run_sandbox(const SandboxSpec& spec) {
         unblock();
         return exit_runtime_error;
     }
-    auto events = EventLog::open(spec.events_jsonl, spec.events_fd);
+    auto events = EventLog::open(spec.events_jsonl, spec.events_fd, "--events-jsonl");
     if (!events) {
         report_error(events.error().describe());
         unblock();
         return exit_runtime_error;
     }
-    auto audit = EventLog::open(spec.audit_log, std::nullopt);
+    auto audit = EventLog::open(spec.audit_log, std::nullopt, "--audit-log");
     if (!audit) {
         report_error(audit.error().describe());
         unblock();

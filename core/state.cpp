@@ -39,6 +39,7 @@ Result<RuntimePaths> prepare_runtime_paths() {
     paths.staging = paths.root + "/staging";
     paths.ids = paths.root + "/ids";
     paths.sandboxes = paths.root + "/sandboxes";
+    paths.kept = paths.root + "/kept";
     for (const auto* dir : {&paths.root, &paths.staging, &paths.sandboxes})
         NUCLEUS_TRY(make_dir(*dir, dir == &paths.staging ? 0755 : 0711).wrap("preparing the state directory"));
     return paths;

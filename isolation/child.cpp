@@ -222,6 +222,11 @@ long mount_fs(const MountOp& op, const char* fstype) noexcept {
 long apply_mount(const MountOp& op) noexcept {
     switch (op.kind) {
         case MountKind::Mkdir: return make_dir(op.target, op.mode);
+        case MountKind::AttachFd: {
+            long rc = make_dir(op.target, 0755);
+            if (rc < 0) return rc;
+            return call(kabi::sys_move_mount, op.fd, "", AT_FDCWD, op.target, kabi::move_mount_f_empty_path);
+        }
         case MountKind::Bind: return bind_mount(op);
         case MountKind::Tmpfs: return mount_fs(op, "tmpfs");
         case MountKind::Proc: return mount_fs(op, "proc");

@@ -13,6 +13,7 @@ namespace nucleus::isolation {
 
 enum class MountKind : uint8_t {
     Mkdir,        // mkdir target (mode), EEXIST is fine
+    AttachFd,     // move_mount the detached mount `fd` (made by the parent) to target
     Bind,         // bind source -> target (created as dir or file), then setattr
     Tmpfs,        // tmpfs at target with data as options
     Proc,         // a new procfs for the sandbox's PID namespace
@@ -41,6 +42,7 @@ struct MountOp {
     const char* target = nullptr;  // absolute, under the staging root
     const char* data = nullptr;
     size_t data_len = 0;
+    int fd = -1;                   // AttachFd: owned by the parent, open in the child by inheritance
 };
 
 struct LandlockRule {

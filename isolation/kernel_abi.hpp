@@ -53,6 +53,10 @@ constexpr uint64_t mount_attr_nodev = 0x00000004;
 constexpr uint64_t mount_attr_noexec = 0x00000008;
 constexpr unsigned at_recursive = 0x8000;
 
+// move_mount(2): attaching a detached mount (fsmount, open_tree) by its fd.
+constexpr long sys_move_mount = 429;
+constexpr unsigned move_mount_f_empty_path = 0x00000004;
+
 // Landlock (include/uapi/linux/landlock.h)
 struct LandlockRulesetAttr {
     uint64_t handled_access_fs;

@@ -327,14 +327,16 @@ private:
 
     Status bind_request(const BindRequest& b, const char* what) {
         struct stat st {};
-        if (::stat(b.source.c_str(), &st) < 0) return Error::from_errno(std::string(what) + " source " + b.source);
-        bool is_file = !S_ISDIR(st.st_mode);
+        bool attach = b.mount_fd >= 0;
+        if (!attach && ::stat(b.source.c_str(), &st) < 0) return Error::from_errno(std::string(what) + " source " + b.source);
+        bool is_file = !attach && !S_ISDIR(st.st_mode);
         for (size_t pos = b.target.find('/', 1); pos != std::string::npos; pos = b.target.find('/', pos + 1))
             mkdir(b.target.substr(0, pos));
         uint64_t attrs = kabi::mount_attr_nosuid | kabi::mount_attr_nodev;
         if (!b.writable) attrs |= kabi::mount_attr_rdonly;
         if (!b.exec) attrs |= kabi::mount_attr_noexec;
-        bind(b.source, b.target, attrs, is_file).recursive = true;
+        if (attach) add(MountKind::AttachFd, b.target).fd = b.mount_fd;  // its attributes were set when it was made
+        else bind(b.source, b.target, attrs, is_file).recursive = true;
         expect(b.target, !b.writable, true, true, !b.exec);
         LandlockAccess access = b.writable ? (b.exec ? LandlockAccess::ReadWriteExec : LandlockAccess::ReadWrite)
                                            : (b.exec ? LandlockAccess::ReadExec : LandlockAccess::ReadOnly);
@@ -348,7 +350,9 @@ private:
         if (req_.workspace) NUCLEUS_TRY(bind_request(*req_.workspace, "workspace"));
         for (const auto& v : req_.volumes) NUCLEUS_TRY(bind_request(v, "volume"));
         if (req_.context_dir)
-            NUCLEUS_TRY(bind_request({*req_.context_dir, "/context", false, req_.context_exec}, "context"));
+            NUCLEUS_TRY(bind_request({.source = *req_.context_dir, .target = "/context", .writable = false,
+                                      .exec = req_.context_exec, .mount_fd = req_.context_mount_fd},
+                                     "context"));
         return {};
     }
 

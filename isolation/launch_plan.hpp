@@ -26,6 +26,10 @@ struct BindRequest {
     std::string target;  // absolute path in the sandbox
     bool writable = false;
     bool exec = false;
+    // A detached mount (isolation/detached_mount.hpp) attached at target
+    // instead of binding `source`, which then only names it in summaries.
+    // Owned by the caller; open until the child has set up.
+    int mount_fd = -1;
 };
 
 struct LaunchRequest {
@@ -44,6 +48,7 @@ struct LaunchRequest {
     std::optional<BindRequest> workspace;  // target /workspace
     std::vector<BindRequest> volumes;
     std::optional<std::string> context_dir;  // a private copy, bound read-only at /context
+    int context_mount_fd = -1;               // or a detached mount holding it (see BindRequest)
     bool context_exec = false;
     std::string workdir;                   // empty: /workspace if any, else home
     std::vector<std::string> argv;

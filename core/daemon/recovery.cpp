@@ -26,7 +26,7 @@ namespace nucleus::core::daemon {
 using nlohmann::json;
 
 Result<SandboxSpec> spec_from_record(const PersistedSandbox& stored) {
-    return spec_from_document(stored.document.get());
+    return spec_from_resolved(stored.document.get(), DocumentSource::Daemon);
 }
 
 std::optional<unsigned long long> process_start_ticks(pid_t pid) {

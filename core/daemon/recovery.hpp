@@ -17,9 +17,9 @@
 
 namespace nucleus::core::daemon {
 
-// The spec a recorded sandbox runs with. Today it is parsed again from the
-// stored document, which reads the host again (env files, paths); this is
-// the one place that changes when the resolved spec is recorded instead.
+// The spec a recorded sandbox runs with, from the resolved document its
+// record keeps (core/spec.hpp): the host is not read again, so a sandbox
+// whose env file, secret or volume source is gone is still re-adopted.
 Result<SandboxSpec> spec_from_record(const PersistedSandbox& stored);
 
 // The start time of `pid` in clock ticks since boot (proc(5) stat field

@@ -71,7 +71,7 @@ struct PersistedSandbox {
     // Its stdout and stderr pipes, so that a re-adopting daemon can find
     // them again through /proc/PID/fd (recorded while not exited).
     std::array<PipeId, 2> pipes{};
-    CompactJson document;     // the spec document as the client sent it
+    CompactJson document;     // the spec document, resolved (core/spec.hpp)
     CompactJson start_event;  // namespaces, mounts, seccomp, Landlock, ...
 
     // Its exit status went to whoever reaped it (it ended while no daemon

@@ -27,20 +27,22 @@ namespace {
 
 std::string short_id(const std::string& id) { return id.substr(0, 12); }
 
-// The spec document of a create request, checked: 400 (sent here) and
-// nullopt for anything the daemon cannot run.
-asio::awaitable<std::optional<SandboxSpec>> read_spec(const json& doc, io::http::Responder& res) {
+// The spec document of a create request, checked and resolved in place:
+// the resolved document is what the records keep, so that recovery
+// rebuilds the spec without the host files it named (they may be gone).
+// 400 (sent here) and nullopt for anything the daemon cannot run.
+asio::awaitable<std::optional<SandboxSpec>> read_spec(json& doc, io::http::Responder& res) {
     if (doc.is_discarded() || !doc.is_object()) {
         co_await res.send_error(400, "the body must be a JSON object: the spec document (keys as nucleus run --config)");
         co_return std::nullopt;
     }
-    for (const char* key : {"events_fd", "config_fd", "env_fd", "log_dir", "events_jsonl"}) {
-        if (!doc.contains(key)) continue;
-        co_await res.send_error(400, std::string("'") + key +
-                                         "' cannot be used through the daemon (file descriptors and log files are the daemon's)");
+    auto resolved = resolve_document(doc, DocumentSource::Daemon);
+    if (!resolved) {
+        co_await res.send_error(400, resolved.error().describe());
         co_return std::nullopt;
     }
-    auto spec = spec_from_document(doc);
+    doc = std::move(*resolved);
+    auto spec = spec_from_resolved(doc, DocumentSource::Daemon);
     if (!spec) {
         co_await res.send_error(400, spec.error().describe());
         co_return std::nullopt;

@@ -104,6 +104,7 @@ int run_daemon(DaemonConfig config) {
     // Staging and id leases are shared with `nucleus run`; cleanup records
     // are the daemon's own, out of reach of `nucleus run`'s gc.
     paths->sandboxes = config.state_dir + "/sandboxes";
+    paths->kept = config.state_dir + "/kept";
 
     io::set_ring_entries(4096);
     ::signal(SIGPIPE, SIG_IGN);

@@ -119,7 +119,7 @@ TEST_CASE("daemon: a cgroup that cannot be removed keeps its cleanup record unti
     CHECK(settled_host_state(before) == before.describe());
 }
 
-TEST_CASE("daemon: wait after re-adoption says the exit status is unknown; nucleus wait prints it and exits 255",
+TEST_CASE("daemon: wait after re-adoption says the exit status is unknown; nucleus wait prints it and exits 123",
           "[daemon][recovery]") {
     if (skip_without_root()) return;
     TestDaemon d;
@@ -134,7 +134,7 @@ TEST_CASE("daemon: wait after re-adoption says the exit status is unknown; nucle
     CHECK(waited["exit_known"] == false);
     auto cli = run_cli(d.socket(), {"wait", id});
     CHECK(cli.out == "unknown\n");
-    CHECK(cli.status == 255);
+    CHECK(cli.status == 123);
     CHECK(d.wait(known)["exit_known"] == true);
     auto seven = run_cli(d.socket(), {"wait", known});
     CHECK(seven.out == "7\n");

@@ -55,7 +55,8 @@ TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"ulimit", {"bogus=1"}}})).find("unknown limit") != std::string::npos);
     CHECK(error_of(with_command({{"ulimit", {"nofile=99999999"}}})).find("above the runtime's own hard limit") != std::string::npos);
     CHECK(error_of(with_command({{"timeout", -1}})).find("positive") != std::string::npos);
-    CHECK(error_of(with_command({{"timeout", "10"}})).find("must be a number") != std::string::npos);
+    CHECK(error_of(with_command({{"timeout", "ten"}})).find("must be a number") != std::string::npos);
+    CHECK(spec_from_document(with_command({{"timeout", "10"}})));  // as the flag gives it
     CHECK(error_of(with_command({{"env", {"=x"}}})).find("KEY=VALUE") != std::string::npos);
     CHECK(error_of(with_command({{"hostname", "bad host"}})).find("not a valid hostname") != std::string::npos);
     CHECK(error_of(with_command({{"name", "-x"}})).find("starting alphanumeric") != std::string::npos);
