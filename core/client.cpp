@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/cli.hpp"
+#include "core/signal_name.hpp"
 #include "core/spec.hpp"
 #include "io/http.hpp"
 #include "io/http_client.hpp"
@@ -31,6 +32,10 @@ namespace {
 
 // What a failure exits with (the workload's codes are its own).
 constexpr int exit_client_error = 125;
+// The sandbox ended but its exit status is unknown: a daemon restart
+// re-adopted it (its status went to whoever reaped it). Listed with the
+// other exit codes in `nucleus --help` (core/cli/main.cpp).
+constexpr int exit_status_unknown = 123;
 
 Result<json> answer(const io::http::Response& response) {
     json doc;
@@ -130,37 +135,6 @@ std::string string_field(const json& object, const char* key) {
 
 // --- pure parts ----------------------------------------------------------------
 
-Result<int> parse_signal(std::string_view text) {
-    std::string name(text);
-    int number = 0;
-    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), number);
-    if (!name.empty() && ec == std::errc{} && end == name.data() + name.size()) {
-        if (number < 1 || number > SIGRTMAX) return Error::plain("signal " + name + " is out of range");
-        return number;
-    }
-    for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (name.starts_with("SIG")) name.erase(0, 3);
-    for (int s = 1; s < SIGRTMIN; ++s) {
-        const char* abbrev = ::sigabbrev_np(s);
-        if (abbrev && name == abbrev) return s;
-    }
-    auto offset = [&](std::string_view base, int origin, int sign) -> std::optional<int> {
-        if (!name.starts_with(base)) return std::nullopt;
-        std::string_view rest = std::string_view(name).substr(base.size());
-        if (rest.empty()) return origin;
-        if (rest[0] != (sign > 0 ? '+' : '-')) return std::nullopt;
-        int n = 0;
-        auto [e, err] = std::from_chars(rest.data() + 1, rest.data() + rest.size(), n);
-        if (err != std::errc{} || e != rest.data() + rest.size()) return std::nullopt;
-        int value = origin + sign * n;
-        if (value < SIGRTMIN || value > SIGRTMAX) return std::nullopt;
-        return value;
-    };
-    if (auto s = offset("RTMIN", SIGRTMIN, +1)) return *s;
-    if (auto s = offset("RTMAX", SIGRTMAX, -1)) return *s;
-    return Error::plain("unknown signal \"" + std::string(text) + "\" (a name such as TERM or KILL, or a number)");
-}
-
 std::string time_ago(std::chrono::system_clock::duration elapsed) {
     using namespace std::chrono;
     double seconds = duration<double>(elapsed).count();
@@ -233,6 +207,7 @@ std::string format_sandbox_table(const json& sandboxes, std::chrono::system_cloc
 
 int exit_status_of(const json& result) {
     if (!result.is_object()) return exit_client_error;
+    if (auto known = result.find("exit_known"); known != result.end() && *known == false) return exit_status_unknown;
     auto code = result.find("exit_code");
     if (code != result.end() && code->is_number_integer()) return code->get<int>();
     auto sig = result.find("signal");

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/signal_name.hpp"  // parse_signal, shared with the daemon
 #include "io/error.hpp"
 
 namespace nucleus::core {
@@ -49,8 +50,6 @@ std::string string_field(const nlohmann::json& object, const char* key);
 
 // --- The pure parts, exposed for tests ------------------------------------
 
-// A signal by name or number: "TERM", "SIGTERM", "sigterm", "15", "RTMIN+3".
-Result<int> parse_signal(std::string_view text);
 
 // Docker's wording: "Less than a second ago", "3 seconds ago",
 // "About a minute ago", "5 minutes ago", "About an hour ago", "3 hours ago",
@@ -67,8 +66,9 @@ Result<std::chrono::system_clock::time_point> parse_timestamp(std::string_view t
 std::string format_sandbox_table(const nlohmann::json& sandboxes, std::chrono::system_clock::time_point now,
                                  bool truncate = true);
 
-// The process exit code a finished sandbox stands for: its exit_code, else
-// 128 + signal, else 125 (no result: the runtime failed).
+// The process exit code a finished sandbox stands for: 123 when its exit
+// status is unknown (exit_known false: a daemon restart lost it), else its
+// exit_code, else 128 + signal, else 125 (no result: the runtime failed).
 int exit_status_of(const nlohmann::json& result);
 
 }  // namespace nucleus::core

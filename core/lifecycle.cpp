@@ -12,6 +12,7 @@
 
 #include <signal.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -30,6 +31,7 @@
 #include "core/state.hpp"
 #include "core/supervise.hpp"
 #include "core/workspace.hpp"
+#include "io/bytes_json.hpp"
 #include "io/reactor.hpp"
 #include "isolation/capabilities.hpp"
 #include "isolation/cgroup.hpp"
@@ -362,17 +364,17 @@ json limits_json(const isolation::CgroupLimits& l) {
 
 json policy_json(const SandboxSpec& spec) {
     json seccomp = spec.seccomp_profile
-                       ? json{{"source", spec.seccomp_profile->path}, {"sha256", spec.seccomp_profile->sha256}}
+                       ? json{{"source", io::bytes_json(spec.seccomp_profile->path)}, {"sha256", spec.seccomp_profile->sha256}}
                        : json{{"source", "built-in default"}};
     seccomp["mode"] = spec.seccomp_mode == SeccompMode::Trace ? "trace" : "enforce";
     seccomp["log_denied"] = spec.seccomp_log_denied;
     json out = {{"seccomp", seccomp}};
     if (spec.caps_policy)
-        out["caps"] = {{"source", spec.caps_policy->path}, {"sha256", spec.caps_policy->sha256},
+        out["caps"] = {{"source", io::bytes_json(spec.caps_policy->path)}, {"sha256", spec.caps_policy->sha256},
                        {"bounding", isolation::capability_list(spec.caps_policy->bounding)},
                        {"ambient", isolation::capability_list(spec.caps_policy->ambient)}};
     if (spec.landlock_policy)
-        out["landlock"] = {{"source", spec.landlock_policy->path}, {"sha256", spec.landlock_policy->sha256},
+        out["landlock"] = {{"source", io::bytes_json(spec.landlock_policy->path)}, {"sha256", spec.landlock_policy->sha256},
                            {"min_abi", spec.landlock_policy->min_abi}, {"rules", spec.landlock_policy->rules.size()}};
     return out;
 }
@@ -383,8 +385,8 @@ json request_audit(const SandboxSpec& spec) {
             {"policies", policy_json(spec)},
             {"cap_add", isolation::capability_list(spec.cap_add)},
             {"network", std::string(net::to_string(spec.network))},
-            {"rootfs", spec.rootfs ? json(*spec.rootfs) : json(nullptr)},
-            {"rootfs_closure", spec.rootfs_closure ? json{{"manifest", spec.rootfs_closure->file},
+            {"rootfs", spec.rootfs ? io::bytes_json(*spec.rootfs) : json(nullptr)},
+            {"rootfs_closure", spec.rootfs_closure ? json{{"manifest", io::bytes_json(spec.rootfs_closure->file)},
                                                           {"sha256", spec.rootfs_closure->sha256},
                                                           {"paths", spec.rootfs_closure->paths.size()}}
                                                     : json(nullptr)},
@@ -408,7 +410,7 @@ json applied_audit(const SandboxSpec& spec, const Sandbox& sb, const isolation::
             {"user_namespace", {{"uid_map", one_line(isolation::format_map(plan.maps.uid))}}},
             {"mount_verification", "before exec"},
             {"limits", limits_json(sb.applied_limits)},
-            {"degraded", sb.degraded}};
+            {"degraded", io::bytes_json_array(sb.degraded)}};
 }
 
 // Trace mode's output: the NDJSON trace, and an audit record of the
@@ -449,10 +451,10 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
         {"id", sb.id},
         {"name", sb.name},
         {"pid", pid},
-        {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)},
+        {"cgroup", sb.cgroup ? io::bytes_json(sb.cgroup->path()) : json(nullptr)},
         {"namespaces", namespaces},
         {"network", std::string(net::to_string(spec.network))},
-        {"mounts", plan.mount_summary},
+        {"mounts", io::bytes_json_array(plan.mount_summary)},
         {"user", {{"uid", spec.uid}, {"gid", spec.gid},
                   {"uid_map", one_line(isolation::format_map(plan.maps.uid))},
                   {"gid_map", one_line(isolation::format_map(plan.maps.gid))}}},
@@ -462,8 +464,8 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
         {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi},
                       {"scoped", plan.landlock.scoped}, {"reason", plan.landlock.reason}}},
         {"capabilities", {{"kept", isolation::capability_list(spec.cap_add)}, {"no_new_privs", true}}},
-        {"degraded", sb.degraded},
-        {"notes", sb.notes},
+        {"degraded", io::bytes_json_array(sb.degraded)},
+        {"notes", io::bytes_json_array(sb.notes)},
         {"limits", limits_json(sb.applied_limits)},
     };
 }
@@ -638,10 +640,28 @@ json cpu_usage(const Outcome& o) {
 }
 
 
+// A parent inside a sandbox's cgroup ("sandbox-<32 hex digits>", the name
+// prepare_cgroup() gives each) would put the new sandbox in another's
+// subtree: killed with it, and keeping its cgroup from ever being removed.
+Status check_cgroup_parent(const std::string& parent) {
+    for (size_t start = 0; start <= parent.size();) {
+        size_t end = std::min(parent.find('/', start), parent.size());
+        std::string_view part = std::string_view(parent).substr(start, end - start);
+        bool sandbox = part.size() == 8 + 32 && part.starts_with("sandbox-") &&
+                       std::all_of(part.begin() + 8, part.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+        if (sandbox)
+            return Error::plain("--cgroup-parent \"" + parent + "\" is inside the cgroup of sandbox " +
+                                std::string(part.substr(8)) + "; a sandbox cannot be placed in another's");
+        start = end + 1;
+    }
+    return {};
+}
+
 Status admit(const SandboxSpec& spec, EventLog& audit) {
     (void)audit.emit(request_audit(spec));
     auto host = probe_host(spec);
-    auto allowed = check_mode_rules(spec, host);
+    auto allowed = check_cgroup_parent(spec.cgroup_parent);
+    if (allowed) allowed = check_mode_rules(spec, host);
     if (allowed) allowed = verify_integrity(spec);
     if (!allowed)
         (void)audit.emit({{"audit", "refused"}, {"mode", std::string(to_string(spec.mode))},
@@ -801,11 +821,18 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
             warn(root.error().describe());
         }
     }
-    auto removed = sb.record.remove();
-    cleanup["state_removed"] = removed.ok();
-    if (!removed) {
+    // A cgroup that could not be removed keeps its record, unlocked once
+    // `sb` goes: gc (a later `nucleus run`, `nucleus gc`, the daemon's
+    // retry or its recovery) removes both, and nothing is forgotten.
+    if (!outcome.cgroup_removed) {
+        cleanup["state_removed"] = false;
+        clean = false;
+    } else if (auto removed = sb.record.remove(); !removed) {
+        cleanup["state_removed"] = false;
         clean = false;
         warn(removed.error().describe());
+    } else {
+        cleanup["state_removed"] = true;
     }
     cleanup["ok"] = clean;
     return cleanup;
@@ -818,7 +845,7 @@ json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup
                    {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(outcome)}, {"cleanup", cleanup}};
     if (outcome.stats) record["stats"] = stats_json(*outcome.stats);
     if (outcome.counts) record["limit_events"] = counts_json(*outcome.counts);
-    if (!outcome.error.empty()) record["error"] = outcome.error;
+    if (!outcome.error.empty()) record["error"] = io::bytes_json(outcome.error);
     return record;
 }
 

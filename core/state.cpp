@@ -119,7 +119,7 @@ Result<bool> clean_one(const std::string& file) {
         std::string path = record["cgroup"];
         // Only ever a directory this runtime named: "sandbox-<id>".
         if (path.find("/sandbox-") != std::string::npos && path.find("..") == std::string::npos) {
-            (void)io::write_file(path + "/cgroup.kill", "1");
+            if (auto cgroup = isolation::SandboxCgroup::open(path)) (void)cgroup->kill();
             int rc = ::rmdir(path.c_str());
             for (int i = 0; i < 200 && rc < 0 && errno == EBUSY; ++i) {
                 ::usleep(10000);

@@ -66,9 +66,6 @@ constexpr unsigned move_mount_f_empty_path = 0x00000004;
 // personality(2): the query value (returns the current persona, sets none).
 constexpr uint64_t personality_query = 0xffffffff;
 
-// move_mount(2): attaching a detached mount (fsmount, open_tree) by its fd.
-constexpr long sys_move_mount = 429;
-constexpr unsigned move_mount_f_empty_path = 0x00000004;
 
 // Landlock (include/uapi/linux/landlock.h)
 struct LandlockRulesetAttr {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Builds the policy-parser fuzz target with clang's libFuzzer (+ ASan, UBSan),
+# Builds the fuzz targets (policy parsers; the daemon's records read back) with clang's libFuzzer (+ ASan, UBSan),
 # with NDEBUG as the shipped build has it (toml++ 3.3 asserts internally on
 # some malformed keys; without NDEBUG that assert, not our code, aborts),
 # and runs it for SECONDS (default 30) from the seed corpus. Exits non-zero
@@ -56,3 +56,13 @@ echo "fuzz: building $out/mountinfo_fuzz"
 echo "fuzz: running mountinfo_fuzz for ${seconds}s"
 "$out/mountinfo_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$out/corpus-mountinfo" 2>&1 | tail -15
+# The daemon's records as recovery reads them back.
+mkdir -p "$out/records"
+cp -n "$root"/tests/fuzz/records/* "$out/records/" 2>/dev/null || true
+echo "fuzz: building $out/record_fuzz"
+(cd "$root" && clang++ -std=c++20 -O1 -g -DNDEBUG -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I. tests/fuzz/record_fuzz.cpp core/daemon/record_store.cpp core/daemon/sandbox_record.cpp \
+    io/bytes_json.cpp io/error.cpp io/unique_fd.cpp -o "$out/record_fuzz")
+echo "fuzz: running record_fuzz for ${seconds}s"
+"$out/record_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$out/records" 2>&1 | tail -15

@@ -1,4 +1,5 @@
-// nucleus daemon [FLAGS]: its flags are the daemon's own (core/daemon.cpp).
+// nucleus daemon [FLAGS]: its flags and start-up live with the daemon
+// (core/daemon/startup.cpp).
 #include <CLI/CLI.hpp>
 
 #include "core/cli/commands.hpp"
@@ -7,19 +8,10 @@
 namespace nucleus::core::cli {
 
 Command add_daemon_command(CLI::App& root, Invocation&) {
-    auto* app = root.add_subcommand("daemon", "Supervise sandboxes for API clients (docs/API.md)");
-    // Its flags are parsed by daemon_main, which sees the original argv.
-    app->prefix_command();
-    app->set_help_flag();
-    auto args = std::make_shared<std::vector<std::string>>();
-    return {.app = app, .run = [app, args] {
-        std::vector<std::string> words = {"nucleus", "daemon"};
-        for (const auto& extra : app->remaining()) words.push_back(extra);
-        std::vector<char*> argv;
-        for (auto& w : words) argv.push_back(w.data());
-        argv.push_back(nullptr);
-        return daemon_main(static_cast<int>(words.size()), argv.data());
-    }};
+    auto* app = root.add_subcommand("daemon", "Supervise sandboxes for API clients (docs/API.md), on one reactor thread");
+    auto config = std::make_shared<DaemonConfig>();
+    add_daemon_flags(*app, *config);
+    return {.app = app, .run = [config] { return run_daemon(std::move(*config)); }};
 }
 
 }  // namespace nucleus::core::cli

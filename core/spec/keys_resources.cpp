@@ -103,7 +103,7 @@ Status apply_cgroup_parent(const json& value, SandboxSpec& spec, const SpecKey& 
     // keep its cgroup from ever being removed.
     for (const auto& component : std::filesystem::path(normal))
         if (is_sandbox_cgroup(component.string()))
-            return bad(key, shown(parent) + " is inside the cgroup of sandbox " + component.string().substr(8, 12) +
+            return bad(key, shown(parent) + " is inside the cgroup of sandbox " + component.string().substr(8) +
                                 "; a sandbox's cgroup holds only that sandbox");
     spec.cgroup_parent = normal;
     return {};
