@@ -58,7 +58,7 @@ apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build pkg-config git \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev libhttp-parser-dev \
-    busybox-static uidmap iproute2 procps util-linux ca-certificates user-mode-linux qemu-system-x86 xz-utils \
+    busybox-static uidmap iproute2 procps util-linux ca-certificates qemu-system-x86 xz-utils \
     clang libclang-rt-14-dev hyperfine \
     python3 >/dev/null
 

@@ -91,18 +91,32 @@ fetch_unpacked() {  # DIR PACKAGE...
     rm -rf "$tmp"
 }
 
-fetch() {
-    local versions
+# Which packages, in which versions: the kernel package linux-image-amd64
+# depends on, kmod and busybox-static. The candidate versions name the
+# cache's directories. apt-cache loads the whole package cache on every call
+# (several seconds here), and its answer changes only with apt's lists or
+# configuration, so the answer is kept until one of them changes.
+resolve_packages() {
+    local resolved="$cache/resolved.env" versions
+    if [ -s "$resolved" ] && [ -z "$(find /var/lib/apt/lists /etc/apt -newer "$resolved" -print -quit)" ]; then
+        # shellcheck source=/dev/null
+        . "$resolved"
+        return
+    fi
     kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
     [ -n "$kernel_pkg" ] || die "apt does not know linux-image-amd64 (apt-get update?)"
     release=${kernel_pkg#linux-image-}
-    # The candidate versions name the cache's directories (one apt-cache
-    # call: each one loads the whole package cache).
     versions=$(apt-cache policy "$kernel_pkg" kmod busybox-static |
         awk '/^[^ ]/ {sub(":$", ""); pkg = $1} /Candidate:/ {print pkg "-" $2}')
     kernel_tree="$cache/$(grep "^$kernel_pkg-" <<<"$versions")"
     kmod_tree="$cache/$(grep '^kmod-' <<<"$versions")"
     busybox_tree="$cache/$(grep '^busybox-static-' <<<"$versions")"
+    printf '%s=%q\n' kernel_pkg "$kernel_pkg" release "$release" kernel_tree "$kernel_tree" \
+        kmod_tree "$kmod_tree" busybox_tree "$busybox_tree" >"$resolved"
+}
+
+fetch() {
+    resolve_packages
     fetch_unpacked "$kmod_tree" kmod libkmod2
     fetch_unpacked "$busybox_tree" busybox-static
     if [ ! -d "$kernel_tree" ]; then
@@ -165,7 +179,7 @@ build_initramfs() {
 # an initramfs of an older stage 1) is removed.
 prune_cache() {
     touch "$kernel_tree" "$kmod_tree" "$busybox_tree" "$initramfs"
-    find "$cache" -mindepth 1 -maxdepth 1 ! -name lock -mtime +7 -exec rm -rf {} +
+    find "$cache" -mindepth 1 -maxdepth 1 ! -name lock ! -name resolved.env -mtime +7 -exec rm -rf {} +
 }
 
 # The paths the guest must see through its fresh /run and /tmp; nested
@@ -191,7 +205,7 @@ boot() {
     if [ "$accel" = kvm ]; then
         accel_args=(-accel kvm -cpu host)
     else
-        accel_args=(-accel tcg,thread=multi -cpu max)
+        accel_args=(-accel "tcg,thread=multi" -cpu max)
     fi
     cpus=$(nproc)
     [ "$cpus" -le 4 ] || cpus=4

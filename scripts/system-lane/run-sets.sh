@@ -18,6 +18,8 @@ results=$LANE_RESULTS
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 echo "sets start: $(uptime_s)" >>"$results/timings.txt"
+# systemd mounts securityfs only when a unit needs it.
+[ -e /sys/kernel/security/lsm ] || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 {
     echo "guest kernel: $(uname -r)"
     echo "PID 1: $(cat /proc/1/comm)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the system lane's test sets (sourced by tests/system/*.sh).
 # A set is a bash script run inside the guest by scripts/system-lane.sh (and
 # by ctest on the host, where a set that needs the lane exits 77: SKIPPED).

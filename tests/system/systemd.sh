@@ -43,6 +43,12 @@ in_cgroup() { grep -qx "0::$2" "/proc/$1/cgroup"; }
 unit_gone() { ! systemctl is-active --quiet "$1" && [ -z "$(find /sys/fs/cgroup -name "$1" -print -quit)" ]; }
 # memory_max_of EVENTS: memory.max of the sandbox's cgroup, read while it runs.
 memory_max_of() { cat "$(event_field "$1" start cgroup)/memory.max"; }
+# refused_by RULE CODE OUTPUT: exit 125, naming the rule.
+refused_by() { [ "$2" = 125 ] && grep -qF "[rule $1]" <<<"$3"; }
+# ran_without_landlock CODE OUTPUT: exit 0, saying Landlock is missing.
+ran_without_landlock() { [ "$1" = 0 ] && grep -q 'degraded: landlock' <<<"$2"; }
+# running NAME: the daemon reports the sandbox running.
+running() { "$bin/nucleus" inspect "$1" 2>/dev/null | grep -q '"state": *"running"'; }
 
 echo "== 1. a scope with Delegate=yes (at ${SECONDS} s)"
 scope=nucleus-test-scope-$tag
@@ -112,13 +118,12 @@ for mode in strict-agent production; do
         -- /bin/true 2>&1)
     code=$?
     echo "$out"
-    check "$mode refuses (exit $code) [rule landlock-required]" \
-        eval '[ "$code" = 125 ] && grep -qF "[rule landlock-required]" <<<"$out"'
+    check "$mode refuses (exit $code) [rule landlock-required]" refused_by landlock-required "$code" "$out"
 done
 out=$(systemd-run --quiet --wait --pipe "${hide_landlock[@]}" "$bin/nucleus" run -- /bin/true 2>&1)
 code=$?
 echo "$out"
-check "agent runs (exit $code) and says Landlock is missing" eval '[ "$code" = 0 ] && grep -qi landlock <<<"$out"'
+check "agent runs (exit $code) and says Landlock is missing" ran_without_landlock "$code" "$out"
 
 echo "== 5. the daemon as a unit (at ${SECONDS} s)"
 units=/etc/systemd/system
@@ -137,8 +142,7 @@ main=$(systemctl show -p MainPID --value nucleus.service)
 check "the daemon moved itself into the unit's supervisor leaf" in_cgroup "$main" /system.slice/nucleus.service/supervisor
 "$bin/nucleus" create -d --name "keep-$tag" -- sleep 600 >/dev/null
 systemctl restart nucleus.service
-check "after a restart, a sandbox outside the unit is re-adopted and running" \
-    wait_until 30 eval '"$bin/nucleus" inspect "keep-$tag" | grep -q "\"state\": *\"running\""'
+check "after a restart, a sandbox outside the unit is re-adopted and running" wait_until 30 running "keep-$tag"
 "$bin/nucleus" rm --force "keep-$tag" >/dev/null
 systemctl stop nucleus.service
 check "the daemon stops cleanly on SIGTERM" [ "$(systemctl show -p Result --value nucleus.service)" = success ]
