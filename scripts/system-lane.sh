@@ -210,7 +210,9 @@ boot() {
     cpus=$(nproc)
     [ "$cpus" -le 4 ] || cpus=4
     cmdline="console=ttyS0 panic=-1 quiet loglevel=4"
-    [ "$pid1" = systemd ] && cmdline+=" systemd.show_status=error"
+    # The host's fstab and partitions are not the guest's: no mount units
+    # for them, nothing for local-fs.target to wait on.
+    [ "$pid1" = systemd ] && cmdline+=" systemd.show_status=error fstab=0 systemd.gpt_auto=0"
     # timeout(1) runs in a process group of its own: when this script is
     # interrupted, the trap below is what stops the guest.
     timeout -k 10 "$limit" qemu-system-x86_64 -nodefaults -no-user-config -machine q35 "${accel_args[@]}" \
