@@ -44,6 +44,7 @@ const char* child_step_name(ChildStep step) noexcept {
         case ChildStep::RootReadOnly: return "making the root read-only";
         case ChildStep::Hostname: return "setting the hostname";
         case ChildStep::Loopback: return "bringing up lo";
+        case ChildStep::Network: return "setting up the network namespace:";
         case ChildStep::Rlimits: return "setting rlimits";
         case ChildStep::Workdir: return "changing to the working directory";
         case ChildStep::LandlockRules: return "adding Landlock rules";
@@ -406,6 +407,8 @@ extern "C" int nucleus_child_main(void* opaque) noexcept {
         if (rc < 0) fail(plan, ChildStep::Hostname, rc, plan.hostname);
     }
     if (plan.bring_up_loopback && (rc = bring_up_loopback()) < 0) fail(plan, ChildStep::Loopback, rc, "lo");
+    if (plan.network && (rc = setup_child_network(*plan.network, &step.detail)) < 0)
+        fail(plan, ChildStep::Network, rc, step.detail);
     step = apply_rlimits(plan);
     if (step.rc < 0) fail(plan, ChildStep::Rlimits, step.rc, nullptr);
     if ((rc = call(SYS_chdir, plan.workdir)) < 0) fail(plan, ChildStep::Workdir, rc, plan.workdir);

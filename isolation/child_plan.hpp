@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <sys/types.h>
 
+#include "isolation/child_net.hpp"
+
 namespace nucleus::isolation {
 
 enum class MountKind : uint8_t {
@@ -69,6 +71,7 @@ enum class ChildStep : uint32_t {
     RootReadOnly,
     Hostname,
     Loopback,
+    Network,
     Rlimits,
     Workdir,
     LandlockRules,
@@ -113,6 +116,7 @@ struct ChildPlan {
     gid_t setup_gid = 0;
     const char* hostname = nullptr;
     bool bring_up_loopback = false;
+    const ChildNetwork* network = nullptr;  // routes, rules, sockets (isolation/child_net.hpp)
     uid_t uid = 0;
     gid_t gid = 0;
     bool may_setgroups = true;           // false when setgroups is "deny"

@@ -198,8 +198,11 @@ private:
         mkdir("/nix", 0755);
         for (const char* dir : system_dirs) NUCLEUS_TRY(mirror(dir, dir, true));
         mkdir("/etc");
-        for (const char* entry : etc_entries)
+        for (const char* entry : etc_entries) {
+            if (!req_.resolv_conf.empty() && std::string_view(entry) == "resolv.conf") continue;
             NUCLEUS_TRY(mirror(std::string("/etc/") + entry, std::string("/etc/") + entry, false));
+        }
+        if (!req_.resolv_conf.empty()) write_file("/etc/resolv.conf", req_.resolv_conf);
         write_file("/etc/passwd", passwd());
         write_file("/etc/group", group());
         write_file("/etc/hostname", req_.hostname + "\n");
@@ -435,6 +438,14 @@ private:
         c.mount_count = plan_.mounts_.size();
         c.hostname = keep(req_.hostname);
         c.bring_up_loopback = req_.new_network_namespace;
+        if (req_.new_network_namespace && (!req_.netlink_scripts.empty() || !req_.listen_sockets.empty())) {
+            plan_.netlink_scripts_ = req_.netlink_scripts;
+            plan_.listen_sockets_ = req_.listen_sockets;
+            plan_.network_ = ChildNetwork{plan_.netlink_scripts_.data(), plan_.netlink_scripts_.size(),
+                                          plan_.listen_sockets_.data(), plan_.listen_sockets_.size(),
+                                          req_.network_channel_fd};
+            c.network = &plan_.network_;
+        }
         // Container root when it is mapped, else the workload's own ids.
         c.setup_uid = isolation::map_to_host(req_.maps.uid, 0) >= 0 ? 0 : req_.uid;
         c.setup_gid = isolation::map_to_host(req_.maps.gid, 0) >= 0 ? 0 : req_.gid;
