@@ -50,7 +50,10 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     };
     str("--name", "name", "Name of the sandbox (default nucleus-<id>)");
     str("--rootfs", "rootfs", "Root filesystem directory, mounted read-only (default: the host's /usr, /bin, /lib... read-only)");
-    str("--network", "network", "none (default: own namespace with lo) or host");
+    str("--network", "network", "none (default: own namespace with lo), host, or egress (the default with --allow-*)");
+    list("--allow-domain", "allow_domain", "Egress: allow NAME or *.NAME[:PORT[,PORT]] (default ports 443,80; repeatable)");
+    list("--allow-cidr", "allow_cidr", "Egress: allow CIDR[:PORTS], [IPv6/N]:PORTS for IPv6 (repeatable)");
+    list("--allow-from-file", "allow_from_file", "Egress: allow rules from FILE, one NAME or CIDR per line (repeatable)");
     auto flag = [&](const std::string& name, const std::string& key, const std::string& help) {
         run.add_flag(name, f.bools[key], help);
     };

@@ -279,6 +279,11 @@ private:
     std::string metrics() const;
     void forget(const std::string& id);
     void spawn_task(asio::awaitable<void> task);
+    // One resolver (and cache) for every egress sandbox of this daemon.
+    std::shared_ptr<net::UpstreamResolver> egress_resolver() {
+        if (!resolver_) resolver_ = std::make_shared<net::UpstreamResolver>(reactor_.get_executor(), net::host_resolver_config());
+        return resolver_;
+    }
 
     asio::io_context& reactor_;
     DaemonConfig config_;
@@ -295,6 +300,7 @@ private:
     std::map<std::string, uint64_t> exits_by_reason_;
     double spawn_seconds_sum_ = 0;
     uint64_t spawn_count_ = 0;
+    std::shared_ptr<net::UpstreamResolver> resolver_;
 };
 
 void Daemon::spawn_task(asio::awaitable<void> task) {
@@ -491,7 +497,7 @@ asio::awaitable<void> Daemon::run_entry(Entry* e) {
                 publish(record);
             });
             lifecycle::RunContext ctx{nullptr, &e->spec, &sb, plan.get(), &events, &*out, &*err, &sinks,
-                                      false, true, {}};
+                                      false, true, {}, egress_resolver()};
             ctx.on_started = [this, entry, began](const io::ProcessHandle& process) {
                 entry->pid = process.pid();
                 entry->start_ticks = process_start_ticks(process.pid()).value_or(0);

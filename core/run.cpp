@@ -85,7 +85,7 @@ int run_sandbox(const SandboxSpec& spec) {
             outcome.error = sinks.error().describe();
         } else {
             RunContext ctx{spec.seccomp_mode == SeccompMode::Trace ? &trace : nullptr, &spec, &sb, plan->get(),
-                           &*events, &*out, &*err, &*sinks, true, false, {}};
+                           &*events, &*out, &*err, &*sinks, true, false, {}, nullptr};
             std::optional<Outcome> finished;
             std::exception_ptr failure;
             asio::co_spawn(reactor, spawn_and_supervise(ctx), [&](std::exception_ptr e, Outcome o) {
