@@ -39,7 +39,7 @@ TEST_CASE("a minimal document gives the agent defaults") {
 
 TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"bogus", 1}})) == "unknown setting \"bogus\"");
-    CHECK(error_of(with_command({{"network", "bridge"}})).starts_with("network (--network): must be none or host"));
+    CHECK(error_of(with_command({{"network", "bridge"}})).starts_with("network (--network): must be none, host or egress"));
     CHECK(error_of(with_command({{"user", "root"}})).find("not a numeric id") != std::string::npos);
     CHECK(error_of(with_command({{"user", "70000"}})).find("outside the sandbox's range") != std::string::npos);
     CHECK(error_of(with_command({{"rootfs", "/nonexistent/rootfs"}})).starts_with("rootfs (--rootfs): \"/nonexistent/rootfs\""));
