@@ -270,6 +270,7 @@ private:
     asio::awaitable<Status> start(Entry& e);
     asio::awaitable<void> run_entry(Entry* e);
     asio::awaitable<void> watch_adopted(Entry* e);
+    std::shared_ptr<net::EgressService> serve_adopted_egress(Entry& e);
     void finish(Entry& e, lifecycle::Outcome& outcome, const json& final_event);
     Status send_signal(Entry& e, int sig);
     asio::awaitable<void> wait_exit(Entry& e, std::optional<double> timeout_s, io::http::Responder& res, bool& exited);
@@ -605,12 +606,19 @@ asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
             if (--output->pumping == 0) output->done.cancel();
         });
     }
+    // Its egress sockets closed with the old daemon; make them again in its
+    // network namespace and serve them until it exits.
+    auto egress = serve_adopted_egress(*e);
     auto dup = io::dup_fd(e->pidfd.get());
     if (dup) {
         asio::posix::stream_descriptor pidfd(ex, dup->release());
         (void)co_await pidfd.async_wait(asio::posix::descriptor_base::wait_read, asio::as_tuple(asio::use_awaitable));
     }
     lifecycle::Outcome outcome;
+    if (egress) {
+        egress->stop();
+        outcome.egress = egress->stats().to_json();
+    }
     outcome.reason = "exited_unobserved";
     outcome.exit_code = -1;
     if (!e->cgroup_path.empty()) {
@@ -633,9 +641,36 @@ asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
     if (e->sb) cleanup = lifecycle::teardown(e->spec, *e->sb, outcome, true);
     json final_event = {{"event", "exit"}, {"id", e->id}, {"name", e->name}, {"exit_code", nullptr},
                         {"reason", outcome.reason}, {"cleanup", cleanup}};
+    if (!outcome.egress.is_null()) final_event["egress"] = outcome.egress;
     finish(*e, outcome, final_event);
     e->exit_code.reset();
     persist(*e);
+}
+
+// --network egress, re-adopted: the sockets are made again inside the
+// sandbox's network namespace (its rules and routes live on in it), on
+// the same privileged ports, which the workload cannot take meanwhile.
+// A handful of syscalls on the reactor thread, which setns(2) switches
+// into the namespace and straight back.
+std::shared_ptr<net::EgressService> Daemon::serve_adopted_egress(Entry& e) {
+    if (e.spec.network != net::NetworkMode::Egress || !e.pid) return nullptr;
+    auto netns = io::open_fd("/proc/" + std::to_string(*e.pid) + "/ns/net", O_RDONLY);
+    auto sockets = netns ? net::create_egress_sockets_in(netns->get()) : Result<net::EgressSockets>(netns.error());
+    if (!sockets) {
+        lifecycle::report_warning("re-adopting sandbox " + e.id + ": its egress is not served: " + sockets.error().describe());
+        publish({{"event", "egress"}, {"id", e.id}, {"action", "error"}, {"reason", sockets.error().describe()}});
+        return nullptr;
+    }
+    net::EgressService::Options options;
+    options.policy = e.spec.egress;
+    options.resolver = egress_resolver();
+    options.owns_resolver = false;
+    options.on_event = [this, id = e.id](json record) {
+        record["id"] = id;
+        record["time"] = utc_timestamp();
+        publish(std::move(record));
+    };
+    return net::EgressService::start(reactor_.get_executor(), std::move(*sockets), std::move(options));
 }
 
 Status Daemon::send_signal(Entry& e, int sig) {
