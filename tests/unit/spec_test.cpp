@@ -239,3 +239,19 @@ TEST_CASE("a rootfs the sandbox cannot traverse is refused naming it") {
     CHECK(ancestor.error().message.find(": \"" + base.string() + "\" (mode 0700") != std::string::npos);
     fs::remove_all(base);
 }
+
+TEST_CASE("network keys: allow rules make egress the default; none and host refuse them") {
+    auto egress = spec_from_document(with_command({{"allow_domain", json::array({"pypi.org", "*.example.com:443"})},
+                                                   {"allow_cidr", "203.0.113.0/24:22"}}));
+    REQUIRE(egress);
+    CHECK(egress->network == nucleus::net::NetworkMode::Egress);
+    CHECK(egress->egress.domains.size() == 2);
+    CHECK(egress->egress.cidrs.size() == 1);
+    CHECK(error_of(with_command({{"network", "host"}, {"allow_domain", "pypi.org"}})).starts_with("network (--network): host takes no allow rules"));
+    CHECK(error_of(with_command({{"allow_domain", "a b"}})).starts_with("allow_domain (--allow-domain): "));
+    CHECK(error_of(with_command({{"allow_cidr", json::array({1})}})).starts_with("allow_cidr (--allow-cidr): must be a list"));
+    CHECK(error_of(with_command({{"allow_from_file", "/nonexistent/allow.txt"}})).starts_with("allow_from_file (--allow-from-file): "));
+    auto explicit_egress = spec_from_document(with_command({{"network", "egress"}}));
+    REQUIRE(explicit_egress);
+    CHECK(explicit_egress->egress.empty());  // deny everything, DNS included
+}
