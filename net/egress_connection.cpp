@@ -52,6 +52,40 @@ constexpr auto dns_idle_timeout = std::chrono::seconds(10);
 constexpr size_t pipe_capacity = 256 * 1024;
 constexpr int splices_per_wakeup = 16;  // then yield to the other sandboxes
 
+// A deadline for the pending operation on a socket: a plain timer whose
+// handler cancels the operation (cheaper than racing two coroutines with
+// `||` on the path every connection takes). The handler may already be
+// queued when the operation completes first, so it checks, through state
+// it shares, that the awaiting code still holds the deadline.
+class Deadline {
+public:
+    template <class Socket>
+    Deadline(Socket& socket, std::chrono::steady_clock::duration after)
+        : state_(std::make_shared<State>()), timer_(socket.get_executor(), after) {
+        timer_.async_wait([state = state_, &socket](std::error_code ec) {
+            if (ec || !state->armed) return;
+            state->expired = true;
+            std::error_code ignored;
+            socket.cancel(ignored);
+        });
+    }
+    ~Deadline() {
+        state_->armed = false;
+        timer_.cancel();
+    }
+    Deadline(const Deadline&) = delete;
+    Deadline& operator=(const Deadline&) = delete;
+    bool expired() const { return state_->expired; }
+
+private:
+    struct State {
+        bool armed = true;
+        bool expired = false;
+    };
+    std::shared_ptr<State> state_;
+    asio::steady_timer timer_;
+};
+
 struct Destination {
     IpAddress address;
     uint16_t port = 0;
@@ -222,18 +256,17 @@ asio::awaitable<void> EgressConnection::run() {
 // HTTP, until the end of the first request's headers). False: closed.
 asio::awaitable<bool> EgressConnection::read_first_bytes(uint16_t port) {
     bool web_port = port == 80 || port == 443;
-    asio::steady_timer deadline(state_->executor, web_port ? std::chrono::steady_clock::duration(first_bytes_timeout)
-                                                           : std::chrono::steady_clock::duration(first_bytes_grace));
+    Deadline deadline(client_, web_port ? std::chrono::steady_clock::duration(first_bytes_timeout)
+                                        : std::chrono::steady_clock::duration(first_bytes_grace));
     std::array<uint8_t, 4096> buf;
     for (;;) {
         auto seen = inspect_first_bytes(first_);
         bool headers_done = seen.kind != StreamKind::Http ||
                             std::search(first_.begin(), first_.end(), "\r\n\r\n", "\r\n\r\n" + 4) != first_.end();
         if ((seen.kind != StreamKind::NeedMore && headers_done) || first_.size() >= max_first_bytes) co_return true;
-        auto got = co_await (client_.async_read_some(asio::buffer(buf), use_tuple) || deadline.async_wait(use_tuple));
+        auto [ec, n] = co_await client_.async_read_some(asio::buffer(buf), use_tuple);
         if (closed_) co_return false;
-        if (got.index() == 1) co_return true;  // silent: classified below as it stands
-        auto [ec, n] = std::get<0>(got);
+        if (deadline.expired()) co_return true;  // silent: classified as it stands
         if (ec) {
             close(true);
             co_return false;
@@ -294,10 +327,12 @@ asio::awaitable<std::optional<IpAddress>> EgressConnection::dial(const std::vect
         if (closed_) co_return std::nullopt;
         std::error_code ec;
         if (upstream_.is_open()) upstream_.close(ec);
-        asio::steady_timer deadline(state_->executor, connect_timeout);
-        auto done = co_await (upstream_.async_connect(endpoint_of(address, port), use_tuple) || deadline.async_wait(use_tuple));
+        upstream_.open(address.family == AF_INET ? tcp::v4() : tcp::v6(), ec);
+        if (ec) continue;
+        Deadline deadline(upstream_, connect_timeout);
+        auto [connect_ec] = co_await upstream_.async_connect(endpoint_of(address, port), use_tuple);
         if (closed_) co_return std::nullopt;
-        if (done.index() == 0 && !std::get<0>(std::get<0>(done))) co_return address;
+        if (!connect_ec && !deadline.expired()) co_return address;
     }
     co_return std::nullopt;
 }

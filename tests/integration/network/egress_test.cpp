@@ -19,6 +19,7 @@
 
 #include <catch2/catch_test_macros.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -168,12 +169,20 @@ TEST_CASE("egress: DNS exfiltration gets NXDOMAIN at once and no query reaches a
     REQUIRE(r.exit_code == 0);
     auto lines = split_lines(r.out);
     REQUIRE(static_cast<int>(lines.size()) == probes);
+    std::vector<double> ms;
     for (const auto& line : lines) {
         INFO(line);
         CHECK(line.starts_with("rcode=3 answers=0 "));
-        // Fast: answered by the stub, never forwarded. (A bound, not a timing claim.)
-        CHECK(std::stod(line.substr(line.find("ms=") + 3)) < 50.0);
+        ms.push_back(std::stod(line.substr(line.find("ms=") + 3)));
     }
+    // Answered at once by the stub, never forwarded: no answer waits for a
+    // timeout or retry (a resolver's is at least a second). The bound is
+    // loose on purpose, tests assert no timings; the measured values (well
+    // under 50 ms on an idle machine) are reported here.
+    std::sort(ms.begin(), ms.end());
+    WARN("stub NXDOMAIN round trips, Python client included: median " << ms[ms.size() / 2] << " ms, max " << ms.back()
+                                                                      << " ms");
+    CHECK(ms.back() < 1000.0);
     CHECK(count_lines_with(w.queries(), "exfil") == 0);
     CHECK(w.queries("queries-second.log").empty());
     CHECK(w.counters()["other"] == 0);
