@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "../harness.hpp"
 
@@ -362,4 +363,52 @@ TEST_CASE("egress: nothing outlives a sandbox whose supervisor is SIGKILLed", "[
     CHECK(again.exit_code == 0);
     auto after = wait_for_leftovers(baseline);
     CHECK(after == baseline);
+}
+
+TEST_CASE("egress: a daemon restarted after SIGKILL serves its re-adopted sandboxes' egress again", "[egress][daemon]") {
+    auto& w = world();
+    TempDir d{"egress-daemon", 0755};
+    TempDir ws{"egress-ws", 0777};
+    std::string sock = (d / "nucleus.sock").string(), state = (d / "state").string();
+    auto start_daemon = [&] {
+        return Process::start(w.in_host({kNucleus, "daemon", "--socket", sock, "--state-dir", state}), with_deadline(120s));
+    };
+    auto wait_for = [](auto predicate, std::chrono::milliseconds timeout) {
+        auto until = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < until) {
+            if (predicate()) return true;
+            std::this_thread::sleep_for(100ms);
+        }
+        return predicate();
+    };
+    auto served = [&] { return count_lines_with(read_file(ws / "log"), "path=/loop"); };
+    SpawnOptions client;
+    client.env = {"NUCLEUS_SOCKET=" + sock};
+    auto daemon = start_daemon();
+    REQUIRE(wait_for([&] { return fs::exists(sock); }, 10s));
+    auto created = run({kNucleus, "create", "-d", "--name", "egress-readopt", "--workspace", ws.str(), "--allow-domain",
+                        "allowed.test", "--", "sh", "-c",
+                        "while :; do curl -sS -m 2 http://allowed.test/loop >> /workspace/log 2>&1 || echo FAIL >> "
+                        "/workspace/log; sleep 0.2; done"},
+                       client);
+    INFO(created.describe());
+    REQUIRE(created.exit_code == 0);
+    REQUIRE(wait_for([&] { return served() > 0; }, 20s));
+    daemon.signal(SIGKILL);
+    (void)daemon.wait();
+    long before = served();
+    auto restarted = start_daemon();
+    bool adopted = wait_for(
+        [&] {
+            restarted.pump(100ms);
+            return contains(restarted.err(), "re-adopted 1 running sandbox");
+        },
+        15s);
+    INFO(restarted.err());
+    REQUIRE(adopted);
+    CHECK(wait_for([&] { return served() >= before + 3; }, 20s));
+    auto removed = run({kNucleus, "rm", "--force", "egress-readopt"}, client);
+    CHECK(removed.exit_code == 0);
+    restarted.signal(SIGTERM);
+    (void)restarted.wait();
 }
