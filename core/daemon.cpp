@@ -302,6 +302,7 @@ private:
     double spawn_seconds_sum_ = 0;
     uint64_t spawn_count_ = 0;
     std::shared_ptr<net::UpstreamResolver> resolver_;
+    std::map<std::string, uint64_t> egress_totals_;  // summed EgressStats of exited sandboxes
 };
 
 void Daemon::spawn_task(asio::awaitable<void> task) {
@@ -541,6 +542,9 @@ void Daemon::finish(Entry& e, lifecycle::Outcome& outcome, const json& final_eve
     e.pidfd.reset();
     e.sb.reset();
     if (never_started) ++start_failures_;
+    if (final_event.contains("egress") && final_event["egress"].is_object())
+        for (auto& [key, value] : final_event["egress"].items())
+            if (value.is_number_unsigned()) egress_totals_[key] += value.get<uint64_t>();
     ++exits_by_reason_[e.reason];
     persist(e);
     publish(final_event);
@@ -1165,6 +1169,9 @@ std::string Daemon::metrics() const {
     line("# TYPE nucleus_spawn_seconds summary");
     line("nucleus_spawn_seconds_sum " + std::to_string(spawn_seconds_sum_));
     line("nucleus_spawn_seconds_count " + std::to_string(spawn_count_));
+    line("# HELP nucleus_egress_total Egress decisions of sandboxes that have exited (--network egress).");
+    line("# TYPE nucleus_egress_total counter");
+    for (auto& [key, n] : egress_totals_) line("nucleus_egress_total{counter=\"" + key + "\"} " + std::to_string(n));
     line("# HELP nucleus_api_requests_total API requests served.");
     line("# TYPE nucleus_api_requests_total counter");
     line("nucleus_api_requests_total " + std::to_string(requests_total_));
