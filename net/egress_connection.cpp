@@ -132,11 +132,7 @@ class EgressConnection : public std::enable_shared_from_this<EgressConnection> {
 public:
     EgressConnection(std::shared_ptr<EgressState> state, tcp::socket client, int family)
         : state_(std::move(state)), client_(std::move(client)), upstream_(state_->executor), family_(family) {}
-    ~EgressConnection() {
-        state_->stats_.bytes_out += out_.bytes;
-        state_->stats_.bytes_in += in_.bytes;
-        state_->remove_connection(id_);
-    }
+    ~EgressConnection() { state_->remove_connection(id_); }
 
     asio::awaitable<void> run();
     void close(bool reset);
@@ -180,6 +176,10 @@ void start_connection(std::shared_ptr<EgressState> state, tcp::socket client, in
 void EgressConnection::close(bool reset) {
     if (closed_) return;
     closed_ = true;
+    // Counted here, not at destruction: stop() reads the stats right after
+    // closing, while handlers may still hold the connection.
+    state_->stats_.bytes_out += out_.bytes;
+    state_->stats_.bytes_in += in_.bytes;
     std::error_code ec;
     if (reset) {
         // SO_LINGER 0: close(2) sends RST, so the client sees a reset, not an EOF.
@@ -202,6 +202,10 @@ void EgressConnection::deny(nlohmann::json record, const std::string& reason) {
 
 asio::awaitable<void> EgressConnection::run() {
     id_ = state_->add_connection(weak_from_this());
+    if (state_->stats_.connections_open > max_connections_per_sandbox) {
+        deny(nlohmann::json::object(), "more than " + std::to_string(max_connections_per_sandbox) + " connections open");
+        co_return;
+    }
     auto dest = original_destination(client_.native_handle(), family_);
     if (!dest) {
         deny(nlohmann::json::object(), "no original destination (not a redirected connection)");
@@ -281,7 +285,7 @@ std::string EgressConnection::first_bytes_refusal(const std::string& name, uint1
         case StreamKind::Tls: {
             if (!seen.host) return "TLS without SNI on a connection to " + name;
             auto sni = canonical_name(*seen.host);
-            if (!sni || *sni != name) return "TLS SNI " + seen.host->substr(0, 256) + " on a connection to " + name;
+            if (!sni || *sni != name) return "TLS SNI " + printable(*seen.host) + " on a connection to " + name;
             return "";
         }
         case StreamKind::Http:
@@ -290,6 +294,10 @@ std::string EgressConnection::first_bytes_refusal(const std::string& name, uint1
             return "";
         case StreamKind::Invalid: return "malformed TLS ClientHello on a connection to " + name;
         case StreamKind::NeedMore:
+            // A ClientHello or request that stopped half-way is not let
+            // through on the grace period meant for server-first protocols.
+            if (!first_.empty()) return "incomplete TLS ClientHello or HTTP request on a connection to " + name;
+            [[fallthrough]];
         case StreamKind::Other:
             if (port == 80 || port == 443)
                 return first_.empty() ? "no TLS ClientHello or HTTP request on port " + std::to_string(port)

@@ -120,7 +120,8 @@ std::shared_ptr<EgressService> EgressService::start(asio::any_io_executor execut
 
 EgressState::EgressState(asio::any_io_executor ex, EgressSockets sockets, Options options)
     : executor(ex), policy(std::move(options.policy)), resolver(std::move(options.resolver)),
-      owns_resolver_(options.owns_resolver), on_event_(std::move(options.on_event)), capture4_(ex), capture6_(ex) {
+      owns_resolver_(options.owns_resolver), on_event_(std::move(options.on_event)), capture4_(ex), capture6_(ex),
+      accept_backoff_(ex) {
     std::error_code ec;
     dns4_ = std::make_unique<DnsSocket>(DnsSocket{asio::ip::udp::socket(ex), {}, {}});
     dns6_ = std::make_unique<DnsSocket>(DnsSocket{asio::ip::udp::socket(ex), {}, {}});
@@ -170,8 +171,19 @@ void EgressState::answer_dns(DnsSocket& dns, size_t length) {
 void EgressState::accept_next(asio::ip::tcp::acceptor& acceptor, int family) {
     acceptor.async_accept([self = shared_from_this(), &acceptor, family](std::error_code ec, asio::ip::tcp::socket client) {
         if (self->stopped || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return;
-        if (!ec) start_connection(self, std::move(client), family);
-        // Other errors (ECONNABORTED, EMFILE) concern one connection.
+        if (!ec) {
+            start_connection(self, std::move(client), family);
+        } else if (ec != asio::error::connection_aborted) {
+            // Out of descriptors or memory: the connection stays queued in
+            // the backlog; try again shortly rather than spin on the error.
+            self->accept_backoff_.expires_after(std::chrono::milliseconds(100));
+            // Shared by both listeners: re-arming it for one aborts the
+            // other's wait, which then accepts again at once.
+            self->accept_backoff_.async_wait([self, &acceptor, family](std::error_code) {
+                if (!self->stopped) self->accept_next(acceptor, family);
+            });
+            return;
+        }
         self->accept_next(acceptor, family);
     });
 }
@@ -215,6 +227,7 @@ void EgressState::stop() {
     dns6_->socket.close(ec);
     capture4_.close(ec);
     capture6_.close(ec);
+    accept_backoff_.cancel();
     auto open = connections_;
     for (auto& [id, weak] : open)
         if (auto c = weak.lock()) close_connection(*c);

@@ -10,6 +10,7 @@
 
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "net/dns_stub.hpp"
 #include "net/egress_service.hpp"
@@ -55,12 +56,17 @@ private:
     EgressEventSink on_event_;
     std::unique_ptr<DnsSocket> dns4_, dns6_;
     asio::ip::tcp::acceptor capture4_, capture6_;
+    asio::steady_timer accept_backoff_;  // after EMFILE/ENFILE/ENOMEM, instead of spinning
     std::map<uint64_t, std::weak_ptr<EgressConnection>> connections_;
     uint64_t next_connection_ = 1;
     double tokens_ = EgressService::event_burst;
     std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
     uint64_t suppressed_since_last_ = 0;
 };
+
+// Connections one sandbox may have open at once; more are reset (each
+// costs the supervisor six descriptors: two sockets, two pipes).
+constexpr uint64_t max_connections_per_sandbox = 512;
 
 // Serves one captured connection: decides, resolves, dials, relays
 // (net/egress_connection.cpp). Runs until both directions end or the

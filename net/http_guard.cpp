@@ -3,6 +3,7 @@
 #include <http_parser.h>
 
 #include <charconv>
+#include <cstdio>
 
 #include "net/egress_policy.hpp"
 
@@ -30,6 +31,20 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
+
+std::string printable(std::string_view text) {
+    std::string out;
+    for (unsigned char c : text.substr(0, 256)) {
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        }
+    }
+    return out;
+}
 
 std::string host_of_authority(std::string_view authority, uint16_t port) {
     if (auto at = authority.rfind('@'); at != std::string_view::npos) return "";  // userinfo: refuse
@@ -120,7 +135,7 @@ struct HttpGuard::Parser {
                 std::string_view rest = std::string_view(url).substr(scheme.size());
                 auto authority = rest.substr(0, rest.find_first_of("/?#"));
                 auto target = host_of_authority(authority, guard->port_);
-                if (target != want) refusal = "HTTP request for " + std::string(authority) + " on a connection to " + want;
+                if (target != want) refusal = "HTTP request for " + printable(authority) + " on a connection to " + want;
                 return;
             }
         }
@@ -129,7 +144,7 @@ struct HttpGuard::Parser {
             return;
         }
         if (host_of_authority(host, guard->port_) != want)
-            refusal = "HTTP Host " + host.substr(0, 256) + " on a connection to " + want;
+            refusal = "HTTP Host " + printable(host) + " on a connection to " + want;
     }
 };
 

@@ -40,6 +40,10 @@ private:
     friend struct Parser;
 };
 
+// Bytes from the sandbox (a Host, an SNI) as they may appear in an event
+// or error: printable ASCII, anything else as \xHH, at most 256 bytes.
+std::string printable(std::string_view text);
+
 // "Example.com:443" -> "example.com" when the port (if any) is `port` or
 // the scheme's default; nullopt-like empty string when it is not a host.
 std::string host_of_authority(std::string_view authority, uint16_t port);
