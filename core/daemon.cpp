@@ -716,7 +716,7 @@ Status Daemon::recover() {
         std::optional<Phase> phase;
         std::optional<SandboxSpec> spec;
         if (rec.is_object() && rec.contains("document")) {
-            auto s = spec_from_document(rec["document"]);
+            auto s = spec_from_resolved(rec["document"], DocumentSource::Daemon);
             if (s) spec = std::move(*s);
             phase = phase_from(rec.value("state", ""));
         }
@@ -826,14 +826,15 @@ asio::awaitable<void> Daemon::create(const io::http::Request& req, io::http::Res
         co_await res.send_error(400, "the body must be a JSON object: the spec document (keys as nucleus run --config)");
         co_return;
     }
-    for (const char* key : {"events_fd", "config_fd", "env_fd", "log_dir", "events_jsonl"}) {
-        if (doc.contains(key)) {
-            co_await res.send_error(400, std::string("'") + key +
-                                             "' cannot be used through the daemon (file descriptors and log files are the daemon's)");
-            co_return;
-        }
+    // The resolved document is what the records keep: recovery rebuilds the
+    // spec from it without the host files it named (they may be gone).
+    auto resolved = resolve_document(doc, DocumentSource::Daemon);
+    if (!resolved) {
+        co_await res.send_error(400, resolved.error().describe());
+        co_return;
     }
-    auto spec = spec_from_document(doc);
+    doc = std::move(*resolved);
+    auto spec = spec_from_resolved(doc, DocumentSource::Daemon);
     if (!spec) {
         co_await res.send_error(400, spec.error().describe());
         co_return;

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "core/spec.hpp"
+#include "core/spec/keys.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/cgroup.hpp"
 #include "isolation/landlock.hpp"
@@ -80,11 +81,6 @@ std::string list_or_none(const std::vector<std::string>& items) {
 }
 
 using Verdict = std::optional<std::string>;
-
-Verdict no_degraded_flag(const SandboxSpec& s, const HostFacts&) {
-    if (!s.allow_degraded_security) return std::nullopt;
-    return mode_name(s) + " mode refuses --allow-degraded-security: it fails closed when a layer cannot be applied";
-}
 
 Verdict no_host_network(const SandboxSpec& s, const HostFacts&) {
     if (s.network != net::NetworkMode::Host) return std::nullopt;
@@ -175,7 +171,6 @@ Verdict lockdown_required(const SandboxSpec& s, const HostFacts& h) {
 const std::vector<ModeRule>& mode_rules() {
     //                                         agent  strict prod
     static const std::vector<ModeRule> rules = {
-        {"no-allow-degraded-security", false, true, true, no_degraded_flag},
         {"no-host-network", false, true, true, no_host_network},
         {"no-seccomp-trace", false, true, true, no_seccomp_trace},
         {"cgroup-required", false, true, true, cgroup_required},
@@ -209,7 +204,24 @@ HostFacts probe_host(const SandboxSpec& spec) {
     return facts;
 }
 
+// Settings the key table declares valid only in some modes
+// (core/spec/keys.hpp), refused by presence.
+Status check_settings_in_mode(const SandboxSpec& spec) {
+    for (const auto& name : spec.settings_given) {
+        const SpecKey* key = find_spec_key(name);
+        if (!key || (key->modes & mode_bit(spec.mode))) continue;
+        std::string allowed;
+        for (auto mode : {ServiceMode::Agent, ServiceMode::StrictAgent, ServiceMode::Production})
+            if (key->modes & mode_bit(mode)) allowed += (allowed.empty() ? "" : " and ") + std::string(to_string(mode));
+        return Error::plain(mode_name(spec) + " mode refuses " + long_flag(*key) + ": it is for " + allowed +
+                            " mode only, and " + mode_name(spec) + " fails closed when a layer cannot be applied [rule " +
+                            std::string(key->mode_rule.empty() ? "setting-allowed-in-mode" : key->mode_rule) + "]");
+    }
+    return {};
+}
+
 Status check_mode_rules(const SandboxSpec& spec, const HostFacts& host) {
+    NUCLEUS_TRY(check_settings_in_mode(spec));
     for (const auto& rule : mode_rules()) {
         bool applies = spec.mode == ServiceMode::Agent         ? rule.agent
                        : spec.mode == ServiceMode::StrictAgent ? rule.strict_agent

@@ -15,11 +15,11 @@ cp -n "$root"/tests/fuzz/corpus/* "$out/corpus/" 2>/dev/null || true
 
 # The parsers and what they use, compiled straight into the target.
 sources=(
-    tests/fuzz/policy_fuzz.cpp core/policies.cpp core/spec_document.cpp core/modes.cpp core/attestation.cpp
+    tests/fuzz/policy_fuzz.cpp core/policies.cpp core/spec/*.cpp core/modes.cpp core/attestation.cpp io/bytes_json.cpp
     isolation/seccomp.cpp isolation/seccomp_default.cpp isolation/capabilities.cpp isolation/cgroup.cpp
     isolation/landlock.cpp isolation/cgroup/limits.cpp isolation/cgroup/memory.cpp isolation/cgroup/cpu.cpp
     isolation/cgroup/pids.cpp isolation/cgroup/io.cpp isolation/launch_plan.cpp isolation/mount_verify.cpp
-    isolation/idmap.cpp net/network.cpp net/egress_policy.cpp net/ip_address.cpp core/spec_network.cpp
+    isolation/idmap.cpp net/network.cpp net/egress_policy.cpp net/ip_address.cpp
     io/error.cpp io/unique_fd.cpp
 )
 # Volume validation asks the launch planner, which embeds the default

@@ -55,7 +55,8 @@ TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"ulimit", {"bogus=1"}}})).find("unknown limit") != std::string::npos);
     CHECK(error_of(with_command({{"ulimit", {"nofile=99999999"}}})).find("above the runtime's own hard limit") != std::string::npos);
     CHECK(error_of(with_command({{"timeout", -1}})).find("positive") != std::string::npos);
-    CHECK(error_of(with_command({{"timeout", "10"}})).find("must be a number") != std::string::npos);
+    CHECK(error_of(with_command({{"timeout", "ten"}})).find("must be a number") != std::string::npos);
+    CHECK(spec_from_document(with_command({{"timeout", "10"}})));  // as the flag gives it
     CHECK(error_of(with_command({{"env", {"=x"}}})).find("KEY=VALUE") != std::string::npos);
     CHECK(error_of(with_command({{"hostname", "bad host"}})).find("not a valid hostname") != std::string::npos);
     CHECK(error_of(with_command({{"name", "-x"}})).find("starting alphanumeric") != std::string::npos);
@@ -247,7 +248,7 @@ TEST_CASE("network keys: allow rules make egress the default; none and host refu
     CHECK(egress->network == nucleus::net::NetworkMode::Egress);
     CHECK(egress->egress.domains.size() == 2);
     CHECK(egress->egress.cidrs.size() == 1);
-    CHECK(error_of(with_command({{"network", "host"}, {"allow_domain", "pypi.org"}})).starts_with("network (--network): host takes no allow rules"));
+    CHECK(error_of(with_command({{"network", "host"}, {"allow_domain", "pypi.org"}})).starts_with("allow_domain (--allow-domain): --network host takes no allow rules"));
     CHECK(error_of(with_command({{"allow_domain", "a b"}})).starts_with("allow_domain (--allow-domain): "));
     CHECK(error_of(with_command({{"allow_cidr", json::array({1})}})).starts_with("allow_cidr (--allow-cidr): must be a list"));
     CHECK(error_of(with_command({{"allow_from_file", "/nonexistent/allow.txt"}})).starts_with("allow_from_file (--allow-from-file): "));
