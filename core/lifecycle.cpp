@@ -22,6 +22,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/this_coro.hpp>
 
 #include "core/attestation.hpp"
 #include "core/closure_gcroot.hpp"
@@ -454,6 +455,7 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
         {"cgroup", sb.cgroup ? io::bytes_json(sb.cgroup->path()) : json(nullptr)},
         {"namespaces", namespaces},
         {"network", std::string(net::to_string(spec.network))},
+        {"egress_rules", spec.egress.describe()},
         {"mounts", io::bytes_json_array(plan.mount_summary)},
         {"user", {{"uid", spec.uid}, {"gid", spec.gid},
                   {"uid_map", one_line(isolation::format_map(plan.maps.uid))},
@@ -578,7 +580,11 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     request.cgroup_fd = ctx.sb->cgroup ? ctx.sb->cgroup->dirfd() : -1;
     request.maps = &ctx.plan->maps;
     const isolation::LaunchPlan* plan = ctx.plan;
-    request.verify = [plan](pid_t pid) { return isolation::verify_child(pid, *plan); };
+    NetworkSetup* network = &ctx.sb->network;
+    request.verify = [plan, network](pid_t pid) -> Status {
+        NUCLEUS_TRY(isolation::verify_child(pid, *plan));
+        return receive_network(*network);
+    };
     auto spawned = co_await isolation::spawn_sandbox(std::move(request));
     // The child has exec'd or is gone: nothing reads the plan's secrets now.
     ctx.plan->wipe_secrets();
@@ -602,7 +608,13 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
                                },
                                spawned.value().seccomp_listener.get(), ctx.trace, ctx.forward_signals,
                                ctx.shared_pump_buffer};
+        auto egress = serve_network(*ctx.spec, ctx.sb->network, co_await asio::this_coro::executor, ctx.resolver,
+                                    ctx.events, ctx.sb->id);
         auto result = co_await supervise(input);
+        if (egress) {
+            egress->stop();  // its sockets hold the sandbox's network namespace
+            outcome.egress = egress->stats().to_json();
+        }
         classify(outcome, result);
         if (!result.wait_error.ok()) {
             outcome.exit_code = exit_runtime_error;
@@ -708,6 +720,7 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     }
     NUCLEUS_TRY(prepare_copies(spec, sb));
     auto request = launch_request(spec, sb);
+    NUCLEUS_TRY(prepare_network(spec, sb.network, request));
     NUCLEUS_TRY(stage_policies(spec, request));
     request.die_with_supervisor = sb.die_with_supervisor;
     request.stdio[0] = devnull;
@@ -845,6 +858,7 @@ json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup
                    {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(outcome)}, {"cleanup", cleanup}};
     if (outcome.stats) record["stats"] = stats_json(*outcome.stats);
     if (outcome.counts) record["limit_events"] = counts_json(*outcome.counts);
+    if (!outcome.egress.is_null()) record["egress"] = outcome.egress;
     if (!outcome.error.empty()) record["error"] = io::bytes_json(outcome.error);
     return record;
 }

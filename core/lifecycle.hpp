@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/events.hpp"
+#include "core/network_setup.hpp"
 #include "core/run.hpp"
 #include "core/spec.hpp"
 #include "core/state.hpp"
@@ -74,6 +75,7 @@ struct Sandbox {
     bool die_with_supervisor = true;
     // Extra fields for the state record (the daemon's own bookkeeping).
     json record_extra = json::object();
+    NetworkSetup network;  // --network egress: the sockets' way back from the child
 };
 
 // Output destinations.
@@ -97,6 +99,7 @@ struct Outcome {
     double wall_ms = 0;
     std::optional<isolation::CgroupStats> stats;        // read before removal
     std::optional<isolation::CgroupEventCounts> counts;
+    json egress;  // --network egress: the decisions' counters (EgressStats)
 };
 
 struct RunContext {
@@ -112,6 +115,9 @@ struct RunContext {
     bool shared_pump_buffer = false;  // one read buffer for every sandbox (daemon)
     // Called once the workload is running (after exec), with its host pid.
     std::function<void(const io::ProcessHandle&)> on_started;
+    // --network egress: a resolver shared by every sandbox (the daemon's);
+    // null: each sandbox's service makes its own.
+    std::shared_ptr<net::UpstreamResolver> resolver;
 };
 
 // The mode's rules and --verify-* integrity checks; audited.

@@ -1,5 +1,6 @@
 #include "core/modes.hpp"
 
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -146,6 +147,18 @@ Verdict caps_within_policy(const SandboxSpec& s, const HostFacts&) {
            (s.caps_policy ? "" : " (no --caps-policy given)");
 }
 
+// The egress rules live in the sandbox's own network namespace: a workload
+// holding CAP_NET_ADMIN there could flush them, and CAP_NET_RAW would
+// bypass them with raw packets.
+Verdict egress_without_net_caps(const SandboxSpec& s, const HostFacts&) {
+    if (s.network != net::NetworkMode::Egress) return std::nullopt;
+    uint64_t kept = s.cap_add | (s.caps_policy ? s.caps_policy->ambient : 0);
+    uint64_t net_caps = (1ULL << CAP_NET_ADMIN) | (1ULL << CAP_NET_RAW);
+    if ((kept & net_caps) == 0) return std::nullopt;
+    return "--network egress refuses --cap-add NET_ADMIN and NET_RAW: the workload could remove or bypass the "
+           "egress rules in its network namespace";
+}
+
 Verdict lockdown_required(const SandboxSpec& s, const HostFacts& h) {
     if (!s.require_kernel_lockdown) return std::nullopt;
     if (lockdown_rank(h.lockdown) >= lockdown_rank(*s.require_kernel_lockdown)) return std::nullopt;
@@ -169,6 +182,7 @@ const std::vector<ModeRule>& mode_rules() {
         {"no-writable-exec-workspace", false, false, true, no_writable_exec_workspace},
         {"caps-within-policy", false, false, true, caps_within_policy},
         {"kernel-lockdown", true, true, true, lockdown_required},
+        {"egress-no-net-caps", true, true, true, egress_without_net_caps},
     };
     return rules;
 }

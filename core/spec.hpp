@@ -25,6 +25,7 @@
 #include "core/policies.hpp"
 #include "isolation/cgroup/limits.hpp"
 #include "isolation/child_plan.hpp"
+#include "net/egress_policy.hpp"
 #include "net/network.hpp"
 
 namespace nucleus::core {
@@ -58,6 +59,8 @@ struct SandboxSpec {
     std::optional<std::string> rootfs;     // absolute, canonical
     std::optional<ClosureManifest> rootfs_closure;  // a Nix store closure as the root (core/closure_spec.hpp)
     net::NetworkMode network = net::NetworkMode::None;
+    bool network_given = false;            // `network` was set (else allow rules mean egress)
+    net::EgressPolicy egress;              // --allow-* rules (core/spec/keys_network.cpp)
     bool time_namespace = false;
     std::optional<std::string> hostname;
     uint32_t uid = 1000;

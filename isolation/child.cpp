@@ -176,6 +176,15 @@ Outcome set_hostname(const ChildPlan& plan) noexcept {
 
 // SIOCSIFFLAGS on "lo" (netdevice(7)): a new network namespace starts with
 // its loopback down.
+// --network egress/bridge: addresses, routes and rules inside the new
+// network namespace (isolation/child_net.hpp).
+Outcome set_up_network(const ChildPlan& plan) noexcept {
+    if (!plan.network) return {ChildStep::Network};
+    const char* detail = nullptr;
+    long rc = setup_child_network(*plan.network, &detail);
+    return {ChildStep::Network, rc, detail};
+}
+
 Outcome bring_up_loopback(const ChildPlan& plan) noexcept {
     if (!plan.bring_up_loopback) return {ChildStep::Loopback};
     long fd = call(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -213,6 +222,7 @@ extern "C" int nucleus_child_main(void* opaque) noexcept {
     require(out, root_read_only());
     require(out, set_hostname(plan));
     require(out, bring_up_loopback(plan));
+    require(out, set_up_network(plan));
 
     require(out, steps::rlimits(plan));
     require(out, steps::workdir(plan.workdir));

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "isolation/child_report.hpp"
+#include "isolation/child_net.hpp"
 
 namespace nucleus::isolation {
 
@@ -89,6 +90,7 @@ struct ChildPlan {
     gid_t setup_gid = 0;
     const char* hostname = nullptr;
     bool bring_up_loopback = false;
+    const ChildNetwork* network = nullptr;  // routes, rules, sockets (isolation/child_net.hpp)
     uid_t uid = 0;
     gid_t gid = 0;
     bool may_setgroups = true;           // false when setgroups is "deny"

@@ -31,6 +31,7 @@ enum class ChildStep : uint32_t {
     RootReadOnly,
     Hostname,
     Loopback,
+    Network,
     // Both: limits, then the credential drop (isolation/child_steps.cpp).
     Rlimits,
     Workdir,

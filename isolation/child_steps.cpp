@@ -38,6 +38,7 @@ const char* child_step_name(ChildStep step) noexcept {
         case ChildStep::RootReadOnly: return "making the root read-only";
         case ChildStep::Hostname: return "setting the hostname";
         case ChildStep::Loopback: return "bringing up lo";
+        case ChildStep::Network: return "setting up the network namespace:";
         case ChildStep::Rlimits: return "setting rlimits";
         case ChildStep::Workdir: return "changing to the working directory";
         case ChildStep::LandlockRules: return "adding Landlock rules";

@@ -101,4 +101,11 @@ constexpr uint64_t ioctl_dev = 1ULL << 15; // ABI 5
 constexpr uint64_t landlock_scope_abstract_unix_socket = 1ULL << 0;  // ABI 6
 constexpr uint64_t landlock_scope_signal = 1ULL << 1;                // ABI 6
 
+// getsockopt(2) on a socket accepted through an nftables redirect: the
+// destination the client asked for (conntrack's original tuple).
+// SO_ORIGINAL_DST (<linux/netfilter_ipv4.h>, level SOL_IP) and
+// IP6T_SO_ORIGINAL_DST (<linux/netfilter_ipv6/ip6_tables.h>, level SOL_IPV6).
+constexpr int so_original_dst = 80;
+constexpr int ip6t_so_original_dst = 80;
+
 }  // namespace nucleus::kabi

@@ -201,8 +201,11 @@ private:
         mkdir("/nix", 0755);
         for (const char* dir : system_dirs) NUCLEUS_TRY(mirror(dir, dir, true));
         mkdir("/etc");
-        for (const char* entry : etc_entries)
+        for (const char* entry : etc_entries) {
+            if (!req_.resolv_conf.empty() && std::string_view(entry) == "resolv.conf") continue;
             NUCLEUS_TRY(mirror(std::string("/etc/") + entry, std::string("/etc/") + entry, false));
+        }
+        if (!req_.resolv_conf.empty()) write_file("/etc/resolv.conf", req_.resolv_conf);
         write_file("/etc/passwd", passwd());
         write_file("/etc/group", group());
         write_file("/etc/hostname", req_.hostname + "\n");
@@ -474,6 +477,7 @@ private:
             .setup_gid = isolation::map_to_host(req_.maps.gid, 0) >= 0 ? 0 : req_.gid,
             .hostname = keep(req_.hostname),
             .bring_up_loopback = req_.new_network_namespace,
+            .network = nullptr,
             .uid = req_.uid,
             .gid = req_.gid,
             .may_setgroups = req_.maps.method != UserNamespaceMaps::Method::DirectDenySetgroups,
@@ -501,6 +505,15 @@ private:
                         .argv = plan_.argv_.data(),
                         .envp = plan_.envp_.data()},
         };
+
+        if (req_.new_network_namespace && (!req_.netlink_scripts.empty() || !req_.listen_sockets.empty())) {
+            plan_.netlink_scripts_ = req_.netlink_scripts;
+            plan_.listen_sockets_ = req_.listen_sockets;
+            plan_.network_ = ChildNetwork{plan_.netlink_scripts_.data(), plan_.netlink_scripts_.size(),
+                                          plan_.listen_sockets_.data(), plan_.listen_sockets_.size(),
+                                          req_.network_channel_fd};
+            plan_.child.network = &plan_.network_;
+        }
 
         plan_.namespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
         if (req_.new_network_namespace) plan_.namespaces |= CLONE_NEWNET;

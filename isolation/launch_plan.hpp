@@ -42,6 +42,13 @@ struct LaunchRequest {
     bool die_with_supervisor = true;       // PR_SET_PDEATHSIG(SIGKILL) in the child
     std::string hostname;
     std::string hosts_file;                // /etc/hosts for the default root (net/)
+    std::string resolv_conf;               // generated /etc/resolv.conf (default root); empty: the host's
+    // Set-up of the sandbox's own network namespace, applied by the child
+    // (isolation/child_net.hpp): netlink messages, then listening sockets
+    // sent back on `network_channel_fd` (borrowed; the caller keeps it open).
+    std::vector<NetlinkScript> netlink_scripts;
+    std::vector<ListenSocket> listen_sockets;
+    int network_channel_fd = -1;
     uint32_t uid = 1000;
     uint32_t gid = 1000;
     std::string user_name = "agent";
@@ -128,6 +135,9 @@ private:
     std::optional<LandlockRuleset> ruleset_;
     std::vector<sock_filter> seccomp_filter_;
     std::vector<std::string*> secret_buffers_;
+    std::vector<NetlinkScript> netlink_scripts_;
+    std::vector<ListenSocket> listen_sockets_;
+    ChildNetwork network_;
 };
 
 // Why a volume cannot be mounted at `target` (absolute, normalised) in the

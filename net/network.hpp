@@ -4,7 +4,11 @@
 //                   the child (isolation/child.cpp); no route out.
 //   host:           the host's network namespace, shared. Only for trusted
 //                   workloads; the fail-closed modes refuse it.
-// `bridge` (veth + NAT + nftables egress) is planned; see docs/ARCHITECTURE.md.
+//   egress:         `none`'s namespace, plus rules that send every TCP
+//                   connection to a capture socket and DNS to a stub, both
+//                   served by the supervisor under an EgressPolicy
+//                   (net/egress_service.hpp). The default when allow rules
+//                   are given.
 #pragma once
 
 #include <optional>
@@ -13,7 +17,7 @@
 
 namespace nucleus::net {
 
-enum class NetworkMode { None, Host };
+enum class NetworkMode { None, Host, Egress };
 
 std::optional<NetworkMode> parse_network_mode(std::string_view text);
 std::string_view to_string(NetworkMode mode);

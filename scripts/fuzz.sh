@@ -21,6 +21,8 @@ sources=(
     isolation/cgroup/pids.cpp isolation/cgroup/io.cpp isolation/launch_plan.cpp isolation/mount_verify.cpp
     isolation/idmap.cpp net/network.cpp io/error.cpp io/unique_fd.cpp
     core/closure_spec.cpp core/closure_manifest.cpp core/closure_attestation.cpp isolation/closure_root.cpp
+    isolation/idmap.cpp net/network.cpp net/egress_policy.cpp net/ip_address.cpp
+    io/error.cpp io/unique_fd.cpp
 )
 # Volume validation asks the launch planner, which embeds the default
 # seccomp filter the release build precompiles (scripts/test.sh builds it first).
@@ -66,3 +68,15 @@ echo "fuzz: building $out/record_fuzz"
 echo "fuzz: running record_fuzz for ${seconds}s"
 "$out/record_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$out/records" 2>&1 | tail -15
+# The egress parsers (allow rules, DNS messages, the first bytes of a
+# captured connection): their own target and corpus, half the time each.
+egress_sources=(tests/fuzz/egress_fuzz.cpp net/egress_policy.cpp net/ip_address.cpp net/dns_message.cpp
+    net/dns_stub.cpp net/first_bytes.cpp net/http_guard.cpp io/error.cpp)
+mkdir -p "$out/corpus-egress"
+cp -n "$root"/tests/fuzz/corpus-egress/* "$out/corpus-egress/" 2>/dev/null || true
+echo "fuzz: building $out/egress_fuzz"
+(cd "$root" && clang++ -std=c++20 -O1 -g -DNDEBUG -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I. "${egress_sources[@]}" -lhttp_parser -o "$out/egress_fuzz")
+echo "fuzz: running egress_fuzz for ${seconds}s"
+"$out/egress_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$out/corpus-egress" 2>&1 | tail -15

@@ -56,6 +56,7 @@ apt-get update -qq
 
 apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build pkg-config git \
+    libnftnl-dev libmnl-dev nftables curl openssl \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev libhttp-parser-dev \
     busybox-static uidmap iproute2 procps util-linux ca-certificates qemu-system-x86 xz-utils \

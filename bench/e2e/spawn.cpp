@@ -69,7 +69,8 @@ void print_markdown(const json& report) {
           : "requests due at " + format_fixed(report["rate"].get<double>(), 0) + "/s (open loop, up to " +
                 report["concurrency"].dump() + " outstanding; latency counted from when each was due), each create -> wait -> delete";
   std::cout << "## nucleus-bench spawn\n\n"
-            << "`/bin/true` sandboxes (`\"network\": \"host\"`, busybox rootfs) through the daemon API: "
+            << "`/bin/true` sandboxes (`\"network\": \"" << report["network"].get<std::string>()
+            << "\"`, busybox rootfs) through the daemon API: "
             << pacing << "; daemon state on " << report["state_filesystem"].get<std::string>() << "; "
             << report["warmup"]
             << " warm-up; " << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>()
@@ -115,6 +116,8 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
   command->add_option("--warmup", options.warmup, "Unmeasured spawns first (default: 2 per client thread, at most 8)");
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
+  command->add_option("--network", options.network, "host (default), none, or egress (one --allow-domain rule)")
+      ->check(CLI::IsMember({"host", "none", "egress"}));
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
   command->add_option("--state-dir", options.state_parent,
                       "Give the daemon a fresh --state-dir (records and logs) under DIR, removed afterwards, e.g. on the tmpfs that "
@@ -138,7 +141,10 @@ int run_spawn(const SpawnOptions& options) {
   build_busybox_rootfs(rootfs);
   const std::string nucleus = find_executable(options.nucleus_binary).value_or(options.nucleus_binary);
   const auto cgroup2 = cgroup2_mount();
-  const std::string spec = sandbox_spec(rootfs, {"/bin/true"}).dump();
+  json document = sandbox_spec(rootfs, {"/bin/true"});
+  document["network"] = options.network;
+  if (options.network == "egress") document["allow_domain"] = {"pypi.org"};
+  const std::string spec = document.dump();
 
   Progress progress;
   progress.update("starting nucleus daemon ...");
@@ -222,6 +228,7 @@ int run_spawn(const SpawnOptions& options) {
   report.update(json{{"count", options.count},
                      {"concurrency", options.concurrency},
                      {"rate", options.rate > 0 ? json(options.rate) : json(nullptr)},
+                     {"network", options.network},
                      {"state_filesystem", state_fs},
                      {"warmup", options.warmup},
                      {"rootfs", rootfs.string()},

@@ -2,6 +2,7 @@
 // is not the daemon's child: its exit shows as its pidfd becoming readable,
 // and its status went to whoever reaped it. Its output goes on into its log
 // files when its pipes are found again.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <asio/as_tuple.hpp>
@@ -11,6 +12,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "core/daemon/daemon.hpp"
+#include "core/events.hpp"
 #include "core/supervise.hpp"
 #include "io/pump.hpp"
 #include "isolation/cgroup.hpp"
@@ -81,6 +83,7 @@ asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
     if (!outcome.cgroup_removed) schedule_cleanup();
     json final_event = {{"event", "exit"}, {"id", e->record.id}, {"name", e->record.name}, {"exit_code", nullptr},
                         {"reason", outcome.reason}, {"cleanup", cleanup}};
+    if (!outcome.egress.is_null()) final_event["egress"] = outcome.egress;
     finish(*e, outcome, final_event);
 }
 
@@ -104,9 +107,16 @@ asio::awaitable<void> Daemon::follow_adopted(Entry& e, lifecycle::Outcome& outco
             if (--output->pumping == 0) output->done.cancel();
         });
     }
+    // Its egress sockets closed with the old daemon; they are made again
+    // in its network namespace and served until it exits.
+    auto egress = serve_adopted_egress(e);
     if (auto dup = io::dup_fd(e.live.pidfd.get())) {
         asio::posix::stream_descriptor pidfd(ex, dup->release());
         (void)co_await pidfd.async_wait(asio::posix::descriptor_base::wait_read, use_tuple);
+    }
+    if (egress) {
+        egress->stop();
+        outcome.egress = egress->stats().to_json();
     }
     auto cgroup = isolation::SandboxCgroup::open(e.record.cgroup_path);
     if (!e.record.cgroup_path.empty() && cgroup) {
@@ -123,6 +133,33 @@ asio::awaitable<void> Daemon::follow_adopted(Entry& e, lifecycle::Outcome& outco
         std::error_code ignored;
         s->source.cancel(ignored);
     }
+}
+
+// --network egress, re-adopted: the sockets are made again inside the
+// sandbox's network namespace (its rules and routes live on in it), on the
+// same privileged ports, which the workload cannot take meanwhile. A
+// handful of syscalls on the reactor thread, which setns(2) switches into
+// the namespace and straight back.
+std::shared_ptr<net::EgressService> Daemon::serve_adopted_egress(Entry& e) {
+    if (e.spec.network != net::NetworkMode::Egress || !e.record.pid) return nullptr;
+    auto netns = io::open_fd("/proc/" + std::to_string(*e.record.pid) + "/ns/net", O_RDONLY);
+    auto sockets = netns ? net::create_egress_sockets_in(netns->get()) : Result<net::EgressSockets>(netns.error());
+    if (!sockets) {
+        lifecycle::report_warning("re-adopting sandbox " + e.record.id +
+                                  ": its egress is not served: " + sockets.error().describe());
+        publish({{"event", "egress"}, {"id", e.record.id}, {"action", "error"}, {"reason", sockets.error().describe()}});
+        return nullptr;
+    }
+    net::EgressService::Options options;
+    options.policy = e.spec.egress;
+    options.resolver = egress_resolver();
+    options.owns_resolver = false;
+    options.on_event = [this, id = e.record.id](json record) {
+        record["id"] = id;
+        record["time"] = utc_timestamp();
+        publish(std::move(record));
+    };
+    return net::EgressService::start(reactor_.get_executor(), std::move(*sockets), std::move(options));
 }
 
 }  // namespace nucleus::core::daemon

@@ -56,6 +56,11 @@ asio::awaitable<Status> Daemon::start(Entry& e) {
     co_return Status{};
 }
 
+std::shared_ptr<net::UpstreamResolver> Daemon::egress_resolver() {
+    if (!resolver_) resolver_ = std::make_shared<net::UpstreamResolver>(reactor_.get_executor(), net::host_resolver_config());
+    return resolver_;
+}
+
 void Daemon::finish(Entry& e, const lifecycle::Outcome& outcome, const json& final_event) {
     PersistedSandbox& r = e.record;
     bool never_started = r.phase != Phase::Running;
@@ -77,6 +82,9 @@ void Daemon::finish(Entry& e, const lifecycle::Outcome& outcome, const json& fin
     e.live.pidfd.reset();
     e.live.sb.reset();
     if (never_started) ++counters_.start_failures;
+    if (auto egress = final_event.find("egress"); egress != final_event.end() && egress->is_object())
+        for (const auto& [key, value] : egress->items())
+            if (value.is_number_unsigned()) counters_.egress_totals[key] += value.get<uint64_t>();
     ++counters_.exits_by_reason[r.reason];
     persist(e);
     publish(final_event);

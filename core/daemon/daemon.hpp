@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -29,6 +30,8 @@
 #include "core/lifecycle.hpp"
 #include "core/state.hpp"
 #include "io/http.hpp"
+#include "net/egress_service.hpp"
+#include "net/upstream_resolver.hpp"
 
 namespace nucleus::core::daemon {
 
@@ -55,6 +58,7 @@ struct Counters {
     std::map<std::string, uint64_t> exits_by_reason;
     double spawn_seconds_sum = 0;
     uint64_t spawn_count = 0;
+    std::map<std::string, uint64_t> egress_totals;  // summed EgressStats of exited sandboxes
 };
 
 class Daemon {
@@ -99,6 +103,8 @@ public:
     // A cleanup record was kept (its cgroup could not be removed): gc
     // retries it later on the worker thread (recovery.cpp).
     void schedule_cleanup();
+    // One resolver (and cache) for every --network egress sandbox.
+    std::shared_ptr<net::UpstreamResolver> egress_resolver();
 
 private:
     // Runs one sandbox to its end, whatever fails on the way (runner.cpp).
@@ -114,6 +120,8 @@ private:
     asio::awaitable<void> watch_adopted(Entry* e);
     asio::awaitable<void> follow_adopted(Entry& e, lifecycle::Outcome& outcome);
     asio::awaitable<void> retry_cleanup();
+    // --network egress, re-adopted: its sockets made again (adoption.cpp).
+    std::shared_ptr<net::EgressService> serve_adopted_egress(Entry& e);
 
     asio::io_context& reactor_;
     DaemonConfig config_;
@@ -127,6 +135,7 @@ private:
     Counters counters_;
     bool stopping_ = false;
     bool cleanup_scheduled_ = false;
+    std::shared_ptr<net::UpstreamResolver> resolver_;
 };
 
 }  // namespace nucleus::core::daemon

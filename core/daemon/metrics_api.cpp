@@ -41,10 +41,11 @@ void metric(std::string& out, const char* name, const char* type, const char* he
 std::string exposition(Daemon& d) {
     const Counters& c = d.counters();
     auto n = [](auto v) { return std::to_string(v); };
-    std::vector<std::pair<std::string, std::string>> by_state, by_reason;
+    std::vector<std::pair<std::string, std::string>> by_state, by_reason, egress;
     for (Phase p : {Phase::Created, Phase::Exited, Phase::Running, Phase::Starting})
         by_state.emplace_back(std::string("{state=\"") + phase_name(p) + "\"}", n(d.table().count(p)));
     for (const auto& [reason, count] : c.exits_by_reason) by_reason.emplace_back("{reason=\"" + reason + "\"}", n(count));
+    for (const auto& [counter, count] : c.egress_totals) egress.emplace_back("{counter=\"" + counter + "\"}", n(count));
     std::string out;
     metric(out, "nucleus_sandboxes", "gauge", "Sandboxes known to the daemon, by state.", by_state);
     metric(out, "nucleus_sandboxes_created_total", "counter", "Sandboxes created through the API.", {{"", n(c.created_total)}});
@@ -54,6 +55,8 @@ std::string exposition(Daemon& d) {
     metric(out, "nucleus_sandbox_exits_total", "counter", "Sandbox exits, by reason.", by_reason);
     metric(out, "nucleus_spawn_seconds", "summary", "Time from start request to running workload.",
            {{"_sum", n(c.spawn_seconds_sum)}, {"_count", n(c.spawn_count)}});
+    metric(out, "nucleus_egress_total", "counter", "Egress decisions of sandboxes that have exited (--network egress).",
+           egress);
     metric(out, "nucleus_api_requests_total", "counter", "API requests served.", {{"", n(c.requests_total)}});
     metric(out, "nucleus_daemon_resident_bytes", "gauge", "The daemon's resident set size.",
            {{"", n(resident_kib() * 1024L)}});

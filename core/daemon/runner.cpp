@@ -174,7 +174,8 @@ asio::awaitable<lifecycle::Outcome> Daemon::prepare_and_supervise(Entry& e) {
                               .on_started = [this, entry, began](const io::ProcessHandle& process) {
                                   on_started(*entry, process,
                                              std::chrono::duration<double>(Clock::now() - began).count());
-                              }};
+                              },
+                              .resolver = egress_resolver()};
     co_return co_await lifecycle::spawn_and_supervise(ctx);
 }
 

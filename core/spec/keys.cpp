@@ -29,6 +29,7 @@ std::span<const SpecKey> spec_keys() {
             }
         };
         add(sandbox_keys(), KeyGroup::Sandbox);
+        add(network_keys(), KeyGroup::Sandbox);
         add(filesystem_keys(), KeyGroup::Filesystem);
         add(process_keys(), KeyGroup::Process);
         add(resource_keys(), KeyGroup::Resources);

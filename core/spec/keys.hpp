@@ -95,6 +95,7 @@ std::string long_flag(const SpecKey& key);
 
 // The groups' rows (core/spec/keys_*.cpp).
 std::span<const SpecKey> sandbox_keys();
+std::span<const SpecKey> network_keys();  // egress allow rules, right after `network`
 std::span<const SpecKey> filesystem_keys();
 std::span<const SpecKey> process_keys();
 std::span<const SpecKey> resource_keys();

@@ -39,7 +39,7 @@ TEST_CASE("a minimal document gives the agent defaults") {
 
 TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"bogus", 1}})) == "unknown setting \"bogus\"");
-    CHECK(error_of(with_command({{"network", "bridge"}})).starts_with("network (--network): must be none or host"));
+    CHECK(error_of(with_command({{"network", "bridge"}})).starts_with("network (--network): must be none, host or egress"));
     CHECK(error_of(with_command({{"user", "root"}})).find("not a numeric id") != std::string::npos);
     CHECK(error_of(with_command({{"user", "70000"}})).find("outside the sandbox's range") != std::string::npos);
     CHECK(error_of(with_command({{"rootfs", "/nonexistent/rootfs"}})).starts_with("rootfs (--rootfs): \"/nonexistent/rootfs\""));
@@ -239,4 +239,20 @@ TEST_CASE("a rootfs the sandbox cannot traverse is refused naming it") {
     REQUIRE_FALSE(ancestor);
     CHECK(ancestor.error().message.find(": \"" + base.string() + "\" (mode 0700") != std::string::npos);
     fs::remove_all(base);
+}
+
+TEST_CASE("network keys: allow rules make egress the default; none and host refuse them") {
+    auto egress = spec_from_document(with_command({{"allow_domain", json::array({"pypi.org", "*.example.com:443"})},
+                                                   {"allow_cidr", "203.0.113.0/24:22"}}));
+    REQUIRE(egress);
+    CHECK(egress->network == nucleus::net::NetworkMode::Egress);
+    CHECK(egress->egress.domains.size() == 2);
+    CHECK(egress->egress.cidrs.size() == 1);
+    CHECK(error_of(with_command({{"network", "host"}, {"allow_domain", "pypi.org"}})).starts_with("allow_domain (--allow-domain): --network host takes no allow rules"));
+    CHECK(error_of(with_command({{"allow_domain", "a b"}})).starts_with("allow_domain (--allow-domain): "));
+    CHECK(error_of(with_command({{"allow_cidr", json::array({1})}})).starts_with("allow_cidr (--allow-cidr): must be a list"));
+    CHECK(error_of(with_command({{"allow_from_file", "/nonexistent/allow.txt"}})).starts_with("allow_from_file (--allow-from-file): "));
+    auto explicit_egress = spec_from_document(with_command({{"network", "egress"}}));
+    REQUIRE(explicit_egress);
+    CHECK(explicit_egress->egress.empty());  // deny everything, DNS included
 }
