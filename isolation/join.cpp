@@ -101,6 +101,40 @@ void fill_program(JoinStrings& s, const std::vector<std::string>& argv, const st
     s.envp.push_back(nullptr);
 }
 
+// The intermediate process (CLONE_VM, on its own stack), which enters the
+// sandbox's namespaces and clones the grandchild into its PID namespace.
+Result<io::ProcessHandle> clone_intermediate(JoinChildPlan& plan, CloneStack& stack, int cgroup_fd) {
+    int pidfd = -1;
+    kabi::CloneArgs args{};
+    args.flags = CLONE_VM | CLONE_PIDFD;
+    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<uint64_t>(stack.base());
+    args.stack_size = join_stack_size;
+    if (cgroup_fd >= 0) {
+        // The intermediate starts in the sandbox's cgroup, so the grandchild
+        // does too: no migration from inside the sandbox's cgroup namespace.
+        args.flags |= kabi::clone_into_cgroup;
+        args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    }
+    long pid;
+    {
+        SignalsBlocked blocked;
+        pid = nucleus_clone3_vm(&args, sizeof args, nucleus_join_main, &plan);
+    }
+    if (pid < 0) return Error::from_errno("clone3", static_cast<int>(-pid));
+    return io::ProcessHandle(static_cast<pid_t>(pid), io::unique_fd(pidfd));
+}
+
+// "setting the uid /path": the step that failed and what it concerned.
+std::string describe_failure(const ChildReport& record) {
+    std::string message = child_step_name(static_cast<ChildStep>(record.step));
+    char detail[sizeof record.detail + 1] = {};
+    for (size_t i = 0; i < sizeof record.detail && record.detail[i]; ++i) detail[i] = record.detail[i];
+    if (detail[0]) message += std::string(" ") + detail;
+    return message;
+}
+
 }  // namespace
 
 asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, JoinFailure* failure) {
@@ -149,26 +183,9 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
                     .envp = strings.envp.data()},
     };
 
-    int pidfd = -1;
-    kabi::CloneArgs args{};
-    args.flags = CLONE_VM | CLONE_PIDFD;
-    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-    args.exit_signal = SIGCHLD;
-    args.stack = reinterpret_cast<uint64_t>(intermediate_stack.base());
-    args.stack_size = join_stack_size;
-    if (request.cgroup_fd >= 0) {
-        // The intermediate starts in the sandbox's cgroup, so the grandchild
-        // does too: no migration from inside the sandbox's cgroup namespace.
-        args.flags |= kabi::clone_into_cgroup;
-        args.cgroup = static_cast<uint64_t>(request.cgroup_fd);
-    }
-    long pid;
-    {
-        SignalsBlocked blocked;
-        pid = nucleus_clone3_vm(&args, sizeof args, nucleus_join_main, &plan);
-    }
-    if (pid < 0) co_return failed(Error::from_errno("clone3", static_cast<int>(-pid)));
-    io::ProcessHandle intermediate(static_cast<pid_t>(pid), io::unique_fd(pidfd));
+    auto cloned = clone_intermediate(plan, intermediate_stack, request.cgroup_fd);
+    if (!cloned) co_return failed(std::move(cloned).error());
+    io::ProcessHandle intermediate = std::move(*cloned);
     report->write.reset();  // EOF now means: I exited and G exec'd or died
 
     auto executor = co_await asio::this_coro::executor;
@@ -202,11 +219,7 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
         co_await stop_grandchild();
         if (ec || n != sizeof record || record.kind != ChildReport::Failed)
             co_return failed(Error::plain("reading the join report failed"));
-        std::string message = child_step_name(static_cast<ChildStep>(record.step));
-        char detail[sizeof record.detail + 1] = {};
-        for (size_t i = 0; i < sizeof record.detail && record.detail[i]; ++i) detail[i] = record.detail[i];
-        if (detail[0]) message += std::string(" ") + detail;
-        co_return failed(Error{record.err, std::move(message)}, record.step, record.err);
+        co_return failed(Error{record.err, describe_failure(record)}, record.step, record.err);
     }
     if (grandchild_pid <= 0) {
         std::string how = "the join process died before entering the sandbox";
