@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "core/spec/keys.hpp"
 #include "core/spec/values.hpp"
 #include "core/toml.hpp"
+#include "io/bytes_json.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/capabilities.hpp"
 #include "isolation/launch_plan.hpp"
@@ -130,6 +132,10 @@ std::string_view to_string(WorkspaceMode mode) {
 Result<json> resolve_document(const json& document, DocumentSource source, bool for_daemon) {
     NUCLEUS_TRY(check_keys(document, source));
     json resolved = document;
+    // The host's default parent cgroup, recorded like any other setting.
+    if (!resolved.contains("cgroup_parent"))
+        if (const char* parent = std::getenv("NUCLEUS_CGROUP_PARENT"); parent && *parent)
+            resolved["cgroup_parent"] = io::bytes_json(parent);
     ResolveContext context{.for_daemon = for_daemon};
     for (const auto& key : spec_keys()) {
         if (!key.resolve || !resolved.contains(std::string(key.key))) continue;

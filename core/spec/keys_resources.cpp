@@ -129,7 +129,7 @@ constexpr SpecKey rows[] = {
      .help = "IO limit (DEV a block device path or MAJ:MIN; repeatable)", .shape = KeyShape::List,
      .resolve = spec_resolve::io_devices, .apply = apply_io_max},
     {.key = "cgroup_parent", .flags = "--cgroup-parent", .value_name = "PATH",
-     .help = "Parent cgroup, relative to the cgroup2 mount (default: nucleus)", .apply = apply_cgroup_parent},
+     .help = "Parent cgroup, relative to the cgroup2 mount (default: $NUCLEUS_CGROUP_PARENT, else nucleus)", .apply = apply_cgroup_parent},
 };
 
 }  // namespace

@@ -50,11 +50,13 @@ uint64_t host_id_base(const json& pid) {
 }
 
 // Whether someone holds the lease on the id range starting at `base`
-// (flock on /run/nucleus/ids/slot-N, as the runtime takes it).
+// (flock on <state>/ids/slot-N, as the runtime takes it).
 bool id_range_leased(uint64_t base) {
     if (base < nucleus::isolation::id_range_base) return false;
     uint64_t slot = (base - nucleus::isolation::id_range_base) / nucleus::isolation::id_range_size;
-    int fd = ::open(("/run/nucleus/ids/slot-" + std::to_string(slot)).c_str(), O_RDONLY | O_CLOEXEC);
+    const char* state = std::getenv("NUCLEUS_STATE_DIR");
+    std::string dir = std::string(state && *state ? state : "/run/nucleus") + "/ids";
+    int fd = ::open((dir + "/slot-" + std::to_string(slot)).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     bool held = ::flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
     ::close(fd);

@@ -2,10 +2,10 @@
 // (PR_SET_PDEATHSIG), the cgroup and the state record stay, and `nucleus gc`
 // (or the next `nucleus run`) removes them.
 //
-// These tests give nucleus a private NUCLEUS_STATE_DIR: with the shared
-// /run/nucleus any concurrent `nucleus run` on the host (another suite, a
-// colleague) could clean the record up before the test looks at it. The
-// cgroup still lives under <cgroup2>/nucleus and is counted as a leftover.
+// These tests give nucleus a private NUCLEUS_STATE_DIR: with a shared one
+// any concurrent `nucleus run` (another suite, a colleague) could clean the
+// record up before the test looks at it. The cgroup lives under the test
+// process's own cgroup parent and is counted as a leftover.
 #include <signal.h>
 #include <unistd.h>
 

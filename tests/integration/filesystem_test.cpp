@@ -228,7 +228,7 @@ TEST_CASE("context: a read-only noexec copy that is gone afterwards", "[filesyst
         CHECK(contains(context_mount, "ro"));
         CHECK_FALSE(contains(context_mount, "from " + ctx.string()));
         // ... which is removed with the sandbox.
-        CHECK_FALSE(fs::exists(fs::path(kDefaultRecords) / start.value("id", std::string("?"))));
+        CHECK_FALSE(fs::exists(fs::path(default_records()) / start.value("id", std::string("?"))));
     }
     CHECK(read_file(ctx / "file.txt") == "context data\n");
     auto after = wait_for_leftovers(baseline);

@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include "test_scope.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -84,19 +86,6 @@ int decode_status(int status, int* signal) {
 std::string truncated(const std::string& text, size_t limit = 4000) {
     if (text.size() <= limit) return text;
     return text.substr(0, limit) + "... [" + std::to_string(text.size()) + " bytes]";
-}
-
-int count_entries(const std::string& dir, bool dirs_only) {
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return 0;
-    int n = 0;
-    while (const dirent* e = ::readdir(d)) {
-        std::string_view name = e->d_name;
-        if (name == "." || name == "..") continue;
-        if (!dirs_only || e->d_type == DT_DIR) ++n;
-    }
-    ::closedir(d);
-    return n;
 }
 
 // Real uid and state letter from /proc/PID/status.
@@ -560,16 +549,13 @@ std::string Leftovers::describe() const {
            " processes=" + std::to_string(processes) + " records=" + std::to_string(records);
 }
 
+std::string default_records() { return nucleus::tests::test_state_dir() + "/sandboxes"; }
+
 Leftovers count_leftovers(const std::string& records_dir) {
-    Leftovers l;
-    if (auto mount = cgroup2_mount()) l.cgroups = count_entries(*mount + "/nucleus", true);
-    std::ifstream mountinfo("/proc/self/mountinfo");
-    for (std::string line; std::getline(mountinfo, line);) ++l.mounts;
-    for_each_process([&](pid_t, const ProcInfo& info) {
-        if (info.uid >= kLeaseBase) ++l.processes;
-    });
-    l.records = count_entries(records_dir, false);
-    return l;
+    return {.cgroups = nucleus::tests::scope_cgroups(),
+            .mounts = nucleus::tests::scope_mounts(),
+            .processes = nucleus::tests::scope_processes(),
+            .records = nucleus::tests::scope_records(records_dir)};
 }
 
 Leftovers settled_leftovers(const std::string& records_dir) {

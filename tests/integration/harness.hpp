@@ -190,26 +190,29 @@ private:
 // The cgroup2 mount point from /proc/self/mountinfo.
 std::optional<std::string> cgroup2_mount();
 
+// Only what this test process's sandboxes could leave: its own cgroup
+// parent, mount namespace and state directory (tests/harness/test_scope.hpp).
 struct Leftovers {
-    int cgroups = 0;    // directories under <cgroup2>/nucleus
-    int mounts = 0;     // lines in /proc/self/mountinfo
-    int processes = 0;  // processes whose real uid is >= 1000000000
+    int cgroups = 0;    // directories under this process's cgroup parent
+    int mounts = 0;     // lines in this mount namespace's mountinfo
+    int processes = 0;  // processes below this process's cgroup parent
     int records = 0;    // entries in the records directory
     bool operator==(const Leftovers&) const = default;
     std::string describe() const;
 };
 
-inline const std::string kDefaultRecords = "/run/nucleus/sandboxes";
+// The state directory's records: this process's own (test_scope.hpp).
+std::string default_records();
 
-Leftovers count_leftovers(const std::string& records_dir = kDefaultRecords);
+Leftovers count_leftovers(const std::string& records_dir = default_records());
 // A baseline: two identical readings in a row (other sandboxes on this host
 // may come and go while the suite runs).
-Leftovers settled_leftovers(const std::string& records_dir = kDefaultRecords);
+Leftovers settled_leftovers(const std::string& records_dir = default_records());
 // Polls until the counts equal `baseline` or `timeout` passes; returns the
 // last reading. Processes of a sandbox that just ended may linger a moment
 // as zombies until the host's init reaps them.
 Leftovers wait_for_leftovers(const Leftovers& baseline, std::chrono::milliseconds timeout = 10s,
-                             const std::string& records_dir = kDefaultRecords);
+                             const std::string& records_dir = default_records());
 
 // Host pids whose real uid lies in [first, first + count).
 std::vector<pid_t> pids_with_uid_in(unsigned long long first, unsigned long long count);

@@ -23,7 +23,7 @@ std::vector<std::string> copy_in_out(const fs::path& ws, std::vector<std::string
 size_t private_dirs() {
     size_t n = 0;
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator("/run/nucleus/sandboxes", ec))
+    for (const auto& entry : fs::directory_iterator(default_records(), ec))
         n += entry.is_directory(ec);
     return n;
 }

@@ -319,8 +319,11 @@ TEST_CASE("a supervisor killed mid-way: its sandbox dies, and the next run or gc
     // A private state directory: any other `nucleus run` on the host would
     // otherwise collect the dead record before this test looks at it.
     struct PrivateState {
-        explicit PrivateState(const fs::path& p) { ::setenv("NUCLEUS_STATE_DIR", p.c_str(), 1); }
-        ~PrivateState() { ::unsetenv("NUCLEUS_STATE_DIR"); }
+        explicit PrivateState(const fs::path& p) : saved(std::getenv("NUCLEUS_STATE_DIR") ? std::getenv("NUCLEUS_STATE_DIR") : "") {
+            ::setenv("NUCLEUS_STATE_DIR", p.c_str(), 1);
+        }
+        ~PrivateState() { saved.empty() ? ::unsetenv("NUCLEUS_STATE_DIR") : ::setenv("NUCLEUS_STATE_DIR", saved.c_str(), 1); }
+        std::string saved;
     } private_state(dir.path / "state");
     auto before = host_state();
     auto bg = start({"--", "/checker/nucleus-check", "sleep", "60"}, (dir.path / "events").string());
@@ -360,8 +363,11 @@ TEST_CASE("a supervisor killed at any moment of setup leaves no child behind") {
     require_root();
     TempDir dir("setup-kill");
     struct PrivateState {
-        explicit PrivateState(const fs::path& p) { ::setenv("NUCLEUS_STATE_DIR", p.c_str(), 1); }
-        ~PrivateState() { ::unsetenv("NUCLEUS_STATE_DIR"); }
+        explicit PrivateState(const fs::path& p) : saved(std::getenv("NUCLEUS_STATE_DIR") ? std::getenv("NUCLEUS_STATE_DIR") : "") {
+            ::setenv("NUCLEUS_STATE_DIR", p.c_str(), 1);
+        }
+        ~PrivateState() { saved.empty() ? ::unsetenv("NUCLEUS_STATE_DIR") : ::setenv("NUCLEUS_STATE_DIR", saved.c_str(), 1); }
+        std::string saved;
     } private_state(dir.path / "state");
     auto before = host_state();
     for (int delay_us : {0, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000}) {
