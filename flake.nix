@@ -24,6 +24,8 @@
         tomlplusplus
         http-parser
         libmd
+        libmnl
+        libnftnl
       ];
     in
     {

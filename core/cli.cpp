@@ -50,7 +50,8 @@ void add_run_flags(CLI::App& run, RunFlags& f) {
     };
     str("--name", "name", "Name of the sandbox (default nucleus-<id>)");
     str("--rootfs", "rootfs", "Root filesystem directory, mounted read-only (default: the host's /usr, /bin, /lib... read-only)");
-    str("--network", "network", "none (default: own namespace with lo) or host");
+    str("--network", "network", "none (default: own namespace with lo), host, or bridge (veth on a host bridge with NAT)");
+    list("-p,--publish", "publish", "Publish a port with --network bridge: [IP:]HOST:CONTAINER[/tcp|udp] (IP default 127.0.0.1; repeatable)");
     auto flag = [&](const std::string& name, const std::string& key, const std::string& help) {
         run.add_flag(name, f.bools[key], help);
     };

@@ -733,6 +733,7 @@ Status Daemon::recover() {
             else lifecycle::report_warning("re-adopting sandbox " + entry.id + ": " + lease.error().describe() +
                                            "; it shares its host uid/gid range with that one");
         }
+        if (alive) lifecycle::readopt_network(entry.spec, *sb);
         if (alive) {
             entry.phase = Phase::Running;
             entry.adopted = true;
@@ -1359,6 +1360,23 @@ Result<gid_t> group_id(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// Flags over the environment, validated before anything starts.
+Status configure_bridge(const std::string& name, const std::string& subnet, const std::string& subnet6) {
+    auto env = [](const char* key, const std::string& flag) {
+        const char* v = std::getenv(key);
+        return !flag.empty() ? flag : v ? std::string(v) : std::string();
+    };
+    auto c = net::make_bridge_config(env("NUCLEUS_BRIDGE", name), env("NUCLEUS_BRIDGE_SUBNET", subnet),
+                                     env("NUCLEUS_BRIDGE_SUBNET6", subnet6));
+    if (!c) return std::move(c).error().wrap("--bridge, --bridge-subnet or --bridge-subnet6");
+    net::set_runtime_bridge_config(std::move(*c));
+    return {};
+}
+
+}  // namespace
+
 int daemon_main(int argc, char** argv) {
     CLI::App app{"Supervise sandboxes for API clients (docs/API.md), on one reactor thread", "nucleus daemon"};
     DaemonConfig config;
@@ -1371,6 +1389,12 @@ int daemon_main(int argc, char** argv) {
     app.add_option("--max-sandboxes", config.max_sandboxes, "Sandboxes held at once (more get 429)")->capture_default_str();
     app.add_option("--keep-exited", config.keep_exited, "Exited sandboxes kept for inspect before the oldest go")
         ->capture_default_str();
+    // --network bridge's runtime-wide settings (net/bridge_config.hpp).
+    std::string bridge, bridge_subnet, bridge_subnet6;
+    app.add_option("--bridge", bridge, "Bridge of --network bridge sandboxes (default $NUCLEUS_BRIDGE or nucleus0)");
+    app.add_option("--bridge-subnet", bridge_subnet, "Its IPv4 subnet (default $NUCLEUS_BRIDGE_SUBNET or 10.201.0.0/16)");
+    app.add_option("--bridge-subnet6", bridge_subnet6,
+                   "Its IPv6 subnet, or none (default $NUCLEUS_BRIDGE_SUBNET6 or fd4e:7563:6c65::/64)");
     try {
         app.parse(argc - 1, argv + 1);
     } catch (const CLI::ParseError& e) {
@@ -1379,6 +1403,10 @@ int daemon_main(int argc, char** argv) {
         return exit_runtime_error;
     }
     if (config.log_dir.empty()) config.log_dir = config.state_dir + "/logs";
+    if (auto st = configure_bridge(bridge, bridge_subnet, bridge_subnet6); !st) {
+        std::fprintf(stderr, "nucleus: error: %s\n", st.error().describe().c_str());
+        return exit_runtime_error;
+    }
     if (config.log_max_bytes < 4096) {
         std::fprintf(stderr, "nucleus: error: --log-max-bytes must be at least 4096\n");
         return exit_runtime_error;

@@ -533,6 +533,10 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     request.maps = &ctx.plan->maps;
     const isolation::LaunchPlan* plan = ctx.plan;
     request.verify = [plan](pid_t pid) { return isolation::verify_child(pid, *plan); };
+    if (ctx.sb->network) {
+        SandboxNetwork* network = &*ctx.sb->network;
+        request.attach_network = [network](pid_t pid) { return attach_network(network, pid); };
+    }
     auto spawned = co_await isolation::spawn_sandbox(std::move(request));
     // The child has exec'd or is gone: nothing reads the plan's secrets now.
     ctx.plan->wipe_secrets();
@@ -544,7 +548,9 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
         outcome.error = spawned.failure().error.describe();
     } else {
         io::ProcessHandle& process = spawned.value().process;
-        (void)ctx.events->emit(start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec));
+        json start = start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec);
+        if (ctx.sb->network) start["bridge"] = network_summary(*ctx.sb->network);
+        (void)ctx.events->emit(start);
         ctx.plan->release_setup();  // the daemon keeps the plan for exec
         if (ctx.on_started) ctx.on_started(process);
         EventLog* events = ctx.events;
@@ -565,6 +571,7 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
         outcome.supervision = std::move(result);
     }
     outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+    if (ctx.sb->network) co_await stop_network(&*ctx.sb->network);
     if (ctx.sb->cgroup) {
         // The counters and stats outlive the processes; read them before rmdir.
         outcome.stats = isolation::read_cgroup_stats(ctx.sb->cgroup->path());
@@ -635,6 +642,10 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     auto maps = build_maps(spec, sb);
     if (!maps) return std::move(maps).error().wrap("preparing user namespace");
     sb.maps = std::move(*maps);
+    // Before the record is written: it names the leased address.
+    auto network = prepare_network(spec, sb.id, sb.paths.root, sb.record_extra);
+    if (!network) return std::move(network).error().wrap("preparing the network");
+    sb.network = std::move(*network);
     NUCLEUS_TRY(prepare_cgroup(spec, sb).wrap("preparing the cgroup"));
     if (!sb.record_written) NUCLEUS_TRY(write_record(sb, ""));  // running without a cgroup
     NUCLEUS_TRY(prepare_copies(spec, sb));
@@ -669,6 +680,13 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
             warn(outcome.cgroup_removed.error().describe());
         }
     }
+    if (sb.network) {
+        std::string warning;
+        if (!release_network(*sb.network, cleanup, warning)) {
+            clean = false;
+            warn(warning);
+        }
+    }
     if (sb.workspace_copy && outcome.supervision) {
         struct stat st {};
         ::stat(spec.workspace->c_str(), &st);
@@ -687,6 +705,15 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
     }
     cleanup["ok"] = clean;
     return cleanup;
+}
+
+void readopt_network(const SandboxSpec& spec, Sandbox& sb) {
+    if (spec.network != net::NetworkMode::Bridge) return;
+    auto text = io::read_file(sb.paths.sandboxes + "/" + sb.id + ".json", 1 << 20);
+    json record = json::parse(text ? *text : "", nullptr, false);
+    std::string warning;
+    sb.network = core::readopt_network(spec, sb.id, sb.paths.root, record, warning);
+    if (!warning.empty()) report_warning(warning);
 }
 
 json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup) {

@@ -22,6 +22,7 @@
 
 #include "core/events.hpp"
 #include "core/run.hpp"
+#include "core/sandbox_network.hpp"
 #include "core/spec.hpp"
 #include "core/state.hpp"
 #include "core/supervise.hpp"
@@ -63,6 +64,8 @@ struct Sandbox {
     bool die_with_supervisor = true;
     // Extra fields for the state record (the daemon's own bookkeeping).
     json record_extra = json::object();
+    // --network bridge (core/sandbox_network.hpp).
+    std::optional<SandboxNetwork> network;
 };
 
 // Output destinations.
@@ -121,6 +124,10 @@ json counts_json(const isolation::CgroupEventCounts& c);
 // never ran, workspace copy-out, the state record). Returns the cleanup
 // summary for the final event; warnings are reported unless `quiet`.
 json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet = false);
+
+// Daemon recovery: a running sandbox's network lease, taken again from its
+// state record (a warning is reported if that fails).
+void readopt_network(const SandboxSpec& spec, Sandbox& sb);
 
 // The final event: exit code or signal, reason, times, cleanup.
 json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup);

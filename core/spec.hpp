@@ -21,6 +21,7 @@
 #include "core/policies.hpp"
 #include "isolation/cgroup/limits.hpp"
 #include "isolation/child_plan.hpp"
+#include "net/nat.hpp"
 #include "net/network.hpp"
 
 namespace nucleus::core {
@@ -53,6 +54,7 @@ struct SandboxSpec {
     std::string name;                      // empty: derived from the id
     std::optional<std::string> rootfs;     // absolute, canonical
     net::NetworkMode network = net::NetworkMode::None;
+    std::vector<net::PublishedPort> publish;  // --network bridge only (core/spec_network.cpp)
     bool time_namespace = false;
     std::optional<std::string> hostname;
     uint32_t uid = 1000;

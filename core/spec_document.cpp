@@ -16,6 +16,7 @@
 
 #include "core/attestation.hpp"
 #include "core/spec.hpp"
+#include "core/spec_network.hpp"
 #include "core/toml.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/capabilities.hpp"
@@ -304,7 +305,7 @@ const std::vector<std::string>& spec_document_keys() {
         "service_mode", "allow_degraded_security", "seccomp_mode", "seccomp_log", "seccomp_profile",
         "seccomp_profile_sha256", "seccomp_log_denied", "caps_policy", "caps_policy_sha256", "landlock_policy",
         "landlock_policy_sha256", "secret", "env_fd", "verify_rootfs_attestation", "verify_context_integrity",
-        "require_kernel_lockdown", "audit_log",
+        "require_kernel_lockdown", "audit_log", "publish",
     };
     return keys;
 }
@@ -354,7 +355,7 @@ Status apply_identity(SandboxSpec& spec, const json& doc) {
         auto n = get_string(doc, "network");
         if (!n) return std::move(n).error();
         auto mode = net::parse_network_mode(*n);
-        if (!mode) return bad("network", "must be none or host, got \"" + *n + "\"");
+        if (!mode) return bad("network", "must be none, host or bridge, got \"" + *n + "\"");
         spec.network = *mode;
     }
     if (doc.contains("time_namespace")) {
@@ -817,6 +818,7 @@ Result<SandboxSpec> spec_from_document(const json& document) {
     }
     SandboxSpec spec;
     NUCLEUS_TRY(apply_identity(spec, document));
+    NUCLEUS_TRY(apply_network_keys(spec, document));
     NUCLEUS_TRY(apply_filesystem(spec, document));
     NUCLEUS_TRY(check_volume_targets(spec));
     NUCLEUS_TRY(apply_process(spec, document));

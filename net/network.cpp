@@ -7,10 +7,18 @@ namespace nucleus::net {
 std::optional<NetworkMode> parse_network_mode(std::string_view text) {
     if (text == "none") return NetworkMode::None;
     if (text == "host") return NetworkMode::Host;
+    if (text == "bridge") return NetworkMode::Bridge;
     return std::nullopt;
 }
 
-std::string_view to_string(NetworkMode mode) { return mode == NetworkMode::Host ? "host" : "none"; }
+std::string_view to_string(NetworkMode mode) {
+    switch (mode) {
+        case NetworkMode::Host: return "host";
+        case NetworkMode::Bridge: return "bridge";
+        case NetworkMode::None: break;
+    }
+    return "none";
+}
 
 bool needs_network_namespace(NetworkMode mode) { return mode != NetworkMode::Host; }
 

@@ -4,7 +4,9 @@
 //                   the child (isolation/child.cpp); no route out.
 //   host:           the host's network namespace, shared. Only for trusted
 //                   workloads; the fail-closed modes refuse it.
-// `bridge` (veth + NAT + nftables egress) is planned; see docs/ARCHITECTURE.md.
+//   bridge:         a network namespace of its own behind a veth on a host
+//                   bridge, with NAT and published ports (net/bridge.hpp); as
+//                   a non-root user, connected by pasta (net/bridge_pasta.hpp).
 #pragma once
 
 #include <optional>
@@ -13,7 +15,7 @@
 
 namespace nucleus::net {
 
-enum class NetworkMode { None, Host };
+enum class NetworkMode { None, Host, Bridge };
 
 std::optional<NetworkMode> parse_network_mode(std::string_view text);
 std::string_view to_string(NetworkMode mode);
