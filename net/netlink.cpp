@@ -116,7 +116,10 @@ std::string ack_text(const nlmsghdr* nlh) {
     if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
     const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
     size_t offset = sizeof(nlmsgerr);
-    if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
+    if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {
+        if (err->msg.nlmsg_len < sizeof(nlmsghdr)) return "";
+        offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
+    }
     offset = MNL_ALIGN(offset);
     size_t payload = nlh->nlmsg_len - MNL_NLMSG_HDRLEN;
     if (offset >= payload) return "";
@@ -135,6 +138,17 @@ std::string ack_text(const nlmsghdr* nlh) {
         left -= step;
     }
     return "";
+}
+
+// The message at `at` in a received datagram of `size` bytes, advancing
+// `at`; null at the end or at a malformed header. (mnl_nlmsg_ok() compares
+// nlmsg_len as an int, so a length above 2^31 would pass it.)
+const nlmsghdr* next_message(const std::vector<char>& buffer, size_t size, size_t& at) {
+    if (at + sizeof(nlmsghdr) > size) return nullptr;
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer.data() + at);
+    if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > size - at) return nullptr;
+    at += MNL_ALIGN(nlh->nlmsg_len);
+    return nlh;
 }
 
 // Outstanding requests of one exchange, by sequence number.
@@ -175,7 +189,9 @@ void account(const nlmsghdr* nlh, Pending& p, std::vector<NetlinkReply>& out) {
     const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
     if (err->error != 0 && !p.error) {
         std::string text = ack_text(nlh);
-        p.error = Error{-err->error, request->what() + (text.empty() ? "" : " (" + text + ")")};
+        // The kernel sends -errno; anything else is a malformed reply.
+        int code = err->error < 0 && err->error > -4096 ? -err->error : EPROTO;
+        p.error = Error{code, request->what() + (text.empty() ? "" : " (" + text + ")")};
     }
     if (!p.answered[index]) {
         p.answered[index] = true;
@@ -208,9 +224,8 @@ Result<std::vector<NetlinkReply>> exchange(NetlinkTransport& transport, uint32_t
         auto n = transport.receive(buffer);
         if (!n) return std::move(n).error();
         if (*n == 0) break;  // nothing more queued: see the header comment
-        int len = static_cast<int>(*n);
-        for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer.data()); mnl_nlmsg_ok(nlh, len);
-             nlh = mnl_nlmsg_next(nlh, &len)) {
+        size_t at = 0;
+        while (const nlmsghdr* nlh = next_message(buffer, *n, at)) {
             if (nlh->nlmsg_pid != transport.port_id() && nlh->nlmsg_pid != 0) continue;
             account(nlh, p, out);
         }

@@ -168,7 +168,9 @@ template <size_t N>
 bool collect(const nlmsghdr* nlh, size_t header_len, std::array<const nlattr*, N>& out) {
     out.fill(nullptr);
     if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(header_len)) return false;
-    const char* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    // The message's own end: mnl_nlmsg_get_payload_tail() rounds nlmsg_len
+    // up to 4 bytes, past the end of a reply whose length is not aligned.
+    const char* tail = reinterpret_cast<const char*>(nlh) + nlh->nlmsg_len;
     for (auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, header_len));
          mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a)) {
         uint16_t type = mnl_attr_get_type(a);
