@@ -1,0 +1,368 @@
+// --network bridge end to end, in namespaces the test creates: nucleus
+// runs inside a "host" network namespace of its own (nsenter --net), so
+// the bridge, its nftables table, the forwarding sysctls and the veths
+// live there and never touch the machine's network; a "world" namespace
+// behind a veth serves on TEST-NET addresses (203.0.113.10 and
+// 2001:db8:2::10), with no route back to the bridge's subnets.
+//
+//   sandbox --veth-- nucleus0 [host ns: 198.51.100.1, 2001:db8:1::1] --veth-- [world ns: 198.51.100.2]
+//                                                                             203.0.113.10:8080, [2001:db8:2::10]:8080
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch_test_macros.hpp>
+
+#include <atomic>
+#include <set>
+
+#include "harness.hpp"
+
+using namespace nit;
+
+namespace {
+
+// Answers every connection with "<tag> <peer address>" (IPv4-mapped
+// addresses shown as IPv4) and closes it.
+constexpr const char* kPeerServer = R"(import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(64)
+print("listening", flush=True)
+while True:
+    c, a = s.accept()
+    peer = a[0][7:] if a[0].startswith("::ffff:") else a[0]
+    c.sendall(("%s %s\n" % (sys.argv[3], peer)).encode())
+    c.close()
+)";
+
+void require_tools() {
+    require_root();
+    for (const char* tool : {"/usr/sbin/ip", "/usr/bin/nsenter", "/usr/bin/python3", "/usr/sbin/nft", "/bin/bash"})
+        if (::access(tool, X_OK) != 0) SKIP("needs " << tool);
+}
+
+std::atomic<int> counter{0};
+
+class BridgeWorld {
+public:
+    BridgeWorld() {
+        std::string tag = std::to_string(::getpid()) + "-" + std::to_string(counter++);
+        host_ = "nbr-h-" + tag;
+        world_ = "nbr-w-" + tag;
+        write_file(srv_ / "peer_server.py", kPeerServer);
+        must({"ip", "netns", "add", host_});
+        must({"ip", "netns", "add", world_});
+        must({"ip", "-n", host_, "link", "set", "lo", "up"});
+        must({"ip", "-n", world_, "link", "set", "lo", "up"});
+        must({"ip", "-n", host_, "link", "add", "uplink", "type", "veth", "peer", "name", "w0", "netns", world_});
+        must({"ip", "-n", host_, "addr", "add", "198.51.100.1/24", "dev", "uplink"});
+        must({"ip", "-n", host_, "addr", "add", "2001:db8:1::1/64", "dev", "uplink", "nodad"});
+        must({"ip", "-n", world_, "addr", "add", "198.51.100.2/24", "dev", "w0"});
+        must({"ip", "-n", world_, "addr", "add", "2001:db8:1::2/64", "dev", "w0", "nodad"});
+        must({"ip", "-n", world_, "addr", "add", "203.0.113.10/32", "dev", "lo"});
+        must({"ip", "-n", world_, "addr", "add", "2001:db8:2::10/128", "dev", "lo"});
+        must({"ip", "-n", host_, "link", "set", "uplink", "up"});
+        must({"ip", "-n", world_, "link", "set", "w0", "up"});
+        must({"ip", "-n", host_, "route", "add", "default", "via", "198.51.100.2"});
+        must({"ip", "-n", host_, "-6", "route", "add", "default", "via", "2001:db8:1::2"});
+        server_.emplace(Process::start(in(world_, {"python3", (srv_ / "peer_server.py").string(), "::", "8080", "world"})));
+        REQUIRE(server_->wait_for_output("listening", 10s));
+    }
+    ~BridgeWorld() {
+        server_.reset();
+        (void)run({"ip", "netns", "del", host_});
+        (void)run({"ip", "netns", "del", world_});
+    }
+
+    const std::string& host() const { return host_; }
+    const std::string& world() const { return world_; }
+    fs::path state() const { return state_.path(); }
+    fs::path srv() const { return srv_.path(); }
+
+    static std::vector<std::string> in(const std::string& ns, std::vector<std::string> argv) {
+        argv.insert(argv.begin(), {"nsenter", "--net=/run/netns/" + ns});
+        return argv;
+    }
+    SpawnOptions options(std::chrono::milliseconds deadline = 30s) const {
+        SpawnOptions o;
+        o.env = {"NUCLEUS_STATE_DIR=" + state_.str()};
+        o.deadline = deadline;
+        return o;
+    }
+    Result nucleus(const std::vector<std::string>& flags, const std::vector<std::string>& command) const {
+        return run(in(host_, nucleus_argv(flags, command)), options());
+    }
+    Process start(const std::vector<std::string>& flags, const std::vector<std::string>& command) const {
+        return Process::start(in(host_, nucleus_argv(flags, command)), options(60s));
+    }
+    Result gc() const { return run(in(host_, {kNucleus, "gc"}), options()); }
+    // One TCP connection from namespace `ns`: what the server said.
+    static Result connect(const std::string& ns, const std::string& address, int port) {
+        return run(in(ns, {"timeout", "3", "bash", "-c", "cat </dev/tcp/" + address + "/" + std::to_string(port)}),
+                   with_deadline(10s));
+    }
+    Result nft(const std::vector<std::string>& args) const {
+        std::vector<std::string> argv{"nft"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(in(host_, argv));
+    }
+    // The host-side veths (nv...) in the host namespace.
+    std::vector<std::string> veths() const {
+        auto r = run({"ip", "-n", host_, "-o", "link", "show"});
+        std::vector<std::string> out;
+        for (const auto& line : split_lines(r.out)) {
+            auto at = line.find(": nv");
+            if (at != std::string::npos) out.push_back(line.substr(at + 2, line.find_first_of("@:", at + 2) - at - 2));
+        }
+        return out;
+    }
+    // Lease files of the default bridge.
+    int leases() const {
+        std::error_code ec;
+        int n = 0;
+        for (auto it = fs::directory_iterator(state() / "net" / "nucleus0", ec); !ec && it != fs::directory_iterator(); ++it) ++n;
+        return n;
+    }
+
+private:
+    static void must(const std::vector<std::string>& argv) {
+        auto r = run(argv, with_deadline(10s));
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+    }
+
+    std::string host_, world_;
+    TempDir state_{"bridge-state", 0711};
+    TempDir srv_{"bridge-srv", 0755};
+    std::optional<Process> server_;
+};
+
+std::string address_of(const nlohmann::json& start) {
+    std::string a = start["bridge"]["address"];
+    return a.substr(0, a.find('/'));
+}
+
+}  // namespace
+
+TEST_CASE("bridge: a sandbox reaches the world through MASQUERADE, over IPv4 and IPv6", "[bridge]") {
+    require_tools();
+    BridgeWorld w;
+    // The world has no route to the bridge's subnets: an answer means the
+    // sandbox's address was rewritten to the host's.
+    auto r4 = w.nucleus({"--network", "bridge"}, {"bash", "-c", "cat </dev/tcp/203.0.113.10/8080"});
+    INFO(r4.describe());
+    REQUIRE(r4.exit_code == 0);
+    CHECK(r4.out == "world 198.51.100.1\n");
+    auto r6 = w.nucleus({"--network", "bridge"}, {"bash", "-c", "cat </dev/tcp/2001:db8:2::10/8080"});
+    INFO(r6.describe());
+    REQUIRE(r6.exit_code == 0);
+    CHECK(r6.out == "world 2001:db8:1::1\n");
+    // Nothing of either sandbox is left: no veth, no lease.
+    CHECK(w.veths().empty());
+    CHECK(w.leases() == 0);
+}
+
+TEST_CASE("bridge: a published port is reachable from the host's loopback and not from elsewhere", "[bridge]") {
+    require_tools();
+    BridgeWorld w;
+    fs::path events = w.srv() / "events.jsonl";
+    auto server = w.start({"--network", "bridge", "-p", "8080:8000", "-p", "0.0.0.0:8081:8000", "--events-jsonl",
+                           events.string(), "-v", w.srv().string() + ":/srv:ro"},
+                          {"python3", "/srv/peer_server.py", "::", "8000", "sandbox"});
+    REQUIRE(server.wait_for_output("listening", 20s));
+    auto start = wait_for_start_event(events, server);
+    REQUIRE(start.is_object());
+    const std::string sandbox = address_of(start);
+
+    // 127.0.0.1:8080 from the host: DNAT in the output hook, the loopback
+    // source masqueraded to the bridge's address.
+    auto loopback = BridgeWorld::connect(w.host(), "127.0.0.1", 8080);
+    INFO(loopback.describe());
+    CHECK(loopback.out == "sandbox 10.201.0.1\n");
+    // Not on the host's other addresses, not from the world.
+    CHECK(BridgeWorld::connect(w.host(), "198.51.100.1", 8080).out.empty());
+    CHECK(BridgeWorld::connect(w.world(), "198.51.100.1", 8080).out.empty());
+    // Published on 0.0.0.0 it is reachable from the world, which shows the
+    // negative checks above are not a broken path.
+    auto from_world = BridgeWorld::connect(w.world(), "198.51.100.1", 8081);
+    INFO(from_world.describe());
+    CHECK(from_world.out == "sandbox 198.51.100.2\n");
+    // The sandbox's own address, routed to from the world, is forwarded
+    // only for what a published port let in.
+    REQUIRE(run({"ip", "-n", w.world(), "route", "add", "10.201.0.0/16", "via", "198.51.100.1"}).exit_code == 0);
+    CHECK(BridgeWorld::connect(w.world(), sandbox, 8000).out.empty());
+    auto counters = w.nft({"list", "chain", "inet", "nucleus-nucleus0", "forward"});
+    CHECK_FALSE(contains(counters.out, "counter packets 0 bytes 0 drop"));
+
+    server.signal(SIGTERM);
+    auto done = server.wait();
+    INFO(done.describe());
+    CHECK(done.exit_code == 128 + SIGTERM);
+    // Its teardown removed its entries, veth and lease at once.
+    CHECK_FALSE(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4"}).out, "elements"));
+    CHECK_FALSE(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4_any"}).out, "elements"));
+    CHECK(w.veths().empty());
+    CHECK(w.leases() == 0);
+}
+
+TEST_CASE("bridge: concurrent sandboxes get distinct addresses", "[bridge]") {
+    require_tools();
+    BridgeWorld w;
+    std::vector<Process> sandboxes;
+    for (int i = 0; i < 4; ++i)
+        sandboxes.push_back(w.start({"--network", "bridge"},
+                                    {"bash", "-c", "ip -4 -o addr show eth0; cat </dev/tcp/203.0.113.10/8080; sleep 2"}));
+    std::set<std::string> addresses;
+    for (auto& p : sandboxes) {
+        auto r = p.wait();
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+        CHECK(contains(r.out, "world 198.51.100.1"));
+        auto at = r.out.find("inet ");
+        REQUIRE(at != std::string::npos);
+        addresses.insert(r.out.substr(at + 5, r.out.find('/', at) - at - 5));
+    }
+    CHECK(addresses.size() == 4);
+    for (const auto& a : addresses) CHECK(a.rfind("10.201.", 0) == 0);
+    CHECK(w.leases() == 0);
+}
+
+TEST_CASE("bridge: what a supervisor killed with SIGKILL left is removed by gc", "[bridge]") {
+    require_tools();
+    BridgeWorld w;
+    fs::path events = w.srv() / "events.jsonl";
+    auto p = w.start({"--network", "bridge", "-p", "8080:8000", "--events-jsonl", events.string()}, {"sleep", "60"});
+    auto start = wait_for_start_event(events, p);
+    REQUIRE(start.is_object());
+    const std::string veth = start["bridge"]["veth"];
+    CHECK(w.veths() == std::vector<std::string>{veth});
+    CHECK(w.leases() == 1);
+
+    p.signal(SIGKILL);
+    (void)p.wait();
+    // The sandbox dies with its supervisor (PR_SET_PDEATHSIG), and its veth
+    // with its network namespace, which the kernel tears down shortly after.
+    for (int i = 0; i < 200 && !w.veths().empty(); ++i) ::usleep(50000);
+    CHECK(w.veths().empty());
+    // Its published port and lease are what gc is for.
+    CHECK(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4"}).out, address_of(start)));
+    CHECK(w.leases() == 1);
+    auto gc = w.gc();
+    INFO(gc.describe());
+    CHECK(gc.exit_code == 0);
+    CHECK_FALSE(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4"}).out, "elements"));
+    CHECK(w.leases() == 0);
+    CHECK(fs::is_empty(w.state() / "sandboxes"));
+    // Its address is free for the next sandbox.
+    auto next = w.nucleus({"--network", "bridge", "-p", "8080:8000"}, {"true"});
+    CHECK(next.exit_code == 0);
+}
+
+TEST_CASE("bridge: a host port in use, or published twice, is refused before the sandbox starts", "[bridge]") {
+    require_tools();
+    BridgeWorld w;
+    fs::path events = w.srv() / "events.jsonl";
+    auto first = w.start({"--network", "bridge", "-p", "0.0.0.0:8080:8000", "--events-jsonl", events.string()}, {"sleep", "30"});
+    REQUIRE(wait_for_start_event(events, first).is_object());
+    auto second = w.nucleus({"--network", "bridge", "-p", "127.0.0.1:8080:8000"}, {"true"});
+    INFO(second.describe());
+    CHECK(second.exit_code == 125);
+    CHECK(contains(second.err, "8080"));
+    CHECK(contains(second.err, "in use"));
+    first.signal(SIGTERM);
+    (void)first.wait();
+    CHECK(w.leases() == 0);
+    CHECK(w.veths().empty());
+}
+
+// ---- Non-root: pasta ---------------------------------------------------------
+
+namespace {
+
+// `nucleus run` as uid 65534 inside the host namespace. pasta opens
+// /dev/net/tun, which a Debian host's udev makes 0666; where it is 0600
+// (this project's machines run no udev) the run gets a 0666 node of its
+// own, bound over /dev/net/tun in a mount namespace the test creates.
+struct Unprivileged {
+    TempDir dir{"bridge-nonroot", 0777};
+    fs::path state = dir / "state";
+
+    std::vector<std::string> argv(const BridgeWorld& w, const std::vector<std::string>& flags,
+                                  const std::vector<std::string>& command, const std::string& path) const {
+        std::string script = "set -e; mkdir -p " + (dir / "tun").string() + "; mount -t tmpfs -o mode=0755 tun " +
+                             (dir / "tun").string() + "; mknod -m 0666 " + (dir / "tun" / "tun").string() +
+                             " c 10 200; mount --bind " + (dir / "tun" / "tun").string() + " /dev/net/tun; exec \"$@\"";
+        std::vector<std::string> inner{"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                       "/usr/bin/env",     "NUCLEUS_STATE_DIR=" + state.string(), "PATH=" + path};
+        auto nucleus = nucleus_argv(flags, command);
+        inner.insert(inner.end(), nucleus.begin(), nucleus.end());
+        std::vector<std::string> out{"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh"};
+        out.insert(out.end(), inner.begin(), inner.end());
+        return BridgeWorld::in(w.host(), out);
+    }
+};
+
+void require_pasta() {
+    if (::access("/usr/bin/setpriv", X_OK) != 0) SKIP("needs setpriv(1) (util-linux)");
+    if (::access("/usr/bin/pasta", X_OK) != 0) SKIP("needs pasta (apt-get install passt)");
+    if (::access("/dev/net/tun", F_OK) != 0) SKIP("needs /dev/net/tun (the tun module)");
+}
+
+constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
+
+}  // namespace
+
+TEST_CASE("bridge as a non-root user: pasta connects the sandbox and its published port", "[bridge][nonroot]") {
+    require_tools();
+    require_pasta();
+    BridgeWorld w;
+    Unprivileged u;
+    auto out = run(u.argv(w, {"--network", "bridge"}, {"bash", "-c", "cat </dev/tcp/203.0.113.10/8080"}, kDefaultPath),
+                   with_deadline(30s));
+    INFO(out.describe());
+    REQUIRE(out.exit_code == 0);
+    // pasta makes the connection from the host's namespace, as the host.
+    CHECK(out.out == "world 198.51.100.1\n");
+
+    fs::path events = u.dir / "events.jsonl";
+    auto server = Process::start(
+        u.argv(w, {"--network", "bridge", "-p", "8080:8000", "--events-jsonl", events.string(), "-v", w.srv().string() + ":/srv:ro"},
+               {"python3", "/srv/peer_server.py", "::", "8000", "sandbox"}, kDefaultPath),
+        with_deadline(60s));
+    bool listening = server.wait_for_output("listening", 20s);
+    INFO(server.out() << server.err());
+    REQUIRE(listening);
+    auto start = wait_for_start_event(events, server);
+    REQUIRE(start.is_object());
+    CHECK(start["bridge"]["mode"] == "pasta");
+    auto loopback = BridgeWorld::connect(w.host(), "127.0.0.1", 8080);
+    INFO(loopback.describe());
+    CHECK(loopback.out.rfind("sandbox ", 0) == 0);
+    CHECK(BridgeWorld::connect(w.world(), "198.51.100.1", 8080).out.empty());  // 127.0.0.1 only
+
+    // Killed with its supervisor: pasta goes too (PR_SET_PDEATHSIG).
+    const std::string marker = "pasta --config-net --foreground";
+    CHECK(pids_with_cmdline(marker).size() == 1);
+    server.signal(SIGKILL);
+    (void)server.wait();
+    for (int i = 0; i < 100 && !pids_with_cmdline(marker).empty(); ++i) ::usleep(50000);
+    CHECK(pids_with_cmdline(marker).empty());
+    CHECK(BridgeWorld::connect(w.host(), "127.0.0.1", 8080).out.empty());
+}
+
+TEST_CASE("bridge as a non-root user without pasta: refused, saying what to install", "[bridge][nonroot]") {
+    require_tools();
+    if (::access("/usr/bin/setpriv", X_OK) != 0) SKIP("needs setpriv(1) (util-linux)");
+    BridgeWorld w;
+    Unprivileged u;
+    // pasta hidden from PATH (nucleus itself is named by its absolute path).
+    auto r = run(u.argv(w, {"--network", "bridge"}, {"/bin/true"}, "/nonexistent"), with_deadline(30s));
+    INFO(r.describe());
+    CHECK(r.exit_code == 125);
+    CHECK(contains(r.err, "needs pasta"));
+    CHECK(contains(r.err, "apt-get install passt"));
+    std::error_code ec;
+    CHECK((!fs::exists(u.state / "sandboxes") || fs::is_empty(u.state / "sandboxes")));
+}
