@@ -15,6 +15,7 @@
 #include <set>
 
 #include "net/nat_expr.hpp"
+#include "net/nat_ports.hpp"
 
 namespace nucleus::net {
 
@@ -206,6 +207,7 @@ Status add_egress_limit(NetlinkSession& nf, const BridgeConfig& c, const Sandbox
         nft::Element jump6 = nft::jump_element(nft::KeyBuilder().ipv6(*a.v6).bytes, chain);
         body.push_back(nft::new_elements(t, "egress6", {jump6}, true, "limiting the egress of " + to_string(*a.v6)));
     }
+    nft::add_port_guard(body, c, a);
     return run_batch(nf, std::move(body));
 }
 
@@ -223,6 +225,7 @@ std::vector<NetlinkMessage> egress_deletions(const BridgeConfig& c, const Sandbo
     body.push_back(nft::delete_chain(t, chain));
     body.push_back(nft::delete_set(t, allow_set(a, AF_INET)));
     if (a.v6) body.push_back(nft::delete_set(t, allow_set(a, AF_INET6)));
+    nft::delete_port_guard(body, c, a);
     return body;
 }
 

@@ -12,13 +12,15 @@
 //     chain dnat_out  output, dstnat:     published ports of the host's own connections
 //     chain snat      postrouting, srcnat: the subnets leaving by another interface: masquerade;
 //                                         loopback sources going to the bridge: masquerade
-//     chain forward   forward, filter:    to the bridge, a new connection that is not a
-//                                         published port: drop; from the bridge: egress4/6
+//     chain forward   forward, filter:    to the bridge from elsewhere, a new connection
+//                                         that is not a published port: drop; from the
+//                                         bridge: egress4/6
 //     chain input     input, filter:      from the bridge: egress4/6 (the host is a destination too)
 //     chain sb-<hex>  one per limited sandbox, with its sets a4-<hex> / a6-<hex>:
 //                     established/related, IPv6 neighbour discovery, the allowed
 //                     (address . proto . port) elements and CIDR rules return; the rest is dropped
 //   }
+//   table bridge nucleus-<bridge>: limited sandboxes' ports (net/nat_ports.hpp)
 //
 // Loopback. Published ports bind to 127.0.0.1 by default. A connection
 // from the host to 127.0.0.1:PORT goes through the output hook, so

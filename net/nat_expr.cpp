@@ -75,32 +75,33 @@ NetlinkMessage message(uint16_t command, uint16_t family, uint16_t flags, std::s
     return m;
 }
 
-NetlinkMessage new_table(const std::string& table) {
-    auto m = message(NFT_MSG_NEWTABLE, family_inet, NLM_F_CREATE | NLM_F_EXCL, "creating nftables table " + table);
+NetlinkMessage new_table(const std::string& table, uint16_t family) {
+    auto m = message(NFT_MSG_NEWTABLE, family, NLM_F_CREATE | NLM_F_EXCL, "creating nftables table " + table);
     TablePtr t(nftnl_table_alloc());
     nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
     nftnl_table_nlmsg_build_payload(m.header(), t.get());
     return m;
 }
 
-NetlinkMessage get_table(const std::string& table) {
-    auto m = message(NFT_MSG_GETTABLE, family_inet, 0, "looking up nftables table " + table);
+NetlinkMessage get_table(const std::string& table, uint16_t family) {
+    auto m = message(NFT_MSG_GETTABLE, family, 0, "looking up nftables table " + table);
     TablePtr t(nftnl_table_alloc());
     nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
     nftnl_table_nlmsg_build_payload(m.header(), t.get());
     return m;
 }
 
-NetlinkMessage delete_table(const std::string& table) {
-    auto m = message(NFT_MSG_DELTABLE, family_inet, 0, "deleting nftables table " + table);
+NetlinkMessage delete_table(const std::string& table, uint16_t family) {
+    auto m = message(NFT_MSG_DELTABLE, family, 0, "deleting nftables table " + table);
     TablePtr t(nftnl_table_alloc());
     nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
     nftnl_table_nlmsg_build_payload(m.header(), t.get());
     return m;
 }
 
-NetlinkMessage new_chain(const std::string& table, const std::string& chain, std::optional<BaseChain> base) {
-    auto m = message(NFT_MSG_NEWCHAIN, family_inet, NLM_F_CREATE | NLM_F_EXCL, "creating nftables chain " + chain);
+NetlinkMessage new_chain(const std::string& table, const std::string& chain, std::optional<BaseChain> base,
+                         uint16_t family) {
+    auto m = message(NFT_MSG_NEWCHAIN, family, NLM_F_CREATE | NLM_F_EXCL, "creating nftables chain " + chain);
     ChainPtr c(nftnl_chain_alloc());
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, chain.c_str());
@@ -132,8 +133,8 @@ NetlinkMessage flush_chain(const std::string& table, const std::string& chain) {
 
 NetlinkMessage dump_chains() { return message(NFT_MSG_GETCHAIN, family_inet, 0, "listing nftables chains"); }
 
-NetlinkMessage new_set(const std::string& table, const SetSpec& spec) {
-    auto m = message(NFT_MSG_NEWSET, family_inet, NLM_F_CREATE | NLM_F_EXCL, "creating nftables set " + spec.name);
+NetlinkMessage new_set(const std::string& table, const SetSpec& spec, uint16_t family) {
+    auto m = message(NFT_MSG_NEWSET, family, NLM_F_CREATE | NLM_F_EXCL, "creating nftables set " + spec.name);
     SetPtr s = set_named(table, spec.name);
     nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, spec.flags);
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, spec.key_type);
@@ -155,8 +156,8 @@ NetlinkMessage delete_set(const std::string& table, const std::string& set) {
 }
 
 NetlinkMessage new_elements(const std::string& table, const std::string& set, const std::vector<Element>& elements,
-                            bool exclusive, std::string what) {
-    auto m = message(NFT_MSG_NEWSETELEM, family_inet, static_cast<uint16_t>(NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0)),
+                            bool exclusive, std::string what, uint16_t family) {
+    auto m = message(NFT_MSG_NEWSETELEM, family, static_cast<uint16_t>(NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0)),
                      std::move(what));
     SetPtr s = set_named(table, set);
     add_elements(s.get(), elements);
@@ -165,8 +166,8 @@ NetlinkMessage new_elements(const std::string& table, const std::string& set, co
 }
 
 NetlinkMessage delete_elements(const std::string& table, const std::string& set, const std::vector<Element>& elements,
-                               std::string what) {
-    auto m = message(NFT_MSG_DELSETELEM, family_inet, 0, std::move(what));
+                               std::string what, uint16_t family) {
+    auto m = message(NFT_MSG_DELSETELEM, family, 0, std::move(what));
     SetPtr s = set_named(table, set);
     add_elements(s.get(), elements);
     nftnl_set_elems_nlmsg_build_payload(m.header(), s.get());
@@ -241,6 +242,13 @@ KeyBuilder& KeyBuilder::ipv6(const Ipv6& a) {
     return *this;
 }
 
+KeyBuilder& KeyBuilder::ifname(const std::string& name) {
+    uint8_t padded[16] = {};
+    std::memcpy(padded, name.data(), std::min<size_t>(name.size(), 15));
+    bytes.insert(bytes.end(), padded, padded + 16);
+    return *this;
+}
+
 KeyBuilder& KeyBuilder::proto(uint8_t p) {
     bytes.insert(bytes.end(), {p, 0, 0, 0});
     return *this;
@@ -259,11 +267,11 @@ nftnl_expr* expr(const char* name) { return nftnl_expr_alloc(name); }
 
 }  // namespace
 
-RuleBuilder::RuleBuilder(const std::string& table, const std::string& chain)
-    : rule_(nftnl_rule_alloc()), table_(table), chain_(chain) {
+RuleBuilder::RuleBuilder(const std::string& table, const std::string& chain, uint16_t family)
+    : rule_(nftnl_rule_alloc()), table_(table), chain_(chain), family_(family) {
     nftnl_rule_set_str(rule_, NFTNL_RULE_TABLE, table.c_str());
     nftnl_rule_set_str(rule_, NFTNL_RULE_CHAIN, chain.c_str());
-    nftnl_rule_set_u32(rule_, NFTNL_RULE_FAMILY, family_inet);
+    nftnl_rule_set_u32(rule_, NFTNL_RULE_FAMILY, family);
 }
 
 RuleBuilder::~RuleBuilder() { nftnl_rule_free(rule_); }
@@ -291,6 +299,16 @@ RuleBuilder& RuleBuilder::cmp(uint32_t op, uint32_t sreg, const void* data, uint
     nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
     nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
     nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+    nftnl_rule_add_expr(rule_, e);
+    return *this;
+}
+
+RuleBuilder& RuleBuilder::range(bool inside, uint32_t sreg, const void* from, const void* to, uint32_t len) {
+    nftnl_expr* e = expr("range");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, sreg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_OP, inside ? NFT_RANGE_EQ : NFT_RANGE_NEQ);
+    nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, from, len);
+    nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, to, len);
     nftnl_rule_add_expr(rule_, e);
     return *this;
 }
@@ -417,8 +435,14 @@ RuleBuilder& RuleBuilder::dport(uint16_t port) {
     return cmp(NFT_CMP_EQ, NFT_REG_1, &be, 2);
 }
 
+RuleBuilder& RuleBuilder::ethertype(uint16_t type) {
+    uint16_t be = htons(type);
+    meta(NFT_META_PROTOCOL, NFT_REG_1);
+    return cmp(NFT_CMP_EQ, NFT_REG_1, &be, 2);
+}
+
 NetlinkMessage RuleBuilder::message(std::string what) {
-    auto m = nft::message(NFT_MSG_NEWRULE, family_inet, NLM_F_CREATE | NLM_F_APPEND, std::move(what));
+    auto m = nft::message(NFT_MSG_NEWRULE, family_, NLM_F_CREATE | NLM_F_APPEND, std::move(what));
     nftnl_rule_nlmsg_build_payload(m.header(), rule_);
     return m;
 }

@@ -28,6 +28,7 @@ struct nftnl_set;
 namespace nucleus::net::nft {
 
 constexpr uint16_t family_inet = 1;   // NFPROTO_INET
+constexpr uint16_t family_bridge = 7; // NFPROTO_BRIDGE
 constexpr uint16_t family_ipv4 = 2;   // NFPROTO_IPV4
 constexpr uint16_t family_ipv6 = 10;  // NFPROTO_IPV6
 
@@ -38,6 +39,7 @@ constexpr uint32_t type_ipv4_addr = 7;
 constexpr uint32_t type_ipv6_addr = 8;
 constexpr uint32_t type_inet_proto = 12;
 constexpr uint32_t type_inet_service = 13;
+constexpr uint32_t type_ifname = 41;
 constexpr uint32_t concat(uint32_t a, uint32_t b) { return a << 6 | b; }
 
 NetlinkMessage batch_begin();
@@ -46,16 +48,17 @@ NetlinkMessage batch_end();
 // A message of the nf_tables subsystem: nlmsghdr + nfgenmsg.
 NetlinkMessage message(uint16_t command, uint16_t family, uint16_t flags, std::string what);
 
-NetlinkMessage new_table(const std::string& table);
-NetlinkMessage get_table(const std::string& table);
-NetlinkMessage delete_table(const std::string& table);
+NetlinkMessage new_table(const std::string& table, uint16_t family = family_inet);
+NetlinkMessage get_table(const std::string& table, uint16_t family = family_inet);
+NetlinkMessage delete_table(const std::string& table, uint16_t family = family_inet);
 
 struct BaseChain {
     const char* type;  // "filter" or "nat"
     uint32_t hook;     // NF_INET_*
     int32_t priority;
 };
-NetlinkMessage new_chain(const std::string& table, const std::string& chain, std::optional<BaseChain> base);
+NetlinkMessage new_chain(const std::string& table, const std::string& chain, std::optional<BaseChain> base,
+                         uint16_t family = family_inet);
 NetlinkMessage delete_chain(const std::string& table, const std::string& chain);
 // Deletes every rule of a chain (NFT_MSG_DELRULE without a handle).
 NetlinkMessage flush_chain(const std::string& table, const std::string& chain);
@@ -70,7 +73,7 @@ struct SetSpec {
     uint32_t data_len = 0;                // value maps only
     uint32_t id = 0;                      // unique within one batch
 };
-NetlinkMessage new_set(const std::string& table, const SetSpec& set);
+NetlinkMessage new_set(const std::string& table, const SetSpec& set, uint16_t family = family_inet);
 NetlinkMessage delete_set(const std::string& table, const std::string& set);
 
 // One element: a key, and for maps a value or a verdict (with its chain for
@@ -102,9 +105,9 @@ inline Element timed_element(std::vector<uint8_t> key, uint64_t timeout_ms) {
 // NEWSETELEM (flags NLM_F_CREATE, plus NLM_F_EXCL when `exclusive`: an
 // existing key is then an EEXIST error instead of a no-op).
 NetlinkMessage new_elements(const std::string& table, const std::string& set, const std::vector<Element>& elements,
-                            bool exclusive, std::string what);
+                            bool exclusive, std::string what, uint16_t family = family_inet);
 NetlinkMessage delete_elements(const std::string& table, const std::string& set, const std::vector<Element>& elements,
-                               std::string what);
+                               std::string what, uint16_t family = family_inet);
 NetlinkMessage get_elements(const std::string& table, const std::string& set);
 // The elements of GETSETELEM dump replies.
 std::vector<Element> parse_elements(const std::vector<NetlinkReply>& replies);
@@ -118,12 +121,13 @@ struct KeyBuilder {
     KeyBuilder& ipv6(const Ipv6& a);
     KeyBuilder& proto(uint8_t p);
     KeyBuilder& port(uint16_t p);  // big endian, as on the wire
+    KeyBuilder& ifname(const std::string& name);  // IFNAMSIZ bytes, NUL-padded
 };
 
 // Appends expressions to one rule.
 class RuleBuilder {
 public:
-    RuleBuilder(const std::string& table, const std::string& chain);
+    RuleBuilder(const std::string& table, const std::string& chain, uint16_t family = family_inet);
     ~RuleBuilder();
     RuleBuilder(const RuleBuilder&) = delete;
     RuleBuilder& operator=(const RuleBuilder&) = delete;
@@ -131,6 +135,7 @@ public:
     RuleBuilder& meta(uint32_t key, uint32_t dreg);
     RuleBuilder& payload(uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg);
     RuleBuilder& cmp(uint32_t op, uint32_t sreg, const void* data, uint32_t len);
+    RuleBuilder& range(bool inside, uint32_t sreg, const void* from, const void* to, uint32_t len);
     RuleBuilder& bitwise(uint32_t reg, uint32_t len, const void* mask, const void* xor_value);
     RuleBuilder& lookup(const std::string& set, uint32_t sreg, std::optional<uint32_t> dreg = std::nullopt,
                         bool invert = false);
@@ -150,6 +155,7 @@ public:
     RuleBuilder& ct_state_any(uint32_t bits, bool equal_zero);  // ct state & bits ==/!= 0
     RuleBuilder& ct_status_any(uint32_t bits, bool equal_zero);
     RuleBuilder& dport(uint16_t port);                          // th dport == port
+    RuleBuilder& ethertype(uint16_t type);                      // meta protocol == type (bridge family)
 
     NetlinkMessage message(std::string what);
 
@@ -157,6 +163,7 @@ private:
     nftnl_rule* rule_;
     std::string table_;
     std::string chain_;
+    uint16_t family_;
 };
 
 }  // namespace nucleus::net::nft

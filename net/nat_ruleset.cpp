@@ -8,6 +8,7 @@
 
 #include "net/nat.hpp"
 #include "net/nat_expr.hpp"
+#include "net/nat_ports.hpp"
 
 namespace nucleus::net {
 
@@ -152,8 +153,11 @@ void egress_dispatch(std::vector<NetlinkMessage>& out, const BridgeConfig& c, co
 void forward_rules(std::vector<NetlinkMessage>& out, const BridgeConfig& c) {
     // Towards the sandboxes, only what a published port let in (DNAT'd)
     // or what answers a connection they made.
+    // (Frames between two sandboxes come in from the bridge too when
+    // br_netfilter passes bridged traffic to these hooks: not ours to drop.)
     RuleBuilder r(c.table(), "forward");
     r.ifname(false, c.name, true)
+        .ifname(true, c.name, false)
         .ct_state_any(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED), true)
         .ct_status_any(IPS_DST_NAT, true)
         .counter()
@@ -165,23 +169,43 @@ void forward_rules(std::vector<NetlinkMessage>& out, const BridgeConfig& c) {
 
 }  // namespace
 
+namespace {
+
+// Whether the table exists in `family`.
+Result<bool> table_exists(NetlinkSession& nf, const std::string& table, uint16_t family) {
+    auto found = nf.execute(nft::get_table(table, family));
+    if (found) return true;
+    if (found.error().code == ENOENT) return false;
+    return std::move(found).error();
+}
+
+}  // namespace
+
 Status ensure_nat_table(NetlinkSession& nf, const BridgeConfig& config) {
-    auto found = nf.execute(nft::get_table(config.table()));
-    if (found) return {};
-    if (found.error().code != ENOENT) return std::move(found).error();
+    auto inet = table_exists(nf, config.table(), nft::family_inet);
+    if (!inet) return std::move(inet).error();
+    auto bridge = table_exists(nf, config.table(), nft::family_bridge);
+    if (!bridge) return std::move(bridge).error();
+    if (*inet && *bridge) return {};
     std::vector<NetlinkMessage> batch;
     batch.push_back(nft::batch_begin());
-    batch.push_back(nft::new_table(config.table()));
-    sets(batch, config);
-    chains(batch, config);
-    guard_and_snat(batch, config);
-    publish_rules(batch, config, "dnat_pre");
-    publish_rules(batch, config, "dnat_out");
-    forward_rules(batch, config);
+    if (!*inet) {
+        batch.push_back(nft::new_table(config.table()));
+        sets(batch, config);
+        chains(batch, config);
+        guard_and_snat(batch, config);
+        publish_rules(batch, config, "dnat_pre");
+        publish_rules(batch, config, "dnat_out");
+        forward_rules(batch, config);
+    }
+    if (!*bridge) {
+        batch.push_back(nft::new_table(config.table(), nft::family_bridge));
+        nft::port_guard_ruleset(batch, config);
+    }
     batch.push_back(nft::batch_end());
     auto done = nf.execute(batch);
     if (!done && done.error().code == EEXIST) return {};  // made meanwhile by a process not holding our lock
-    if (!done) return std::move(done).error().wrap("creating nftables table inet " + config.table());
+    if (!done) return std::move(done).error().wrap("creating nftables table " + config.table());
     return {};
 }
 
@@ -191,6 +215,12 @@ Status delete_nat_table(NetlinkSession& nf, const BridgeConfig& config) {
     batch.push_back(nft::delete_table(config.table()));
     batch.push_back(nft::batch_end());
     auto done = nf.execute(batch);
+    if (!done && done.error().code != ENOENT) return std::move(done).error();
+    std::vector<NetlinkMessage> bridge;
+    bridge.push_back(nft::batch_begin());
+    bridge.push_back(nft::delete_table(config.table(), nft::family_bridge));
+    bridge.push_back(nft::batch_end());
+    done = nf.execute(bridge);
     if (!done && done.error().code != ENOENT) return std::move(done).error();
     return {};
 }

@@ -1,143 +1,20 @@
-// --network bridge end to end, in namespaces the test creates: nucleus
-// runs inside a "host" network namespace of its own (nsenter --net), so
-// the bridge, its nftables table, the forwarding sysctls and the veths
-// live there and never touch the machine's network; a "world" namespace
-// behind a veth serves on TEST-NET addresses (203.0.113.10 and
-// 2001:db8:2::10), with no route back to the bridge's subnets.
-//
-//   sandbox --veth-- nucleus0 [host ns: 198.51.100.1, 2001:db8:1::1] --veth-- [world ns: 198.51.100.2]
-//                                                                             203.0.113.10:8080, [2001:db8:2::10]:8080
+// --network bridge end to end, through the nucleus binary, in namespaces
+// the test creates (tests/integration/bridge_world.hpp): the bridge, its
+// nftables table, the forwarding sysctls and the veths live in the test's
+// own host namespace and never touch the machine's network.
 #include <signal.h>
 #include <unistd.h>
 
 #include <catch2/catch_test_macros.hpp>
 
-#include <atomic>
 #include <set>
 
+#include "bridge_world.hpp"
 #include "harness.hpp"
 
 using namespace nit;
 
 namespace {
-
-// Answers every connection with "<tag> <peer address>" (IPv4-mapped
-// addresses shown as IPv4) and closes it.
-constexpr const char* kPeerServer = R"(import socket, sys
-s = socket.socket(socket.AF_INET6)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(64)
-print("listening", flush=True)
-while True:
-    c, a = s.accept()
-    peer = a[0][7:] if a[0].startswith("::ffff:") else a[0]
-    c.sendall(("%s %s\n" % (sys.argv[3], peer)).encode())
-    c.close()
-)";
-
-void require_tools() {
-    require_root();
-    for (const char* tool : {"/usr/sbin/ip", "/usr/bin/nsenter", "/usr/bin/python3", "/usr/sbin/nft", "/bin/bash"})
-        if (::access(tool, X_OK) != 0) SKIP("needs " << tool);
-}
-
-std::atomic<int> counter{0};
-
-class BridgeWorld {
-public:
-    BridgeWorld() {
-        std::string tag = std::to_string(::getpid()) + "-" + std::to_string(counter++);
-        host_ = "nbr-h-" + tag;
-        world_ = "nbr-w-" + tag;
-        write_file(srv_ / "peer_server.py", kPeerServer);
-        must({"ip", "netns", "add", host_});
-        must({"ip", "netns", "add", world_});
-        must({"ip", "-n", host_, "link", "set", "lo", "up"});
-        must({"ip", "-n", world_, "link", "set", "lo", "up"});
-        must({"ip", "-n", host_, "link", "add", "uplink", "type", "veth", "peer", "name", "w0", "netns", world_});
-        must({"ip", "-n", host_, "addr", "add", "198.51.100.1/24", "dev", "uplink"});
-        must({"ip", "-n", host_, "addr", "add", "2001:db8:1::1/64", "dev", "uplink", "nodad"});
-        must({"ip", "-n", world_, "addr", "add", "198.51.100.2/24", "dev", "w0"});
-        must({"ip", "-n", world_, "addr", "add", "2001:db8:1::2/64", "dev", "w0", "nodad"});
-        must({"ip", "-n", world_, "addr", "add", "203.0.113.10/32", "dev", "lo"});
-        must({"ip", "-n", world_, "addr", "add", "2001:db8:2::10/128", "dev", "lo"});
-        must({"ip", "-n", host_, "link", "set", "uplink", "up"});
-        must({"ip", "-n", world_, "link", "set", "w0", "up"});
-        must({"ip", "-n", host_, "route", "add", "default", "via", "198.51.100.2"});
-        must({"ip", "-n", host_, "-6", "route", "add", "default", "via", "2001:db8:1::2"});
-        server_.emplace(Process::start(in(world_, {"python3", (srv_ / "peer_server.py").string(), "::", "8080", "world"})));
-        REQUIRE(server_->wait_for_output("listening", 10s));
-    }
-    ~BridgeWorld() {
-        server_.reset();
-        (void)run({"ip", "netns", "del", host_});
-        (void)run({"ip", "netns", "del", world_});
-    }
-
-    const std::string& host() const { return host_; }
-    const std::string& world() const { return world_; }
-    fs::path state() const { return state_.path(); }
-    fs::path srv() const { return srv_.path(); }
-
-    static std::vector<std::string> in(const std::string& ns, std::vector<std::string> argv) {
-        argv.insert(argv.begin(), {"nsenter", "--net=/run/netns/" + ns});
-        return argv;
-    }
-    SpawnOptions options(std::chrono::milliseconds deadline = 30s) const {
-        SpawnOptions o;
-        o.env = {"NUCLEUS_STATE_DIR=" + state_.str()};
-        o.deadline = deadline;
-        return o;
-    }
-    Result nucleus(const std::vector<std::string>& flags, const std::vector<std::string>& command) const {
-        return run(in(host_, nucleus_argv(flags, command)), options());
-    }
-    Process start(const std::vector<std::string>& flags, const std::vector<std::string>& command) const {
-        return Process::start(in(host_, nucleus_argv(flags, command)), options(60s));
-    }
-    Result gc() const { return run(in(host_, {kNucleus, "gc"}), options()); }
-    // One TCP connection from namespace `ns`: what the server said.
-    static Result connect(const std::string& ns, const std::string& address, int port) {
-        return run(in(ns, {"timeout", "3", "bash", "-c", "cat </dev/tcp/" + address + "/" + std::to_string(port)}),
-                   with_deadline(10s));
-    }
-    Result nft(const std::vector<std::string>& args) const {
-        std::vector<std::string> argv{"nft"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return run(in(host_, argv));
-    }
-    // The host-side veths (nv...) in the host namespace.
-    std::vector<std::string> veths() const {
-        auto r = run({"ip", "-n", host_, "-o", "link", "show"});
-        std::vector<std::string> out;
-        for (const auto& line : split_lines(r.out)) {
-            auto at = line.find(": nv");
-            if (at != std::string::npos) out.push_back(line.substr(at + 2, line.find_first_of("@:", at + 2) - at - 2));
-        }
-        return out;
-    }
-    // Lease files of the default bridge.
-    int leases() const {
-        std::error_code ec;
-        int n = 0;
-        for (auto it = fs::directory_iterator(state() / "net" / "nucleus0", ec); !ec && it != fs::directory_iterator(); ++it) ++n;
-        return n;
-    }
-
-private:
-    static void must(const std::vector<std::string>& argv) {
-        auto r = run(argv, with_deadline(10s));
-        INFO(r.describe());
-        REQUIRE(r.exit_code == 0);
-    }
-
-    std::string host_, world_;
-    TempDir state_{"bridge-state", 0711};
-    TempDir srv_{"bridge-srv", 0755};
-    std::optional<Process> server_;
-};
 
 std::string address_of(const nlohmann::json& start) {
     std::string a = start["bridge"]["address"];
@@ -147,7 +24,7 @@ std::string address_of(const nlohmann::json& start) {
 }  // namespace
 
 TEST_CASE("bridge: a sandbox reaches the world through MASQUERADE, over IPv4 and IPv6", "[bridge]") {
-    require_tools();
+    require_bridge_tools();
     BridgeWorld w;
     // The world has no route to the bridge's subnets: an answer means the
     // sandbox's address was rewritten to the host's.
@@ -165,7 +42,7 @@ TEST_CASE("bridge: a sandbox reaches the world through MASQUERADE, over IPv4 and
 }
 
 TEST_CASE("bridge: a published port is reachable from the host's loopback and not from elsewhere", "[bridge]") {
-    require_tools();
+    require_bridge_tools();
     BridgeWorld w;
     fs::path events = w.srv() / "events.jsonl";
     auto server = w.start({"--network", "bridge", "-p", "8080:8000", "-p", "0.0.0.0:8081:8000", "--events-jsonl",
@@ -208,7 +85,7 @@ TEST_CASE("bridge: a published port is reachable from the host's loopback and no
 }
 
 TEST_CASE("bridge: concurrent sandboxes get distinct addresses", "[bridge]") {
-    require_tools();
+    require_bridge_tools();
     BridgeWorld w;
     std::vector<Process> sandboxes;
     for (int i = 0; i < 4; ++i)
@@ -230,7 +107,7 @@ TEST_CASE("bridge: concurrent sandboxes get distinct addresses", "[bridge]") {
 }
 
 TEST_CASE("bridge: what a supervisor killed with SIGKILL left is removed by gc", "[bridge]") {
-    require_tools();
+    require_bridge_tools();
     BridgeWorld w;
     fs::path events = w.srv() / "events.jsonl";
     auto p = w.start({"--network", "bridge", "-p", "8080:8000", "--events-jsonl", events.string()}, {"sleep", "60"});
@@ -261,7 +138,7 @@ TEST_CASE("bridge: what a supervisor killed with SIGKILL left is removed by gc",
 }
 
 TEST_CASE("bridge: a host port in use, or published twice, is refused before the sandbox starts", "[bridge]") {
-    require_tools();
+    require_bridge_tools();
     BridgeWorld w;
     fs::path events = w.srv() / "events.jsonl";
     auto first = w.start({"--network", "bridge", "-p", "0.0.0.0:8080:8000", "--events-jsonl", events.string()}, {"sleep", "30"});
@@ -315,7 +192,7 @@ constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 }  // namespace
 
 TEST_CASE("bridge as a non-root user: pasta connects the sandbox and its published port", "[bridge][nonroot]") {
-    require_tools();
+    require_bridge_tools();
     require_pasta();
     BridgeWorld w;
     Unprivileged u;
@@ -353,7 +230,7 @@ TEST_CASE("bridge as a non-root user: pasta connects the sandbox and its publish
 }
 
 TEST_CASE("bridge as a non-root user without pasta: refused, saying what to install", "[bridge][nonroot]") {
-    require_tools();
+    require_bridge_tools();
     if (::access("/usr/bin/setpriv", X_OK) != 0) SKIP("needs setpriv(1) (util-linux)");
     BridgeWorld w;
     Unprivileged u;
