@@ -243,3 +243,92 @@ TEST_CASE("bridge as a non-root user without pasta: refused, saying what to inst
     std::error_code ec;
     CHECK((!fs::exists(u.state / "sandboxes") || fs::is_empty(u.state / "sandboxes")));
 }
+
+// ---- The daemon --------------------------------------------------------------
+
+namespace {
+
+// `nucleus daemon` in the host namespace, driven with curl.
+class BridgeDaemon {
+public:
+    explicit BridgeDaemon(const BridgeWorld& w) : w_(w) { start(); }
+    void start() {
+        process_.emplace(Process::start(
+            BridgeWorld::in(w_.host(), {kNucleus, "daemon", "--socket", socket_.string(), "--state-dir", state_.str()}),
+            w_.options(120s)));
+        for (int i = 0; i < 200 && !contains(call("GET", "/v1/health").out, "\"ok\""); ++i) ::usleep(25000);
+    }
+    void kill() {
+        process_->signal(SIGKILL);
+        (void)process_->wait();
+        process_.reset();
+    }
+    Result call(const std::string& method, const std::string& path, const std::string& body = "") const {
+        std::vector<std::string> argv{"curl", "-s", "--unix-socket", socket_.string(), "-X", method};
+        if (!body.empty()) argv.insert(argv.end(), {"-d", body});
+        argv.push_back("http://nucleus" + path);
+        return run(argv, with_deadline(20s));
+    }
+    nlohmann::json get(const std::string& id) const { return nlohmann::json::parse(call("GET", "/v1/sandboxes/" + id).out, nullptr, false); }
+
+private:
+    const BridgeWorld& w_;
+    TempDir state_{"bridge-daemon", 0700};
+    fs::path socket_ = state_ / "nucleus.sock";
+    std::optional<Process> process_;
+};
+
+}  // namespace
+
+TEST_CASE("bridge through the daemon: a sandbox survives a daemon SIGKILL with its address, then leaves nothing", "[bridge]") {
+    require_bridge_tools();
+    if (::access("/usr/bin/curl", X_OK) != 0) SKIP("needs curl");
+    BridgeWorld w;
+    BridgeDaemon d(w);
+    auto created = d.call("POST", "/v1/sandboxes",
+                          R"({"command":["python3","/srv/peer_server.py","::","8000","svc"],"name":"svc","network":"bridge",)"
+                          R"("publish":["8080:8000"],"volume":[")" + w.srv().string() + R"(:/srv:ro"]})");
+    INFO(created.describe());
+    REQUIRE(contains(created.out, "\"running\""));
+    for (int i = 0; i < 100 && BridgeWorld::connect(w.host(), "127.0.0.1", 8080).out.empty(); ++i) ::usleep(50000);
+    CHECK(BridgeWorld::connect(w.host(), "127.0.0.1", 8080).out.rfind("svc ", 0) == 0);
+    const std::string address = address_of(d.get("svc")["start"]);
+
+    d.kill();
+    // The sandbox serves on; a gc meanwhile takes nothing from it: its
+    // veth still exists.
+    CHECK(BridgeWorld::connect(w.host(), "127.0.0.1", 8080).out.rfind("svc ", 0) == 0);
+    CHECK(w.gc().exit_code == 0);
+    CHECK(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4"}).out, address));
+
+    d.start();
+    auto adopted = d.get("svc");
+    CHECK(adopted["adopted"] == true);
+    // Re-adopted, it holds its address again: a new sandbox gets another.
+    auto other = w.nucleus({"--network", "bridge"}, {"bash", "-c", "ip -4 -o addr show eth0"});
+    CHECK_FALSE(contains(other.out, address + "/"));
+
+    d.call("POST", "/v1/sandboxes/svc/stop?timeout=2");
+    CHECK(d.get("svc")["state"] == "exited");
+    CHECK_FALSE(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4"}).out, "elements"));
+    CHECK(w.veths().empty());
+    CHECK(w.leases() == 0);
+}
+
+TEST_CASE("bridge through the daemon: a sandbox that ended while no daemon ran is cleaned up on restart", "[bridge]") {
+    require_bridge_tools();
+    if (::access("/usr/bin/curl", X_OK) != 0) SKIP("needs curl");
+    BridgeWorld w;
+    BridgeDaemon d(w);
+    auto created = d.call("POST", "/v1/sandboxes", R"({"command":["sleep","600"],"name":"gone","network":"bridge","publish":["8080:8000"]})");
+    REQUIRE(contains(created.out, "\"running\""));
+    pid_t pid = d.get("gone")["pid"].get<pid_t>();
+    d.kill();
+    ::kill(pid, SIGKILL);
+    for (int i = 0; i < 200 && !w.veths().empty(); ++i) ::usleep(50000);
+    CHECK(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4"}).out, "elements"));
+    d.start();
+    CHECK(d.get("gone")["reason"] == "exited_unobserved");
+    CHECK_FALSE(contains(w.nft({"list", "map", "inet", "nucleus-nucleus0", "publish4"}).out, "elements"));
+    CHECK(w.leases() == 0);
+}
