@@ -16,8 +16,11 @@
 //            the veth pair with its peer created inside the sandbox's network
 //            namespace; from a netlink socket opened in that namespace, the
 //            peer's addresses and default routes.
-//   release  (teardown) the table entries, the veth if it is still there,
-//            the port reservations, then the lease.
+//   release  (teardown) the table entries, the port reservations, then the
+//            lease. The veth goes with the sandbox's network namespace (the
+//            kernel removes it asynchronously, tens of ms after the sandbox's
+//            last process; its name keeps the address from being leased
+//            again until then).
 //   sweep    (`nucleus gc`, every `nucleus run`, daemon recovery) what a
 //            supervisor killed with SIGKILL left: table entries and lease
 //            files of addresses whose lease is free and whose veth is gone.

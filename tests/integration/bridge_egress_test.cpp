@@ -7,6 +7,7 @@
 // Production mode, which limits bridged sandboxes, cannot run on a host
 // without the memory controller, so these tests do not go through it.
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/netlink.h>
 #include <sched.h>
 #include <unistd.h>
@@ -202,6 +203,9 @@ TEST_CASE("bridge egress: releasing a limited sandbox removes its chain, sets an
     CHECK_FALSE(contains(table, chain));
     CHECK_FALSE(contains(table, "a4-"));
     CHECK_FALSE(contains(table, "jump"));
-    CHECK(w.veths().empty());
     CHECK(w.leases() == 0);
+    // The veth goes with the namespace, when its last process does.
+    s.process.signal(SIGKILL);
+    (void)s.process.wait();
+    CHECK(w.veths_gone());
 }

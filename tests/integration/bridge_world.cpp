@@ -149,6 +149,14 @@ std::vector<std::string> BridgeWorld::veths() const {
     return out;
 }
 
+bool BridgeWorld::veths_gone() const {
+    for (int i = 0; i < 100; ++i) {
+        if (veths().empty()) return true;
+        ::usleep(50000);
+    }
+    return false;
+}
+
 int BridgeWorld::leases() const {
     std::error_code ec;
     int n = 0;

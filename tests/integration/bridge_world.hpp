@@ -50,6 +50,9 @@ public:
     static Result udp_echo_pid(pid_t pid, const std::string& address, int port);
 
     std::vector<std::string> veths() const;  // host-side nv... links
+    // Waits (up to 5 s) until no nv... link is left: the kernel removes a
+    // sandbox's veth with its network namespace, asynchronously.
+    bool veths_gone() const;
     int leases() const;                      // lease files of bridge nucleus0
 
 private:
