@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <set>
 
 #include "net/netlink_route.hpp"
@@ -270,6 +272,33 @@ Result<io::unique_fd> reserve(const PublishedPort& p) {
     return owned;
 }
 
+// Bridges this process has made ready, by name: checking a bridge costs a
+// lock, an address dump and four more requests, so each process does it
+// once per bridge. A bridge deleted later fails the next attach (its index
+// is gone), which forgets it here so that the sandbox after makes it again.
+std::mutex ready_mutex;
+std::map<std::string, int> ready_bridges;
+
+Result<int> ready_bridge(NetlinkSession& rt, NetlinkSession& nf, const BridgeConfig& c, const std::string& root) {
+    const std::string key = root + "\n" + c.name + "\n" + c.table() + "\n" + to_string(c.plan.subnet4) + "\n" +
+                            (c.plan.subnet6 ? to_string(*c.plan.subnet6) : "");
+    {
+        std::lock_guard lock(ready_mutex);
+        if (auto it = ready_bridges.find(key); it != ready_bridges.end()) return it->second;
+    }
+    auto index = ensure_bridge(rt, nf, c, root);
+    if (!index) return index;
+    std::lock_guard lock(ready_mutex);
+    ready_bridges[key] = *index;
+    return index;
+}
+
+void forget_bridge(int index) {
+    std::lock_guard lock(ready_mutex);
+    for (auto it = ready_bridges.begin(); it != ready_bridges.end();)
+        it = it->second == index ? ready_bridges.erase(it) : std::next(it);
+}
+
 // Removes what a dead holder of this address may have left in the table.
 Status purge_address(NetlinkSession& nf, const BridgeConfig& c, const SandboxAddress& a) {
     NUCLEUS_TRY(remove_egress_limit(nf, c, a));
@@ -286,7 +315,7 @@ Result<std::unique_ptr<SandboxBridge>> SandboxBridge::prepare(const BridgeConfig
     std::unique_ptr<SandboxBridge> sb(new SandboxBridge());
     sb->config_ = config;
     sb->request_ = std::move(request);
-    auto index = ensure_bridge(rt, nf, config, root);
+    auto index = ready_bridge(rt, nf, config, root);
     if (!index) return std::move(index).error();
     sb->bridge_index_ = *index;
     auto in_use = [&rt](const SandboxAddress& a) {
@@ -303,14 +332,14 @@ Result<std::unique_ptr<SandboxBridge>> SandboxBridge::prepare(const BridgeConfig
         if (!fd) return std::move(fd).error();
         sb->reservations_.push_back(std::move(*fd));
     }
-    NUCLEUS_TRY(sb->install_entries());
+    if (auto st = sb->install_entries(nf); !st) {
+        forget_bridge(sb->bridge_index_);  // its table flushed? the next sandbox makes it again
+        return std::move(st).error();
+    }
     return sb;
 }
 
-Status SandboxBridge::install_entries() {
-    auto sessions = open_sessions();
-    if (!sessions) return std::move(sessions).error();
-    NetlinkSession nf(sessions->nf_socket);
+Status SandboxBridge::install_entries(NetlinkSession& nf) {
     NUCLEUS_TRY(add_published_ports(nf, config_, address(), request_.publish));
     published_ = !request_.publish.empty();
     NUCLEUS_TRY(add_egress_limit(nf, config_, address(), request_.egress));
@@ -352,8 +381,9 @@ Status SandboxBridge::attach(pid_t pid) {
     if (!inner_socket) return std::move(inner_socket).error();
     if (!host_socket) return std::move(host_socket).error();
     NetlinkSession host(*host_socket), inner(*inner_socket);
-    return configure_sandbox_link(host, inner, config_, bridge_index_, address(), ns->get())
-        .wrap("attaching the sandbox to bridge " + config_.name);
+    auto st = configure_sandbox_link(host, inner, config_, bridge_index_, address(), ns->get());
+    if (!st) forget_bridge(bridge_index_);  // gone or changed? the next sandbox checks it again
+    return std::move(st).wrap("attaching the sandbox to bridge " + config_.name);
 }
 
 Status SandboxBridge::release() {

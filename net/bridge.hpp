@@ -89,7 +89,7 @@ public:
 
 private:
     SandboxBridge() = default;
-    Status install_entries();
+    Status install_entries(NetlinkSession& nf);
 
     BridgeConfig config_;
     SandboxNetworkRequest request_;

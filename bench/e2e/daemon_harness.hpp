@@ -21,8 +21,9 @@
 namespace nucleus::bench {
 
 // The spec document both subcommands send: full isolation on the busybox
-// rootfs, without a network namespace.
-json sandbox_spec(const std::filesystem::path& rootfs, const std::vector<std::string>& command);
+// rootfs, without a network namespace unless `network` says otherwise.
+json sandbox_spec(const std::filesystem::path& rootfs, const std::vector<std::string>& command,
+                  const std::string& network = "host");
 
 struct ApiResult {
   int status = 0;      // HTTP status; 0 when the request itself failed
@@ -42,8 +43,10 @@ class BenchDaemon {
   // --state-dir under `scratch`) and waits (up to 15 s) until GET
   // /v1/health answers 200; throws std::runtime_error with the end of its
   // log otherwise.
+  // `prefix` runs before the daemon's argv (e.g. `unshare --net`), each
+  // part exec'ing the next so that pid() stays the daemon's.
   BenchDaemon(const std::string& nucleus_binary, const std::filesystem::path& scratch,
-              const std::filesystem::path& state_dir = {});
+              const std::filesystem::path& state_dir = {}, const std::vector<std::string>& prefix = {});
   ~BenchDaemon();
   BenchDaemon(const BenchDaemon&) = delete;
   BenchDaemon& operator=(const BenchDaemon&) = delete;

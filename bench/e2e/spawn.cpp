@@ -69,7 +69,8 @@ void print_markdown(const json& report) {
           : "requests due at " + format_fixed(report["rate"].get<double>(), 0) + "/s (open loop, up to " +
                 report["concurrency"].dump() + " outstanding; latency counted from when each was due), each create -> wait -> delete";
   std::cout << "## nucleus-bench spawn\n\n"
-            << "`/bin/true` sandboxes (`\"network\": \"host\"`, busybox rootfs) through the daemon API: "
+            << "`/bin/true` sandboxes (`\"network\": \"" << report["spec"]["network"].get<std::string>()
+            << "\"`, busybox rootfs) through the daemon API: "
             << pacing << "; daemon state on " << report["state_filesystem"].get<std::string>() << "; "
             << report["warmup"]
             << " warm-up; " << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>()
@@ -120,6 +121,12 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
                       "Give the daemon a fresh --state-dir (records and logs) under DIR, removed afterwards, e.g. on the tmpfs that "
                       "/run is on systemd hosts; default: beside its socket under /var/tmp")
       ->check(CLI::ExistingDirectory);
+  command->add_option("--network", options.network,
+                      "The sandboxes' network: host (default), none (a namespace of its own) or bridge (a veth on a bridge; "
+                      "the daemon then runs in a network namespace of the benchmark's own, so that its bridge, nftables "
+                      "and sysctls never touch the machine's)")
+      ->check(CLI::IsMember({"host", "none", "bridge"}))
+      ->capture_default_str();
   command->add_flag("--quick", *quick, "Smoke run: 50 sandboxes (unless --count is given)");
   command->callback([&options, quick, count, concurrency] {
     if (*quick && count->count() == 0) options.count = 50;
@@ -138,7 +145,7 @@ int run_spawn(const SpawnOptions& options) {
   build_busybox_rootfs(rootfs);
   const std::string nucleus = find_executable(options.nucleus_binary).value_or(options.nucleus_binary);
   const auto cgroup2 = cgroup2_mount();
-  const std::string spec = sandbox_spec(rootfs, {"/bin/true"}).dump();
+  const std::string spec = sandbox_spec(rootfs, {"/bin/true"}, options.network).dump();
 
   Progress progress;
   progress.update("starting nucleus daemon ...");
@@ -146,7 +153,10 @@ int run_spawn(const SpawnOptions& options) {
   if (!options.state_parent.empty()) state_scratch.emplace("nucleus-bench-state", options.state_parent);
   const fs::path state_dir = state_scratch ? state_scratch->path() : fs::path();
   const std::string state_fs = filesystem_name(state_dir.empty() ? scratch.path() : state_dir);
-  BenchDaemon daemon(nucleus, scratch.path(), state_dir);
+  std::vector<std::string> prefix;
+  if (options.network == "bridge")
+    prefix = {"/usr/bin/env", "NUCLEUS_STATE_DIR=" + (scratch.path() / "runtime").string(), "/usr/bin/unshare", "--net"};
+  BenchDaemon daemon(nucleus, scratch.path(), state_dir, prefix);
 
   std::set<std::string> ours;
   std::mutex ours_mutex;
