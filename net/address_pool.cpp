@@ -210,8 +210,10 @@ Result<AddressLease> lease_this_address(const AddressPlan& plan, const std::stri
     lease.path_ = std::move(path);
     lease.address_ = a;
     lease.inherited_ = previously_owned(lease.lock_.get());
-    (void)::ftruncate(lease.lock_.get(), 0);
-    (void)io::write_all(lease.lock_.get(), owner + "\n");
+    if (!owner.empty()) {
+        (void)::ftruncate(lease.lock_.get(), 0);
+        (void)io::write_all(lease.lock_.get(), owner + "\n");
+    }
     return lease;
 }
 

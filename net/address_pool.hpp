@@ -119,7 +119,8 @@ Result<AddressLease> lease_address(const AddressPlan& plan, const std::string& d
 
 // That address again (a daemon re-adopting a sandbox after a restart, or
 // clean-up taking what a dead supervisor left). Fails with EWOULDBLOCK if
-// another process holds it.
+// another process holds it. An empty `owner` leaves the file's content as
+// it is (clean-up looking at an address it may give back untouched).
 Result<AddressLease> lease_this_address(const AddressPlan& plan, const std::string& dir, uint32_t index,
                                         const std::string& owner);
 

@@ -440,7 +440,7 @@ Status sweep_one(const std::string& root, const BridgeConfig& c, BridgeSweepRepo
     for (const auto& [name, path] : list_dir(dir, ""))
         if (auto index = lease_index(c.plan, name)) candidates.insert(*index);
     for (uint32_t index : candidates) {
-        auto lease = lease_this_address(c.plan, dir, index, "gc");
+        auto lease = lease_this_address(c.plan, dir, index, "");
         if (!lease) continue;  // held: its supervisor lives
         const SandboxAddress a = c.plan.address(index);
         auto veth = find_link(rt, host_veth_name(a));
