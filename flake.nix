@@ -1,12 +1,22 @@
 {
-  # Nucleus from Nix: the runtime (dynamically linked against nixpkgs'
-  # libraries; the Debian build in README.md links it statically), a
-  # development shell with every build and test dependency, and a minimal
-  # static-busybox root filesystem as a store path, for `nucleus run --rootfs`.
+  # Nucleus from Nix:
+  #   packages.default     the runtime (nix/package.nix: the CMake build,
+  #                        dynamically linked against nixpkgs' libraries)
+  #   devShells.default    every build and test dependency
+  #   checks               the build, and the unit tests (run in the build sandbox)
+  #   overlays.default     pkgs.nucleus
+  #   nixosModules.default services.nucleus.daemon and services.nucleus.services.<name>
+  #                        (nix/module.nix)
+  #   lib.mkRootfs         a store closure as a sandbox's root: its manifest,
+  #                        no image, no layers (nix/mk-rootfs.nix)
   #
-  # The CI machines are Debian without Nix, so this file is not exercised by
-  # .ci/run; README.md's two commands are the supported set-up.
-  description = "Nucleus: a Linux container runtime for agent sandboxes and production services";
+  # The CI machines are Debian without a Nix daemon; what is checked there,
+  # offline, with Debian's nix-bin: every .nix file parses, the module's
+  # rendering evaluates against tests/nix/stub-lib.nix, and mk-rootfs.nix
+  # builds a real closure in a throw-away store that a sandbox then runs on
+  # (tests/nix/). Evaluating this file needs nixpkgs, which those machines
+  # cannot fetch.
+  description = "Nucleus: a Linux sandbox runtime for agent sandboxes and production services";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.05";
 
@@ -14,72 +24,52 @@
     let
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
-      buildDeps = pkgs: with pkgs; [
-        asio
-        liburing
-        libseccomp
-        nlohmann_json
-        spdlog
-        cli11
-        tomlplusplus
-        http-parser
-        libmd
-        libmnl
-        libnftnl
-      ];
+      nucleusFor = pkgs: args: pkgs.callPackage ./nix/package.nix ({ src = self; } // args);
+      mkRootfsFor = system: import ./nix/mk-rootfs.nix {
+        nucleus = self.packages.${system}.default;
+        inherit system;
+      };
     in
     {
-      packages = forAll (pkgs: rec {
-        nucleus = pkgs.stdenv.mkDerivation {
-          pname = "nucleus";
-          version = "0.1.0";
-          src = self;
-          nativeBuildInputs = with pkgs; [ cmake ninja pkg-config ];
-          buildInputs = buildDeps pkgs;
-          cmakeFlags = [
-            "-DNUCLEUS_STATIC=OFF"
-            "-DNUCLEUS_TESTS=OFF"
-            "-DNUCLEUS_BENCH=OFF"
-          ];
-          installPhase = ''
-            runHook preInstall
-            install -Dm755 nucleus $out/bin/nucleus
-            runHook postInstall
-          '';
-          meta = {
-            description = "Linux container runtime: agent sandboxes and production services";
-            platforms = pkgs.lib.platforms.linux;
-            mainProgram = "nucleus";
-          };
-        };
-
-        # A root filesystem that is a store path: static busybox and its
-        # applet links, nothing else (what nucleus-bench builds from Debian's
-        # busybox-static).
-        rootfs-busybox = pkgs.runCommand "nucleus-rootfs-busybox" { } ''
-          mkdir -p $out/bin $out/etc $out/tmp $out/proc $out/dev $out/sys
-          cp ${pkgs.pkgsStatic.busybox}/bin/busybox $out/bin/busybox
-          for applet in $($out/bin/busybox --list); do
-            [ "$applet" = busybox ] || ln -s busybox $out/bin/$applet
-          done
-          echo 'root:x:0:0:root:/root:/bin/sh' > $out/etc/passwd
-          echo 'root:x:0:' > $out/etc/group
-        '';
-
-        default = nucleus;
+      packages = forAll (pkgs: {
+        default = nucleusFor pkgs { };
+        nucleus = self.packages.${pkgs.system}.default;
       });
 
       devShells = forAll (pkgs: {
         default = pkgs.mkShell {
-          packages = (buildDeps pkgs) ++ (with pkgs; [
-            cmake
-            ninja
-            pkg-config
-            catch2_3
-            gbenchmark
-            gnuplot
-          ]);
+          inputsFrom = [ (nucleusFor pkgs { withTests = true; }) ];
+          packages = with pkgs; [ gbenchmark gnuplot clang nix ];
         };
       });
+
+      checks = forAll (pkgs: {
+        build = self.packages.${pkgs.system}.default;
+        unit-tests = nucleusFor pkgs { withTests = true; };
+        # A closure manifest built the way users build theirs.
+        rootfs-manifest = (mkRootfsFor pkgs.system) {
+          name = "check";
+          contents = [ pkgs.pkgsStatic.busybox ];
+          entrypoint = "${pkgs.pkgsStatic.busybox}/bin/sh";
+        };
+      });
+
+      overlays.default = final: prev: {
+        nucleus = nucleusFor final { };
+      };
+
+      nixosModules.default = { pkgs, ... }: {
+        imports = [ ./nix/module.nix ];
+        nixpkgs.overlays = [ self.overlays.default ];
+      };
+
+      # lib.mkRootfs { name; contents; entrypoint ? null; env ? {}; }: the
+      # manifest of contents' closure, built for the contents' own system.
+      lib.mkRootfs = args@{ contents, ... }:
+        let
+          first = builtins.head contents;
+          system = if builtins.isAttrs first && first ? system then first.system else "x86_64-linux";
+        in
+        (mkRootfsFor system) args;
     };
 }

@@ -1,20 +1,20 @@
-// The `nucleus` commands that talk to `nucleus daemon` over its API
-// (docs/API.md): create, start, ps, inspect, logs, stop, kill, rm, exec,
-// stats, wait. Each is one or a few blocking HTTP requests on the daemon's
-// unix socket (io/http_client.hpp); nothing here runs a reactor.
-//
-// Errors print "nucleus: error: <the daemon's message>" and exit 125, as do
-// an unreachable daemon and bad flags.
+// The client side of the daemon's API (docs/API.md), for the commands in
+// core/cli/ that talk to `nucleus daemon`: create, start, ps, inspect, logs,
+// stop, kill, rm, exec, stats, wait. Each is one or a few blocking HTTP
+// requests on the daemon's unix socket (io/http_client.hpp); nothing here
+// runs a reactor.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
+#include "core/signal_name.hpp"  // parse_signal, shared with the daemon
 #include "io/error.hpp"
 
 namespace nucleus::core {
@@ -22,26 +22,34 @@ namespace nucleus::core {
 // The socket when neither --socket nor NUCLEUS_SOCKET says otherwise.
 inline constexpr const char* default_daemon_socket = "/run/nucleus/nucleus.sock";
 
-// True for the subcommands client_main serves ("ps", "create", ...).
-bool is_client_command(std::string_view name);
-// The subcommands and their one-line help, for `nucleus --help`.
-const std::vector<std::pair<std::string, std::string>>& client_command_summaries();
+// One daemon, one socket: each call is one request.
+class DaemonClient {
+public:
+    explicit DaemonClient(std::string socket) : socket_(std::move(socket)) {}
 
-// argv[1] is one of the client commands; returns the process exit code.
-int client_main(int argc, char** argv);
+    // A 2xx answer's JSON (null for an empty body), or the daemon's
+    // {"error": ...} message as the Error.
+    Result<nlohmann::json> call(std::string_view method, const std::string& target, std::string_view body = {}) const;
+
+    // A streamed 2xx body goes to on_data; an error answer becomes the Error.
+    Status stream(const std::string& target, const std::function<bool(std::string_view)>& on_data) const;
+
+private:
+    std::string socket_;
+};
+
+// "/v1/sandboxes/<id, percent-encoded><suffix>".
+std::string sandbox_target(const std::string& id, std::string_view suffix = {});
+
+// Writes a streamed piece to our stdout/stderr; false (stop) once the
+// reader is gone.
+bool write_out(int fd, std::string_view data);
+
+// A field as text: strings as they are, other values as JSON, null as "".
+std::string string_field(const nlohmann::json& object, const char* key);
 
 // --- The pure parts, exposed for tests ------------------------------------
 
-// Host paths in a spec document made absolute against `cwd` (the daemon has
-// its own working directory): rootfs, workspace, context, log_dir,
-// events_jsonl, seccomp_log, seccomp_profile, caps_policy, landlock_policy,
-// audit_log, every env_file, the SRC of each volume (SRC:DST[:MODE]) and
-// secret (SRC[:NAME]). Paths inside the sandbox (workdir, volume targets)
-// and values of the wrong type (left for validation to name) are untouched.
-void absolutize_document_paths(nlohmann::json& document, const std::filesystem::path& cwd);
-
-// A signal by name or number: "TERM", "SIGTERM", "sigterm", "15", "RTMIN+3".
-Result<int> parse_signal(std::string_view text);
 
 // Docker's wording: "Less than a second ago", "3 seconds ago",
 // "About a minute ago", "5 minutes ago", "About an hour ago", "3 hours ago",
@@ -58,8 +66,9 @@ Result<std::chrono::system_clock::time_point> parse_timestamp(std::string_view t
 std::string format_sandbox_table(const nlohmann::json& sandboxes, std::chrono::system_clock::time_point now,
                                  bool truncate = true);
 
-// The process exit code a finished sandbox stands for: its exit_code, else
-// 128 + signal, else 125 (no result: the runtime failed).
+// The process exit code a finished sandbox stands for: 123 when its exit
+// status is unknown (exit_known false: a daemon restart lost it), else its
+// exit_code, else 128 + signal, else 125 (no result: the runtime failed).
 int exit_status_of(const nlohmann::json& result);
 
 }  // namespace nucleus::core

@@ -1,5 +1,7 @@
 #include "core/events.hpp"
 
+#include "io/append_file.hpp"
+
 #include <fcntl.h>
 #include <sys/time.h>
 
@@ -18,11 +20,11 @@ std::string utc_timestamp() {
     return out;
 }
 
-Result<EventLog> EventLog::open(const std::optional<std::string>& path, std::optional<int> fd) {
+Result<EventLog> EventLog::open(const std::optional<std::string>& path, std::optional<int> fd, std::string_view flag) {
     EventLog log;
     if (path) {
-        auto file = io::open_fd(*path, O_WRONLY | O_CREAT | O_APPEND, 0640);
-        if (!file) return std::move(file).error().wrap("opening --events-jsonl");
+        auto file = io::open_append_file(*path);
+        if (!file) return std::move(file).error().wrap("opening " + std::string(flag));
         log.file_ = std::move(*file);
     }
     if (fd) log.fd_ = *fd;

@@ -14,7 +14,7 @@ namespace nucleus::core {
 
 class EventLog {
 public:
-    static Result<EventLog> open(const std::optional<std::string>& path, std::optional<int> fd);
+    static Result<EventLog> open(const std::optional<std::string>& path, std::optional<int> fd, std::string_view flag);
     // Records go to `callback` (with their "time" added) instead of a file.
     static EventLog to(std::function<void(const nlohmann::json&)> callback);
 

@@ -12,6 +12,7 @@
 
 #include <signal.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -21,16 +22,21 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/this_coro.hpp>
 
 #include "core/attestation.hpp"
+#include "core/closure_gcroot.hpp"
+#include "core/closure_spec.hpp"
 #include "core/events.hpp"
 #include "core/modes.hpp"
 #include "core/state.hpp"
 #include "core/supervise.hpp"
 #include "core/workspace.hpp"
+#include "io/bytes_json.hpp"
 #include "io/reactor.hpp"
 #include "isolation/capabilities.hpp"
 #include "isolation/cgroup.hpp"
+#include "isolation/detached_mount.hpp"
 #include "isolation/launch_plan.hpp"
 #include "isolation/spawn.hpp"
 
@@ -181,20 +187,23 @@ isolation::CgroupLimits usable_limits(const SandboxSpec& spec, const std::vector
 // written before the child exists. In agent mode a host without a usable
 // cgroup2, or without a controller, degrades with a warning.
 Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
-    auto mount = isolation::find_cgroup2_mount();
-    if (!mount) {
-        sb.degraded.push_back("cgroup: " + mount.error().describe());
+    // Agent mode runs without what it cannot have and says so; the
+    // fail-closed modes refuse, for every caller (an unprivileged one too).
+    auto degrade = [&](const std::string& what) -> Status {
+        if (is_fail_closed(spec.mode))
+            return Error::plain(std::string(to_string(spec.mode)) + " mode cannot run without its cgroup: " + what +
+                                " [rule cgroup-required]");
+        sb.degraded.push_back(what);
         return {};
-    }
+    };
+    auto mount = isolation::find_cgroup2_mount();
+    if (!mount) return degrade("cgroup: " + mount.error().describe());
     std::string parent = *mount + "/" + spec.cgroup_parent;
     std::string available_at = *mount;
     if (::geteuid() != 0) {
         auto self = io::read_file("/proc/self/cgroup", 64 << 10);
         auto pos = self ? self->find("0::") : std::string::npos;
-        if (pos == std::string::npos) {
-            sb.degraded.push_back("cgroup: this process is not in a cgroup v2 hierarchy");
-            return {};
-        }
+        if (pos == std::string::npos) return degrade("cgroup: this process is not in a cgroup v2 hierarchy");
         std::string own = self->substr(pos + 3, self->find('\n', pos) - pos - 3);
         parent = *mount + (own == "/" ? "" : own);
         available_at = parent;
@@ -208,7 +217,7 @@ Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
     auto delegated = isolation::delegate_controllers(*mount, parent, limits.controllers());
     if (!delegated) {
         if (::geteuid() == 0) return delegated;
-        sb.degraded.push_back("cgroup: " + delegated.error().describe());
+        NUCLEUS_TRY(degrade("cgroup: " + delegated.error().describe()));
         limits = isolation::CgroupLimits{};
     }
     // The record names the cgroup before it exists: a supervisor killed
@@ -217,33 +226,59 @@ Status prepare_cgroup(const SandboxSpec& spec, Sandbox& sb) {
     auto cgroup = isolation::SandboxCgroup::create(parent, "sandbox-" + sb.id);
     if (!cgroup) {
         if (::geteuid() == 0) return std::move(cgroup).error();
-        sb.degraded.push_back("cgroup: " + cgroup.error().describe() + " (delegate a subtree to this user)");
-        return {};
+        return degrade("cgroup: " + cgroup.error().describe() + " (delegate a subtree to this user)");
     }
     sb.cgroup = std::move(*cgroup);
     sb.applied_limits = limits;
     return isolation::apply_cgroup_limits(sb.cgroup->dirfd(), limits);
 }
 
+// A private copy of `host` for the sandbox: as root on a detached tmpfs of
+// `size` bytes (0: no bound), whose pages the kernel charges to whoever
+// writes them (the sandbox, for what it writes); unprivileged, in a
+// directory under the private dir (fsopen needs CAP_SYS_ADMIN).
+Result<Sandbox::Copy> make_copy(const std::string& host, const char* what, uint64_t size, bool exec,
+                                const CopyOwner& owner, Sandbox& sb) {
+    auto source = io::open_fd(host, O_RDONLY | O_DIRECTORY);
+    if (!source) return std::move(source).error().wrap(std::string("opening the ") + what);
+    struct stat st {};
+    ::fstat(source->get(), &st);
+    Sandbox::Copy copy;
+    if (::geteuid() == 0) {
+        NUCLEUS_TRY_ASSIGN(copy.mount, isolation::detached_tmpfs({.size_bytes = size, .uid = owner.uid, .gid = owner.gid,
+                                                                  .mode = static_cast<mode_t>(st.st_mode & 01777),
+                                                                  .noexec = !exec}));
+        NUCLEUS_TRY_ASSIGN(copy.root, isolation::open_mount_root(copy.mount.get()));
+        copy.path = std::string("(private tmpfs copy of ") + host + ")";
+    } else {
+        NUCLEUS_TRY_ASSIGN(auto base, sb.record.private_dir());
+        copy.path = base + "/" + what;
+        if (::mkdir(copy.path.c_str(), 0700) < 0) return Error::from_errno("mkdir " + copy.path);
+        NUCLEUS_TRY_ASSIGN(copy.root, io::open_fd(copy.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    }
+    auto given = copy_tree(source->get(), copy.root.get(), owner);
+    if (!given) {
+        if (given.error().code == ENOSPC)
+            return Error::plain(std::string("copying the ") + what + " in: " + host + " holds more than --workspace-size (" +
+                                std::to_string(size >> 20) + " MiB)");
+        return std::move(given).error().wrap(std::string("copying the ") + what + " in");
+    }
+    copy.given = std::move(*given);
+    return copy;
+}
+
 Status prepare_copies(const SandboxSpec& spec, Sandbox& sb) {
     int64_t uid = isolation::map_to_host(sb.maps.uid, spec.uid);
     int64_t gid = isolation::map_to_host(sb.maps.gid, spec.gid);
     CopyOwner owner{static_cast<uid_t>(uid), static_cast<gid_t>(gid), ::geteuid() == 0 && uid >= 0 && gid >= 0};
+    if (!owner.change) owner = CopyOwner{::geteuid(), ::getegid(), false};
     if (spec.workspace && spec.workspace_mode == WorkspaceMode::CopyInOut) {
-        auto base = sb.record.private_dir();
-        if (!base) return std::move(base).error();
-        std::string dir = *base + "/workspace";
-        if (::mkdir(dir.c_str(), 0700) < 0) return Error::from_errno("mkdir " + dir);
-        sb.workspace_copy = dir;
-        NUCLEUS_TRY(copy_tree(*spec.workspace, dir, owner).wrap("copying the workspace in"));
+        NUCLEUS_TRY_ASSIGN(sb.workspace_copy, make_copy(*spec.workspace, "workspace", spec.workspace_size,
+                                                        spec.workspace_exec, owner, sb));
     }
     if (spec.context) {
-        auto base = sb.record.private_dir();
-        if (!base) return std::move(base).error();
-        std::string dir = *base + "/context";
-        if (::mkdir(dir.c_str(), 0755) < 0) return Error::from_errno("mkdir " + dir);
-        sb.context_copy = dir;
-        NUCLEUS_TRY(copy_tree(*spec.context, dir, owner).wrap("copying the context"));
+        NUCLEUS_TRY_ASSIGN(sb.context_copy, make_copy(*spec.context, "context", 0, spec.workspace_exec, owner, sb));
+        if (sb.context_copy->mount) NUCLEUS_TRY(isolation::make_read_only(sb.context_copy->mount.get()));
     }
     return {};
 }
@@ -267,6 +302,7 @@ isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& 
     isolation::LaunchRequest req;
     req.staging_dir = sb.paths.staging;
     req.rootfs = spec.rootfs;
+    if (spec.rootfs_closure) req.closure = closure_root_of(*spec.rootfs_closure);
     req.new_network_namespace = net::needs_network_namespace(spec.network);
     req.time_namespace = spec.time_namespace;
     req.hostname = sb.hostname;
@@ -277,12 +313,18 @@ isolation::LaunchRequest launch_request(const SandboxSpec& spec, const Sandbox& 
     req.home = spec.uid == 0 ? "/root" : "/home/agent";
     req.maps = sb.maps;
     if (spec.workspace) {
-        bool writable = spec.workspace_mode != WorkspaceMode::BindRo;
-        req.workspace = isolation::BindRequest{sb.workspace_copy.value_or(*spec.workspace), "/workspace", writable,
-                                               spec.workspace_exec};
+        const auto& copy = sb.workspace_copy;
+        req.workspace = isolation::BindRequest{.source = copy ? copy->path : *spec.workspace,
+                                               .target = "/workspace",
+                                               .writable = spec.workspace_mode != WorkspaceMode::BindRo,
+                                               .exec = spec.workspace_exec,
+                                               .mount_fd = copy && copy->mount ? copy->mount.get() : -1};
     }
     for (const auto& v : spec.volumes) req.volumes.push_back({v.source, v.target, v.writable, true});
-    req.context_dir = sb.context_copy;
+    if (sb.context_copy) {
+        req.context_dir = sb.context_copy->path;
+        req.context_mount_fd = sb.context_copy->mount ? sb.context_copy->mount.get() : -1;
+    }
     req.context_exec = spec.workspace_exec;
     req.workdir = spec.workdir.value_or("");
     req.argv = spec.command;
@@ -323,17 +365,17 @@ json limits_json(const isolation::CgroupLimits& l) {
 
 json policy_json(const SandboxSpec& spec) {
     json seccomp = spec.seccomp_profile
-                       ? json{{"source", spec.seccomp_profile->path}, {"sha256", spec.seccomp_profile->sha256}}
+                       ? json{{"source", io::bytes_json(spec.seccomp_profile->path)}, {"sha256", spec.seccomp_profile->sha256}}
                        : json{{"source", "built-in default"}};
     seccomp["mode"] = spec.seccomp_mode == SeccompMode::Trace ? "trace" : "enforce";
     seccomp["log_denied"] = spec.seccomp_log_denied;
     json out = {{"seccomp", seccomp}};
     if (spec.caps_policy)
-        out["caps"] = {{"source", spec.caps_policy->path}, {"sha256", spec.caps_policy->sha256},
+        out["caps"] = {{"source", io::bytes_json(spec.caps_policy->path)}, {"sha256", spec.caps_policy->sha256},
                        {"bounding", isolation::capability_list(spec.caps_policy->bounding)},
                        {"ambient", isolation::capability_list(spec.caps_policy->ambient)}};
     if (spec.landlock_policy)
-        out["landlock"] = {{"source", spec.landlock_policy->path}, {"sha256", spec.landlock_policy->sha256},
+        out["landlock"] = {{"source", io::bytes_json(spec.landlock_policy->path)}, {"sha256", spec.landlock_policy->sha256},
                            {"min_abi", spec.landlock_policy->min_abi}, {"rules", spec.landlock_policy->rules.size()}};
     return out;
 }
@@ -344,7 +386,11 @@ json request_audit(const SandboxSpec& spec) {
             {"policies", policy_json(spec)},
             {"cap_add", isolation::capability_list(spec.cap_add)},
             {"network", std::string(net::to_string(spec.network))},
-            {"rootfs", spec.rootfs ? json(*spec.rootfs) : json(nullptr)},
+            {"rootfs", spec.rootfs ? io::bytes_json(*spec.rootfs) : json(nullptr)},
+            {"rootfs_closure", spec.rootfs_closure ? json{{"manifest", io::bytes_json(spec.rootfs_closure->file)},
+                                                          {"sha256", spec.rootfs_closure->sha256},
+                                                          {"paths", spec.rootfs_closure->paths.size()}}
+                                                    : json(nullptr)},
             {"verify_rootfs_attestation", spec.verify_rootfs_attestation},
             {"verify_context_integrity", spec.verify_context_integrity},
             {"require_kernel_lockdown", spec.require_kernel_lockdown ? json(*spec.require_kernel_lockdown) : json(nullptr)},
@@ -365,7 +411,7 @@ json applied_audit(const SandboxSpec& spec, const Sandbox& sb, const isolation::
             {"user_namespace", {{"uid_map", one_line(isolation::format_map(plan.maps.uid))}}},
             {"mount_verification", "before exec"},
             {"limits", limits_json(sb.applied_limits)},
-            {"degraded", sb.degraded}};
+            {"degraded", io::bytes_json_array(sb.degraded)}};
 }
 
 // Trace mode's output: the NDJSON trace, and an audit record of the
@@ -391,7 +437,8 @@ Status verify_integrity(const SandboxSpec& spec) {
         if (diffs->size() > 5) text += "\n  ...";
         return Error::plain(text);
     };
-    if (spec.verify_rootfs_attestation) NUCLEUS_TRY(verify(*spec.rootfs, "rootfs"));
+    if (spec.verify_rootfs_attestation && spec.rootfs) NUCLEUS_TRY(verify(*spec.rootfs, "rootfs"));
+    if (spec.verify_rootfs_attestation && spec.rootfs_closure) NUCLEUS_TRY(verify_closure_integrity(*spec.rootfs_closure));
     if (spec.verify_context_integrity) NUCLEUS_TRY(verify(*spec.context, "context"));
     return {};
 }
@@ -405,10 +452,11 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
         {"id", sb.id},
         {"name", sb.name},
         {"pid", pid},
-        {"cgroup", sb.cgroup ? json(sb.cgroup->path()) : json(nullptr)},
+        {"cgroup", sb.cgroup ? io::bytes_json(sb.cgroup->path()) : json(nullptr)},
         {"namespaces", namespaces},
         {"network", std::string(net::to_string(spec.network))},
-        {"mounts", plan.mount_summary},
+        {"egress_rules", spec.egress.describe()},
+        {"mounts", io::bytes_json_array(plan.mount_summary)},
         {"user", {{"uid", spec.uid}, {"gid", spec.gid},
                   {"uid_map", one_line(isolation::format_map(plan.maps.uid))},
                   {"gid_map", one_line(isolation::format_map(plan.maps.gid))}}},
@@ -418,8 +466,8 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
         {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi},
                       {"scoped", plan.landlock.scoped}, {"reason", plan.landlock.reason}}},
         {"capabilities", {{"kept", isolation::capability_list(spec.cap_add)}, {"no_new_privs", true}}},
-        {"degraded", sb.degraded},
-        {"notes", sb.notes},
+        {"degraded", io::bytes_json_array(sb.degraded)},
+        {"notes", io::bytes_json_array(sb.notes)},
         {"limits", limits_json(sb.applied_limits)},
     };
 }
@@ -532,10 +580,14 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     request.cgroup_fd = ctx.sb->cgroup ? ctx.sb->cgroup->dirfd() : -1;
     request.maps = &ctx.plan->maps;
     const isolation::LaunchPlan* plan = ctx.plan;
-    request.verify = [plan](pid_t pid) { return isolation::verify_child(pid, *plan); };
-    if (ctx.sb->network) {
-        SandboxNetwork* network = &*ctx.sb->network;
-        request.attach_network = [network](pid_t pid) { return attach_network(network, pid); };
+    NetworkSetup* network = &ctx.sb->network;
+    request.verify = [plan, network](pid_t pid) -> Status {
+        NUCLEUS_TRY(isolation::verify_child(pid, *plan));
+        return receive_network(*network);
+    };
+    if (ctx.sb->bridge) {
+        SandboxNetwork* bridge = &*ctx.sb->bridge;
+        request.attach_network = [bridge](pid_t pid) { return attach_bridge(bridge, pid); };
     }
     auto spawned = co_await isolation::spawn_sandbox(std::move(request));
     // The child has exec'd or is gone: nothing reads the plan's secrets now.
@@ -549,7 +601,7 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     } else {
         io::ProcessHandle& process = spawned.value().process;
         json start = start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec);
-        if (ctx.sb->network) start["bridge"] = network_summary(*ctx.sb->network);
+        if (ctx.sb->bridge) start["bridge"] = bridge_summary(*ctx.sb->bridge);
         (void)ctx.events->emit(start);
         ctx.plan->release_setup();  // the daemon keeps the plan for exec
         if (ctx.on_started) ctx.on_started(process);
@@ -562,7 +614,13 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
                                },
                                spawned.value().seccomp_listener.get(), ctx.trace, ctx.forward_signals,
                                ctx.shared_pump_buffer};
+        auto egress = serve_network(*ctx.spec, ctx.sb->network, co_await asio::this_coro::executor, ctx.resolver,
+                                    ctx.events, ctx.sb->id);
         auto result = co_await supervise(input);
+        if (egress) {
+            egress->stop();  // its sockets hold the sandbox's network namespace
+            outcome.egress = egress->stats().to_json();
+        }
         classify(outcome, result);
         if (!result.wait_error.ok()) {
             outcome.exit_code = exit_runtime_error;
@@ -571,7 +629,7 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
         outcome.supervision = std::move(result);
     }
     outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-    if (ctx.sb->network) co_await stop_network(&*ctx.sb->network);
+    if (ctx.sb->bridge) co_await stop_bridge(&*ctx.sb->bridge);
     if (ctx.sb->cgroup) {
         // The counters and stats outlive the processes; read them before rmdir.
         outcome.stats = isolation::read_cgroup_stats(ctx.sb->cgroup->path());
@@ -601,10 +659,28 @@ json cpu_usage(const Outcome& o) {
 }
 
 
+// A parent inside a sandbox's cgroup ("sandbox-<32 hex digits>", the name
+// prepare_cgroup() gives each) would put the new sandbox in another's
+// subtree: killed with it, and keeping its cgroup from ever being removed.
+Status check_cgroup_parent(const std::string& parent) {
+    for (size_t start = 0; start <= parent.size();) {
+        size_t end = std::min(parent.find('/', start), parent.size());
+        std::string_view part = std::string_view(parent).substr(start, end - start);
+        bool sandbox = part.size() == 8 + 32 && part.starts_with("sandbox-") &&
+                       std::all_of(part.begin() + 8, part.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+        if (sandbox)
+            return Error::plain("--cgroup-parent \"" + parent + "\" is inside the cgroup of sandbox " +
+                                std::string(part.substr(8)) + "; a sandbox cannot be placed in another's");
+        start = end + 1;
+    }
+    return {};
+}
+
 Status admit(const SandboxSpec& spec, EventLog& audit) {
     (void)audit.emit(request_audit(spec));
     auto host = probe_host(spec);
-    auto allowed = check_mode_rules(spec, host);
+    auto allowed = check_cgroup_parent(spec.cgroup_parent);
+    if (allowed) allowed = check_mode_rules(spec, host);
     if (allowed) allowed = verify_integrity(spec);
     if (!allowed)
         (void)audit.emit({{"audit", "refused"}, {"mode", std::string(to_string(spec.mode))},
@@ -643,13 +719,19 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     if (!maps) return std::move(maps).error().wrap("preparing user namespace");
     sb.maps = std::move(*maps);
     // Before the record is written: it names the leased address.
-    auto network = prepare_network(spec, sb.id, sb.paths.root, sb.record_extra);
-    if (!network) return std::move(network).error().wrap("preparing the network");
-    sb.network = std::move(*network);
+    auto bridge = prepare_bridge(spec, sb.id, sb.paths.root, sb.record_extra);
+    if (!bridge) return std::move(bridge).error().wrap("preparing the network");
+    sb.bridge = std::move(*bridge);
     NUCLEUS_TRY(prepare_cgroup(spec, sb).wrap("preparing the cgroup"));
     if (!sb.record_written) NUCLEUS_TRY(write_record(sb, ""));  // running without a cgroup
+    if (spec.rootfs_closure) {  // after the record: gc finds the root from the id (core/closure_gcroot.hpp)
+        auto root = add_closure_gcroot(sb.id, *spec.rootfs_closure);
+        if (!root) return std::move(root).error();
+        if (root->empty()) sb.notes.push_back("no Nix gcroots directory on this host: the closure has no gc root");
+    }
     NUCLEUS_TRY(prepare_copies(spec, sb));
     auto request = launch_request(spec, sb);
+    NUCLEUS_TRY(prepare_network(spec, sb.network, request));
     NUCLEUS_TRY(stage_policies(spec, request));
     request.die_with_supervisor = sb.die_with_supervisor;
     request.stdio[0] = devnull;
@@ -658,8 +740,63 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     auto plan = isolation::LaunchPlan::build(request);
     wipe(request);
     if (!plan) return std::move(plan).error().wrap("planning the sandbox");
-    if (!(*plan)->landlock.enforced) sb.degraded.push_back("landlock: " + (*plan)->landlock.reason);
+    if (!(*plan)->landlock.enforced) {
+        if (is_fail_closed(spec.mode))
+            return Error::plain(std::string(to_string(spec.mode)) + " mode cannot run without Landlock: " +
+                                (*plan)->landlock.reason + " [rule landlock-required]");
+        sb.degraded.push_back("landlock: " + (*plan)->landlock.reason);
+    }
     return plan;
+}
+
+namespace {
+
+// Where a failed sync keeps the sandbox's copy: <kept>/<id>/workspace, for
+// the workspace's owner. An on-disk copy is moved there; a tmpfs one is
+// copied out (it goes away with its descriptor).
+std::string keep_copy(const SandboxSpec& spec, Sandbox& sb, const CopyOwner& owner, std::vector<std::string>& notes) {
+    std::string dir = sb.paths.kept + "/" + sb.id;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    ::chmod(sb.paths.kept.c_str(), 0711);
+    ::chmod(dir.c_str(), 0711);
+    std::string target = dir + "/workspace";
+    auto& copy = *sb.workspace_copy;
+    if (!copy.mount && ::rename(copy.path.c_str(), target.c_str()) == 0) return target;
+    if (::mkdir(target.c_str(), 0700) < 0) {
+        notes.push_back("keeping the copy: mkdir " + target + ": " + std::strerror(errno));
+        return "";
+    }
+    auto into = io::open_fd(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    auto kept = into ? copy_tree(copy.root.get(), into->get(), owner) : Result<Manifest>(into.error());
+    if (!kept) {
+        notes.push_back("keeping the copy in " + target + ": " + kept.error().describe());
+        return "";
+    }
+    (void)spec;
+    return target;
+}
+
+}  // namespace
+
+SyncResult sync_workspace(const SandboxSpec& spec, Sandbox& sb) {
+    SyncResult result;
+    auto& copy = *sb.workspace_copy;
+    auto host = io::open_fd(*spec.workspace, O_RDONLY | O_DIRECTORY);
+    struct stat st {};
+    if (host) ::fstat(host->get(), &st);
+    CopyOwner owner{st.st_uid, st.st_gid, ::geteuid() == 0};
+    auto report = host ? sync_tree_back(copy.root.get(), host->get(), copy.given, owner)
+                       : Result<SyncReport>(std::move(host).error().wrap("opening the workspace"));
+    if (report && report->conflicts.empty()) {
+        result.complete = true;
+        return result;
+    }
+    result.conflicts = report ? report->conflicts : std::vector<std::string>{report.error().describe()};
+    result.summary = result.conflicts.front() +
+                     (result.conflicts.size() > 1 ? " and " + std::to_string(result.conflicts.size() - 1) + " more" : "");
+    result.kept = keep_copy(spec, sb, owner, result.conflicts);
+    return result;
 }
 
 json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet) {
@@ -680,39 +817,64 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
             warn(outcome.cgroup_removed.error().describe());
         }
     }
-    if (sb.network) {
+    if (sb.bridge) {
         std::string warning;
-        if (!release_network(*sb.network, cleanup, warning)) {
+        if (!release_bridge(*sb.bridge, cleanup, warning)) {
             clean = false;
             warn(warning);
         }
     }
     if (sb.workspace_copy && outcome.supervision) {
-        struct stat st {};
-        ::stat(spec.workspace->c_str(), &st);
-        auto synced = sync_tree_back(*sb.workspace_copy, *spec.workspace, CopyOwner{st.st_uid, st.st_gid, ::geteuid() == 0});
-        cleanup["workspace_synced"] = synced.ok();
-        if (!synced) {
+        auto synced = sync_workspace(spec, sb);
+        cleanup["workspace_synced"] = synced.complete;
+        if (!synced.complete) {
             clean = false;
-            warn("copy-out of the workspace failed: " + synced.error().describe());
+            cleanup["workspace_conflicts"] = synced.conflicts;
+            if (!synced.kept.empty()) cleanup["workspace_kept"] = synced.kept;
+            std::string message = "the workspace could not be synced back (" + synced.summary + ")" +
+                                  (synced.kept.empty() ? "" : "; the sandbox's copy is kept in " + synced.kept);
+            if (outcome.exit_code != exit_sync_failed && outcome.supervision)
+                message += "; the workload itself exited " + std::to_string(outcome.exit_code);
+            outcome.exit_code = exit_sync_failed;
+            outcome.reason = "workspace_sync_failed";
+            outcome.error = outcome.error.empty() ? message : outcome.error + "; " + message;
         }
     }
-    auto removed = sb.record.remove();
-    cleanup["state_removed"] = removed.ok();
-    if (!removed) {
+    sb.workspace_copy.reset();
+    sb.context_copy.reset();
+    {
+        // Also without a closure in the spec: a re-adopted sandbox's spec is
+        // read back from its document, and its manifest may be gone by then.
+        auto root = remove_closure_gcroot(sb.id);
+        if (spec.rootfs_closure || !root) cleanup["gcroot_removed"] = root.ok();
+        if (!root) {
+            clean = false;
+            warn(root.error().describe());
+        }
+    }
+    // A cgroup that could not be removed keeps its record, unlocked once
+    // `sb` goes: gc (a later `nucleus run`, `nucleus gc`, the daemon's
+    // retry or its recovery) removes both, and nothing is forgotten.
+    if (!outcome.cgroup_removed) {
+        cleanup["state_removed"] = false;
+        clean = false;
+    } else if (auto removed = sb.record.remove(); !removed) {
+        cleanup["state_removed"] = false;
         clean = false;
         warn(removed.error().describe());
+    } else {
+        cleanup["state_removed"] = true;
     }
     cleanup["ok"] = clean;
     return cleanup;
 }
 
-void readopt_network(const SandboxSpec& spec, Sandbox& sb) {
+void readopt_bridge(const SandboxSpec& spec, Sandbox& sb) {
     if (spec.network != net::NetworkMode::Bridge) return;
     auto text = io::read_file(sb.paths.sandboxes + "/" + sb.id + ".json", 1 << 20);
     json record = json::parse(text ? *text : "", nullptr, false);
     std::string warning;
-    sb.network = core::readopt_network(spec, sb.id, sb.paths.root, record, warning);
+    sb.bridge = core::readopt_bridge(spec, sb.id, sb.paths.root, record, warning);
     if (!warning.empty()) report_warning(warning);
 }
 
@@ -723,7 +885,8 @@ json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup
                    {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(outcome)}, {"cleanup", cleanup}};
     if (outcome.stats) record["stats"] = stats_json(*outcome.stats);
     if (outcome.counts) record["limit_events"] = counts_json(*outcome.counts);
-    if (!outcome.error.empty()) record["error"] = outcome.error;
+    if (!outcome.egress.is_null()) record["egress"] = outcome.egress;
+    if (!outcome.error.empty()) record["error"] = io::bytes_json(outcome.error);
     return record;
 }
 

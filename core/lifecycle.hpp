@@ -21,11 +21,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/events.hpp"
+#include "core/network_setup.hpp"
 #include "core/run.hpp"
 #include "core/sandbox_network.hpp"
 #include "core/spec.hpp"
 #include "core/state.hpp"
 #include "core/supervise.hpp"
+#include "core/workspace.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/cgroup.hpp"
 #include "isolation/idmap.hpp"
@@ -52,8 +54,18 @@ struct Sandbox {
     std::optional<isolation::IdRangeLease> lease;
     isolation::UserNamespaceMaps maps;
     std::optional<isolation::SandboxCgroup> cgroup;
-    std::optional<std::string> workspace_copy;
-    std::optional<std::string> context_copy;
+    // Private copies (copy-in-out workspace, context). As root, each lives
+    // on a detached tmpfs the child attaches (isolation/detached_mount.hpp);
+    // unprivileged, in a directory under the private dir. The root fds are
+    // how the copy is reached, also after the sandbox is gone.
+    struct Copy {
+        std::string path;        // on-disk copy, or a description of the tmpfs
+        io::unique_fd mount;     // the detached tmpfs, when there is one
+        io::unique_fd root;      // the copy's root directory
+        Manifest given;          // what copy-in gave the sandbox
+    };
+    std::optional<Copy> workspace_copy;
+    std::optional<Copy> context_copy;
     std::vector<std::string> degraded;
     std::vector<std::string> notes;  // events only
     isolation::CgroupLimits applied_limits;
@@ -64,8 +76,8 @@ struct Sandbox {
     bool die_with_supervisor = true;
     // Extra fields for the state record (the daemon's own bookkeeping).
     json record_extra = json::object();
-    // --network bridge (core/sandbox_network.hpp).
-    std::optional<SandboxNetwork> network;
+    NetworkSetup network;  // --network egress: the sockets' way back from the child
+    std::optional<SandboxNetwork> bridge;  // --network bridge (core/sandbox_network.hpp)
 };
 
 // Output destinations.
@@ -73,6 +85,11 @@ struct Sinks {
     std::optional<io::OutputSink> out;
     std::optional<io::OutputSink> err;
 };
+
+// A copy-in-out workspace that could not be synced back completely: the run
+// fails with this code whatever the workload's own, and the sandbox's copy
+// is kept (its path in the message and the final event).
+constexpr int exit_sync_failed = 122;
 
 struct Outcome {
     int exit_code = exit_runtime_error;
@@ -84,6 +101,7 @@ struct Outcome {
     double wall_ms = 0;
     std::optional<isolation::CgroupStats> stats;        // read before removal
     std::optional<isolation::CgroupEventCounts> counts;
+    json egress;  // --network egress: the decisions' counters (EgressStats)
 };
 
 struct RunContext {
@@ -99,6 +117,9 @@ struct RunContext {
     bool shared_pump_buffer = false;  // one read buffer for every sandbox (daemon)
     // Called once the workload is running (after exec), with its host pid.
     std::function<void(const io::ProcessHandle&)> on_started;
+    // --network egress: a resolver shared by every sandbox (the daemon's);
+    // null: each sandbox's service makes its own.
+    std::shared_ptr<net::UpstreamResolver> resolver;
 };
 
 // The mode's rules and --verify-* integrity checks; audited.
@@ -120,6 +141,16 @@ void record_trace(const SandboxSpec& spec, const isolation::SyscallTrace& trace,
 json stats_json(const isolation::CgroupStats& s);
 json counts_json(const isolation::CgroupEventCounts& c);
 
+// Syncs a copy-in-out workspace back to the host; on failure the copy is
+// kept under RuntimePaths::kept and named.
+struct SyncResult {
+    bool complete = false;
+    std::vector<std::string> conflicts;  // "path: why", or the error that stopped the sync
+    std::string summary;
+    std::string kept;                    // where the copy is kept, if it could be
+};
+SyncResult sync_workspace(const SandboxSpec& spec, Sandbox& sb);
+
 // Removes what prepare() made and is still there (cgroup if the reactor
 // never ran, workspace copy-out, the state record). Returns the cleanup
 // summary for the final event; warnings are reported unless `quiet`.
@@ -127,7 +158,7 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
 
 // Daemon recovery: a running sandbox's network lease, taken again from its
 // state record (a warning is reported if that fails).
-void readopt_network(const SandboxSpec& spec, Sandbox& sb);
+void readopt_bridge(const SandboxSpec& spec, Sandbox& sb);
 
 // The final event: exit code or signal, reason, times, cleanup.
 json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup);

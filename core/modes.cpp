@@ -1,5 +1,6 @@
 #include "core/modes.hpp"
 
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 
 #include "core/spec.hpp"
+#include "core/spec/keys.hpp"
 #include "io/unique_fd.hpp"
 #include "isolation/cgroup.hpp"
 #include "isolation/landlock.hpp"
@@ -80,11 +82,6 @@ std::string list_or_none(const std::vector<std::string>& items) {
 
 using Verdict = std::optional<std::string>;
 
-Verdict no_degraded_flag(const SandboxSpec& s, const HostFacts&) {
-    if (!s.allow_degraded_security) return std::nullopt;
-    return mode_name(s) + " mode refuses --allow-degraded-security: it fails closed when a layer cannot be applied";
-}
-
 Verdict no_host_network(const SandboxSpec& s, const HostFacts&) {
     if (s.network != net::NetworkMode::Host) return std::nullopt;
     return mode_name(s) + " mode refuses --network host: the sandbox would share the host's network namespace";
@@ -131,9 +128,9 @@ Verdict memory_required(const SandboxSpec& s, const HostFacts&) {
 }
 
 Verdict rootfs_required(const SandboxSpec& s, const HostFacts&) {
-    if (s.rootfs) return std::nullopt;
-    return "production mode needs an immutable --rootfs (mounted read-only); the default agent root shares the host's "
-           "system directories";
+    if (s.rootfs || s.rootfs_closure) return std::nullopt;
+    return "production mode needs an immutable --rootfs (mounted read-only) or --rootfs-closure; the default agent "
+           "root shares the host's system directories";
 }
 
 Verdict no_writable_exec_workspace(const SandboxSpec& s, const HostFacts&) {
@@ -150,6 +147,18 @@ Verdict caps_within_policy(const SandboxSpec& s, const HostFacts&) {
            (s.caps_policy ? "" : " (no --caps-policy given)");
 }
 
+// The egress rules live in the sandbox's own network namespace: a workload
+// holding CAP_NET_ADMIN there could flush them, and CAP_NET_RAW would
+// bypass them with raw packets.
+Verdict egress_without_net_caps(const SandboxSpec& s, const HostFacts&) {
+    if (s.network != net::NetworkMode::Egress) return std::nullopt;
+    uint64_t kept = s.cap_add | (s.caps_policy ? s.caps_policy->ambient : 0);
+    uint64_t net_caps = (1ULL << CAP_NET_ADMIN) | (1ULL << CAP_NET_RAW);
+    if ((kept & net_caps) == 0) return std::nullopt;
+    return "--network egress refuses --cap-add NET_ADMIN and NET_RAW: the workload could remove or bypass the "
+           "egress rules in its network namespace";
+}
+
 Verdict lockdown_required(const SandboxSpec& s, const HostFacts& h) {
     if (!s.require_kernel_lockdown) return std::nullopt;
     if (lockdown_rank(h.lockdown) >= lockdown_rank(*s.require_kernel_lockdown)) return std::nullopt;
@@ -162,7 +171,6 @@ Verdict lockdown_required(const SandboxSpec& s, const HostFacts& h) {
 const std::vector<ModeRule>& mode_rules() {
     //                                         agent  strict prod
     static const std::vector<ModeRule> rules = {
-        {"no-allow-degraded-security", false, true, true, no_degraded_flag},
         {"no-host-network", false, true, true, no_host_network},
         {"no-seccomp-trace", false, true, true, no_seccomp_trace},
         {"cgroup-required", false, true, true, cgroup_required},
@@ -174,6 +182,7 @@ const std::vector<ModeRule>& mode_rules() {
         {"no-writable-exec-workspace", false, false, true, no_writable_exec_workspace},
         {"caps-within-policy", false, false, true, caps_within_policy},
         {"kernel-lockdown", true, true, true, lockdown_required},
+        {"egress-no-net-caps", true, true, true, egress_without_net_caps},
     };
     return rules;
 }
@@ -195,7 +204,24 @@ HostFacts probe_host(const SandboxSpec& spec) {
     return facts;
 }
 
+// Settings the key table declares valid only in some modes
+// (core/spec/keys.hpp), refused by presence.
+Status check_settings_in_mode(const SandboxSpec& spec) {
+    for (const auto& name : spec.settings_given) {
+        const SpecKey* key = find_spec_key(name);
+        if (!key || (key->modes & mode_bit(spec.mode))) continue;
+        std::string allowed;
+        for (auto mode : {ServiceMode::Agent, ServiceMode::StrictAgent, ServiceMode::Production})
+            if (key->modes & mode_bit(mode)) allowed += (allowed.empty() ? "" : " and ") + std::string(to_string(mode));
+        return Error::plain(mode_name(spec) + " mode refuses " + long_flag(*key) + ": it is for " + allowed +
+                            " mode only, and " + mode_name(spec) + " fails closed when a layer cannot be applied [rule " +
+                            std::string(key->mode_rule.empty() ? "setting-allowed-in-mode" : key->mode_rule) + "]");
+    }
+    return {};
+}
+
 Status check_mode_rules(const SandboxSpec& spec, const HostFacts& host) {
+    NUCLEUS_TRY(check_settings_in_mode(spec));
     for (const auto& rule : mode_rules()) {
         bool applies = spec.mode == ServiceMode::Agent         ? rule.agent
                        : spec.mode == ServiceMode::StrictAgent ? rule.strict_agent

@@ -169,16 +169,40 @@ int line_of(const std::string& text, size_t byte) {
     return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(std::min(byte, text.size())), '\n'));
 }
 
-Result<isolation::SeccompAction> parse_action(const json& action, const json& errno_ret, const std::string& where) {
+// An errno by its name ("EPERM"), as Podman's profiles give it.
+std::optional<int> errno_from_name(const std::string& name) {
+    for (int e = 1; e < 4096; ++e) {
+        const char* n = ::strerrorname_np(e);
+        if (n && name == n) return e;
+    }
+    return std::nullopt;
+}
+
+// The errno of an SCMP_ACT_ERRNO: errnoRet (OCI, Docker) as a number, or
+// errno (Podman) as a name, which must agree when both are given.
+Result<int> parse_errno(const json& number, const json& name, const std::string& where, const char* number_key,
+                        const char* name_key) {
+    std::optional<int> err;
+    if (!number.is_null()) {
+        if (!number.is_number_unsigned() || number.get<uint64_t>() > 4095)
+            return Error::plain(where + ": " + number_key + " must be an errno number");
+        err = number.get<int>();
+    }
+    if (!name.is_null()) {
+        auto named = name.is_string() ? errno_from_name(name.get<std::string>()) : std::nullopt;
+        if (!named) return Error::plain(where + ": " + name_key + " must be an errno name such as EPERM");
+        if (err && *err != *named)
+            return Error::plain(where + ": " + name_key + " " + name.get<std::string>() + " disagrees with " + number_key +
+                                " " + std::to_string(*err));
+        err = named;
+    }
+    return err.value_or(1);  // EPERM: what runc and Docker use when neither is given
+}
+
+Result<isolation::SeccompAction> parse_action(const json& action, int err, const std::string& where) {
     using Kind = isolation::SeccompAction::Kind;
     if (!action.is_string()) return Error::plain(where + ": action must be a string");
     std::string name = action.get<std::string>();
-    int err = 1;  // EPERM: what runc and Docker use when errnoRet is absent
-    if (!errno_ret.is_null()) {
-        if (!errno_ret.is_number_unsigned() || errno_ret.get<uint64_t>() > 4095)
-            return Error::plain(where + ": errnoRet must be an errno number");
-        err = errno_ret.get<int>();
-    }
     if (name == "SCMP_ACT_ALLOW") return isolation::SeccompAction{Kind::Allow, 0};
     if (name == "SCMP_ACT_ERRNO") return isolation::SeccompAction{Kind::Errno, err};
     if (name == "SCMP_ACT_KILL" || name == "SCMP_ACT_KILL_THREAD") return isolation::SeccompAction{Kind::KillThread, 0};
@@ -261,6 +285,51 @@ bool rule_applies(const json& entry, uint64_t kept_caps) {
     return true;
 }
 
+// "flags": SECCOMP_FILTER_FLAG_* names (OCI). LOG logs what the filter
+// denies; TSYNC is what a new single-threaded process gets anyway. The rest
+// would weaken the sandbox or need a notifier.
+Status parse_profile_flags(const json& flags, const std::string& origin, SeccompProfile& profile) {
+    if (flags.is_null()) return {};
+    if (!flags.is_array()) return Error::plain(origin + ": flags must be a list");
+    for (const auto& f : flags) {
+        std::string name = f.is_string() ? f.get<std::string>() : f.dump();
+        if (name == "SECCOMP_FILTER_FLAG_LOG") profile.log_denied = true;
+        else if (name == "SECCOMP_FILTER_FLAG_TSYNC") continue;
+        else if (name == "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
+            return Error::plain(origin + ": flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW is refused: it turns off the kernel's "
+                                         "speculative store bypass mitigation for the sandbox");
+        else if (name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+            return Error::plain(origin + ": flags: " + name + " has no meaning here: it is for notifications, which are not supported");
+        else return Error::plain(origin + ": flags: unknown flag " + name);
+    }
+    return {};
+}
+
+// Docker's and Podman's archMap: which sub-architectures a profile's
+// architectures imply. The filter is built for this machine's (x86-64, and
+// x32/i386 are refused by the runtime itself), so it only needs to be well formed.
+Status check_arch_map(const json& map, const std::string& origin) {
+    if (map.is_null()) return {};
+    if (!map.is_array()) return Error::plain(origin + ": archMap must be a list");
+    for (const auto& entry : map) {
+        if (!entry.is_object()) return Error::plain(origin + ": archMap entries must be objects");
+        for (const auto& [k, v] : entry.items())
+            if (k != "architecture" && k != "subArchitectures")
+                return Error::plain(origin + ": archMap: unknown field \"" + k + "\"");
+    }
+    return {};
+}
+
+// "includes"/"excludes" of Docker's conditional rules.
+Status check_filter(const json& filter, const std::string& where, const char* name) {
+    if (filter.is_null()) return {};
+    if (!filter.is_object()) return Error::plain(where + ": " + name + " must be an object");
+    for (const auto& [k, v] : filter.items())
+        if (k != "caps" && k != "arches" && k != "minKernel")
+            return Error::plain(where + ": " + name + ": unknown field \"" + k + "\"");
+    return {};
+}
+
 }  // namespace
 
 Result<SeccompProfile> parse_seccomp_profile(const std::string& text, const std::string& origin, uint64_t kept_caps) {
@@ -273,13 +342,23 @@ Result<SeccompProfile> parse_seccomp_profile(const std::string& text, const std:
         return Error::plain(origin + ": invalid JSON: " + e.what());
     }
     if (!doc.is_object()) return Error::plain(origin + ": a seccomp profile must be a JSON object");
-    static const std::vector<std::string> known = {"defaultAction", "defaultErrnoRet", "architectures", "archMap",
-                                                   "syscalls", "flags", "listenerPath", "listenerMetadata"};
-    for (const auto& [k, v] : doc.items())
+    // OCI runtime-spec, Docker and Podman fields. listenerPath and
+    // listenerMetadata belong to SCMP_ACT_NOTIFY, which is not supported.
+    static const std::vector<std::string> known = {"defaultAction", "defaultErrnoRet", "defaultErrno", "architectures",
+                                                   "archMap", "syscalls", "flags"};
+    for (const auto& [k, v] : doc.items()) {
+        if (k == "listenerPath" || k == "listenerMetadata")
+            return Error::plain(origin + ": field \"" + k + "\" has no meaning here: seccomp notifications (SCMP_ACT_NOTIFY) are not forwarded to an agent");
         if (std::find(known.begin(), known.end(), k) == known.end())
             return Error::plain(origin + ": unknown field \"" + k + "\"");
+    }
     SeccompProfile profile;
-    auto def = parse_action(doc.value("defaultAction", json()), doc.value("defaultErrnoRet", json()), origin + ": defaultAction");
+    NUCLEUS_TRY(parse_profile_flags(doc.value("flags", json()), origin, profile));
+    NUCLEUS_TRY(check_arch_map(doc.value("archMap", json()), origin));
+    auto default_errno = parse_errno(doc.value("defaultErrnoRet", json()), doc.value("defaultErrno", json()), origin,
+                                     "defaultErrnoRet", "defaultErrno");
+    if (!default_errno) return std::move(default_errno).error();
+    auto def = parse_action(doc.value("defaultAction", json()), *default_errno, origin + ": defaultAction");
     if (!def) return std::move(def).error();
     profile.policy.default_action = *def;
     profile.policy.skip_unknown_syscalls = false;
@@ -300,12 +379,15 @@ Result<SeccompProfile> parse_seccomp_profile(const std::string& text, const std:
         const json& entry = syscalls[i];
         std::string where = origin + ": syscalls[" + std::to_string(i) + "]";
         if (!entry.is_object()) return Error::plain(where + ": must be an object");
-        static const std::vector<std::string> entry_keys = {"names", "name", "action", "errnoRet", "args",
+        static const std::vector<std::string> entry_keys = {"names", "name", "action", "errnoRet", "errno", "args",
                                                             "comment", "includes", "excludes"};
         for (const auto& [k, v] : entry.items())
             if (std::find(entry_keys.begin(), entry_keys.end(), k) == entry_keys.end())
                 return Error::plain(where + ": unknown field \"" + k + "\"");
-        auto action = parse_action(entry.value("action", json()), entry.value("errnoRet", json()), where);
+        for (const char* filter : {"includes", "excludes"}) NUCLEUS_TRY(check_filter(entry.value(filter, json()), where, filter));
+        auto err = parse_errno(entry.value("errnoRet", json()), entry.value("errno", json()), where, "errnoRet", "errno");
+        if (!err) return std::move(err).error();
+        auto action = parse_action(entry.value("action", json()), *err, where);
         if (!action) return std::move(action).error();
         std::vector<isolation::SeccompArgCondition> conditions;
         for (const auto& arg : entry.value("args", json::array())) {

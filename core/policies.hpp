@@ -33,6 +33,7 @@ struct LandlockPolicy {
 
 struct SeccompProfile {
     std::string path, sha256;
+    bool log_denied = false;  // "flags": ["SECCOMP_FILTER_FLAG_LOG"]
     isolation::SeccompPolicy policy;
     std::vector<std::string> architectures;
 };

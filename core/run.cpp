@@ -12,35 +12,40 @@
 
 #include "core/lifecycle.hpp"
 #include "io/reactor.hpp"
+#include "io/startup.hpp"
 
 namespace nucleus::core {
 
 using namespace lifecycle;
 
 int run_sandbox(const SandboxSpec& spec) {
-    // SIGINT, SIGTERM and SIGHUP wait (pending) until supervision forwards
-    // them: arriving during setup they must not kill us between creating the
-    // cgroup and tearing it down. Supervision unblocks them once its
-    // signal_set exists; a setup that fails returns before they are handled,
-    // and the kernel delivers them at exit.
-    sigset_t forwarded;
-    sigemptyset(&forwarded);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+    // The signals supervision forwards (SIGINT, SIGTERM, SIGQUIT, SIGUSR1...)
+    // wait (pending) until it does: arriving during setup they must not kill
+    // us between creating the cgroup and tearing it down. Supervision
+    // unblocks them once its signal_set exists; a setup that fails returns
+    // before they are handled, and the kernel delivers them at exit.
+    const sigset_t& forwarded = forwarded_signals();
     ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
     auto unblock = [&] { ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr); };
 
-    if (auto st = io::check_io_uring(); !st) {
+    // One ring, made now so that a host without io_uring fails before
+    // anything exists. A sandbox has a handful of operations in flight
+    // (its pidfd, two output pipes, signals, a timer, cgroup events): 64
+    // entries, 6 KiB of populated ring instead of 25 KiB for 256.
+    io::set_ring_entries(64);
+    auto reactor = io::make_reactor();
+    if (auto st = io::start_io_uring(reactor); !st) {
         report_error(st.error().describe());
         unblock();
         return exit_runtime_error;
     }
-    auto events = EventLog::open(spec.events_jsonl, spec.events_fd);
+    auto events = EventLog::open(spec.events_jsonl, spec.events_fd, "--events-jsonl");
     if (!events) {
         report_error(events.error().describe());
         unblock();
         return exit_runtime_error;
     }
-    auto audit = EventLog::open(spec.audit_log, std::nullopt);
+    auto audit = EventLog::open(spec.audit_log, std::nullopt, "--audit-log");
     if (!audit) {
         report_error(audit.error().describe());
         unblock();
@@ -78,14 +83,25 @@ int run_sandbox(const SandboxSpec& spec) {
         outcome.error = plan.error().describe();
     } else {
         for (const auto& d : sb.degraded) report_warning("running degraded: " + d);
-        auto reactor = io::make_reactor();
         (void)audit->emit(applied_audit(spec, sb, **plan));
         auto sinks = open_sinks(reactor.get_executor(), spec, sb);
         if (!sinks) {
             outcome.error = sinks.error().describe();
         } else {
-            RunContext ctx{spec.seccomp_mode == SeccompMode::Trace ? &trace : nullptr, &spec, &sb, plan->get(),
-                           &*events, &*out, &*err, &*sinks, true, false, {}};
+            RunContext ctx{
+                .trace = spec.seccomp_mode == SeccompMode::Trace ? &trace : nullptr,
+                .spec = &spec,
+                .sb = &sb,
+                .plan = plan->get(),
+                .events = &*events,
+                .out_pipe = &*out,
+                .err_pipe = &*err,
+                .sinks = &*sinks,
+                .forward_signals = true,
+                .shared_pump_buffer = false,
+                // Start-up is over: what it needed of the heap goes back.
+                .on_started = [](const io::ProcessHandle&) { io::release_startup_memory(); },
+            };
             std::optional<Outcome> finished;
             std::exception_ptr failure;
             asio::co_spawn(reactor, spawn_and_supervise(ctx), [&](std::exception_ptr e, Outcome o) {

@@ -28,7 +28,7 @@ json record_entry(const net::SandboxBridge& b) {
 
 }  // namespace
 
-Result<std::optional<SandboxNetwork>> prepare_network(const SandboxSpec& spec, const std::string& sandbox_id,
+Result<std::optional<SandboxNetwork>> prepare_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
                                                       const std::string& state_root, json& record_extra) {
     if (spec.network != net::NetworkMode::Bridge) return std::optional<SandboxNetwork>();
     SandboxNetwork network;
@@ -53,7 +53,7 @@ Result<std::optional<SandboxNetwork>> prepare_network(const SandboxSpec& spec, c
     return std::optional<SandboxNetwork>(std::move(network));
 }
 
-asio::awaitable<Status> attach_network(SandboxNetwork* network, pid_t pid) {
+asio::awaitable<Status> attach_bridge(SandboxNetwork* network, pid_t pid) {
     if (network->bridge) co_return network->bridge->attach(pid);
     if (network->pasta_plan) {
         auto started = co_await net::start_pasta(*network->pasta_plan, pid);
@@ -63,12 +63,12 @@ asio::awaitable<Status> attach_network(SandboxNetwork* network, pid_t pid) {
     co_return Status{};
 }
 
-asio::awaitable<void> stop_network(SandboxNetwork* network) {
+asio::awaitable<void> stop_bridge(SandboxNetwork* network) {
     if (network->pasta.valid()) co_await net::stop_pasta(std::move(network->pasta));
     network->pasta = io::ProcessHandle();
 }
 
-bool release_network(SandboxNetwork& network, json& cleanup, std::string& warning) {
+bool release_bridge(SandboxNetwork& network, json& cleanup, std::string& warning) {
     if (!network.bridge) return true;
     auto st = network.bridge->release();
     cleanup["network_released"] = st.ok();
@@ -76,7 +76,7 @@ bool release_network(SandboxNetwork& network, json& cleanup, std::string& warnin
     return st.ok();
 }
 
-json network_summary(const SandboxNetwork& network) {
+json bridge_summary(const SandboxNetwork& network) {
     json published = json::array();
     if (network.pasta_plan) {
         for (const auto& p : network.pasta_plan->publish) published.push_back(net::to_string(p));
@@ -98,7 +98,7 @@ json network_summary(const SandboxNetwork& network) {
     return out;
 }
 
-std::optional<SandboxNetwork> readopt_network(const SandboxSpec& spec, const std::string& sandbox_id,
+std::optional<SandboxNetwork> readopt_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
                                               const std::string& state_root, const json& record, std::string& warning) {
     const json& n = record.is_object() ? record.value("network", json()) : json();
     if (!n.is_object() || n.value("mode", "") != "bridge" || !n["index"].is_number_unsigned()) return std::nullopt;

@@ -2,12 +2,12 @@
 // as root a veth on the host bridge (net/bridge.hpp), otherwise pasta
 // (net/bridge_pasta.hpp). Every step here is one hook in the lifecycle:
 //
-//   prepare_network   in prepare(), before the state record is written, so
+//   prepare_bridge   in prepare(), before the state record is written, so
 //                     that the record names the leased address
-//   attach_network    SpawnRequest::attach_network, after clone, before exec
-//   stop_network      after supervision (pasta is killed and reaped)
-//   release_network   in teardown()
-//   readopt_network   daemon recovery, for a sandbox that is still running
+//   attach_bridge    SpawnRequest::attach_bridge, after clone, before exec
+//   stop_bridge      after supervision (pasta is killed and reaped)
+//   release_bridge   in teardown()
+//   readopt_bridge   daemon recovery, for a sandbox that is still running
 #pragma once
 
 #include <sys/types.h>
@@ -36,22 +36,22 @@ struct SandboxNetwork {
 net::EgressLimit egress_limit(const SandboxSpec& spec);
 
 // Nothing for other network modes. `record_extra` gets the leased address.
-Result<std::optional<SandboxNetwork>> prepare_network(const SandboxSpec& spec, const std::string& sandbox_id,
+Result<std::optional<SandboxNetwork>> prepare_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
                                                       const std::string& state_root, nlohmann::json& record_extra);
 
 // Takes a plain pointer: the network outlives the spawn that awaits this.
-asio::awaitable<Status> attach_network(SandboxNetwork* network, pid_t pid);
-asio::awaitable<void> stop_network(SandboxNetwork* network);
+asio::awaitable<Status> attach_bridge(SandboxNetwork* network, pid_t pid);
+asio::awaitable<void> stop_bridge(SandboxNetwork* network);
 // Adds "network_released" to the cleanup summary; false and a warning
 // when something could not be removed (the next gc retries it).
-bool release_network(SandboxNetwork& network, nlohmann::json& cleanup, std::string& warning);
+bool release_bridge(SandboxNetwork& network, nlohmann::json& cleanup, std::string& warning);
 
 // For the start event: bridge, addresses, published ports (null if none).
-nlohmann::json network_summary(const SandboxNetwork& network);
+nlohmann::json bridge_summary(const SandboxNetwork& network);
 
 // A daemon re-adopting a running sandbox leases its address again, from
-// the "network" entry prepare_network put in its state record.
-std::optional<SandboxNetwork> readopt_network(const SandboxSpec& spec, const std::string& sandbox_id,
+// the "network" entry prepare_bridge put in its state record.
+std::optional<SandboxNetwork> readopt_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
                                               const std::string& state_root, const nlohmann::json& record,
                                               std::string& warning);
 

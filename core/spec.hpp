@@ -1,10 +1,13 @@
 // SandboxSpec: one plain-data request for one sandbox.
 //
-// Every entry point (CLI flags, --config FILE.json|.toml, --config-fd, later
-// the daemon's API) produces a spec *document*: a JSON object whose keys are
-// the long flag names in snake_case. One function turns a document into a
-// SandboxSpec and one validates it, so every entry point is checked the same
-// way. Nothing else reads flags.
+// Every entry point (CLI flags, --config FILE.json|.toml, --config-fd, the
+// daemon's API) produces a spec *document*: a JSON object whose keys are the
+// long flag names in snake_case, each declared once in the table of spec
+// keys (core/spec/keys.hpp). A document is first *resolved* against the
+// host (paths made canonical, files read, environment values taken), then
+// *applied*, purely, to a SandboxSpec. The resolved document is what the
+// daemon records: recovery rebuilds the spec from it without the host.
+// Nothing else reads flags.
 #pragma once
 
 #include <sys/types.h>
@@ -14,14 +17,16 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include "io/error.hpp"
+#include "core/closure_manifest.hpp"
 #include "core/modes.hpp"
 #include "core/policies.hpp"
 #include "isolation/cgroup/limits.hpp"
 #include "isolation/child_plan.hpp"
 #include "net/nat.hpp"
+#include "net/egress_policy.hpp"
 #include "net/network.hpp"
 
 namespace nucleus::core {
@@ -53,8 +58,11 @@ struct SandboxSpec {
     bool allow_degraded_security = false;
     std::string name;                      // empty: derived from the id
     std::optional<std::string> rootfs;     // absolute, canonical
+    std::optional<ClosureManifest> rootfs_closure;  // a Nix store closure as the root (core/closure_spec.hpp)
     net::NetworkMode network = net::NetworkMode::None;
-    std::vector<net::PublishedPort> publish;  // --network bridge only (core/spec_network.cpp)
+    std::vector<net::PublishedPort> publish;  // --network bridge only (core/spec/keys_network.cpp)
+    bool network_given = false;            // `network` was set (else allow rules mean egress)
+    net::EgressPolicy egress;              // --allow-* rules (core/spec/keys_network.cpp)
     bool time_namespace = false;
     std::optional<std::string> hostname;
     uint32_t uid = 1000;
@@ -65,6 +73,7 @@ struct SandboxSpec {
     std::optional<std::string> workspace;  // absolute, canonical
     WorkspaceMode workspace_mode = WorkspaceMode::BindRw;
     bool workspace_exec = false;
+    uint64_t workspace_size = uint64_t(1) << 30;  // copy-in-out's private copy
     std::vector<VolumeSpec> volumes;
     std::optional<std::string> context;    // absolute, canonical
     std::optional<std::string> workdir;
@@ -100,6 +109,10 @@ struct SandboxSpec {
     std::optional<int> events_fd;
 
     std::vector<std::string> command;
+
+    // The keys the document set (switches only when true), for the rules
+    // of modes that refuse a setting outright.
+    std::vector<std::string> settings_given;
 };
 
 // Agent sandboxes get this pids.max unless --pids says otherwise: enough for
@@ -109,16 +122,30 @@ constexpr uint64_t default_agent_pids_max = 1024;
 // The keys a spec document may hold (the long flag names in snake_case).
 const std::vector<std::string>& spec_document_keys();
 
-// Document -> spec. Rejects unknown keys, wrong types and invalid values
-// with a message naming the key. Reads the host only to resolve paths and
-// --env-file contents; creates nothing.
-Result<SandboxSpec> spec_from_document(const nlohmann::json& document);
+// Who sends the document: `nucleus run` may name descriptors and files the
+// supervisor writes; the daemon's API may not.
+enum class DocumentSource { Run, Daemon };
+
+// The document with every host reference resolved (see above). Rejects
+// unknown keys and values it cannot resolve, naming the key. Resolving a
+// resolved document changes nothing. `for_daemon`: a client resolving for
+// the daemon leaves out the checks that depend on who runs the sandbox.
+Result<nlohmann::json> resolve_document(const nlohmann::json& document, DocumentSource source = DocumentSource::Run,
+                                        bool for_daemon = false);
+
+// Resolved document -> spec, without touching the host. Rejects wrong
+// types and invalid values with a message naming the key.
+Result<SandboxSpec> spec_from_resolved(const nlohmann::json& resolved, DocumentSource source = DocumentSource::Run);
+
+// Both: resolve_document, then spec_from_resolved. Creates nothing.
+Result<SandboxSpec> spec_from_document(const nlohmann::json& document, DocumentSource source = DocumentSource::Run);
 
 // Parses a config file's text as JSON or TOML (by `format`: "json"/"toml").
 Result<nlohmann::json> parse_config_text(const std::string& text, const std::string& format,
                                          const std::string& origin);
 
-// Reads a config file (at most 1 MiB), JSON or TOML by its extension.
+// Reads a config file (at most 1 MiB, nested at most 64 levels), JSON or
+// TOML by its extension.
 Result<nlohmann::json> load_config_file(const std::string& path);
 
 std::string_view to_string(WorkspaceMode mode);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/closure_gcroot.hpp"
 #include "isolation/cgroup.hpp"
 #include "net/bridge.hpp"
 
@@ -40,6 +41,7 @@ Result<RuntimePaths> prepare_runtime_paths() {
     paths.staging = paths.root + "/staging";
     paths.ids = paths.root + "/ids";
     paths.sandboxes = paths.root + "/sandboxes";
+    paths.kept = paths.root + "/kept";
     for (const auto* dir : {&paths.root, &paths.staging, &paths.sandboxes})
         NUCLEUS_TRY(make_dir(*dir, dir == &paths.staging ? 0755 : 0711).wrap("preparing the state directory"));
     return paths;
@@ -118,7 +120,7 @@ Result<bool> clean_one(const std::string& file) {
         std::string path = record["cgroup"];
         // Only ever a directory this runtime named: "sandbox-<id>".
         if (path.find("/sandbox-") != std::string::npos && path.find("..") == std::string::npos) {
-            (void)io::write_file(path + "/cgroup.kill", "1");
+            if (auto cgroup = isolation::SandboxCgroup::open(path)) (void)cgroup->kill();
             int rc = ::rmdir(path.c_str());
             for (int i = 0; i < 200 && rc < 0 && errno == EBUSY; ++i) {
                 ::usleep(10000);
@@ -132,6 +134,7 @@ Result<bool> clean_one(const std::string& file) {
         }
     }
     std::string dir = file.substr(0, file.size() - 5);  // strip ".json"
+    NUCLEUS_TRY(remove_closure_gcroot(dir.substr(dir.rfind('/') + 1)));
     NUCLEUS_TRY(remove_tree(dir));
     if (::unlink(file.c_str()) < 0 && errno != ENOENT) return Error::from_errno("unlink " + file);
     return true;

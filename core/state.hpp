@@ -10,8 +10,10 @@
 //                             to clean (cgroup path). One file, written once,
 //                             not fsync'd: it describes processes, which do
 //                             not survive a reboot either.
-//   <root>/sandboxes/<id>/    private copies (copy-in-out workspace, context),
-//                             only when asked for
+//   <root>/sandboxes/<id>/    private copies made on disk (an unprivileged
+//                             caller's copy-in-out workspace), only when asked for
+//   <root>/kept/<id>/         a copy-in-out workspace whose sync back failed,
+//                             kept for its owner (never removed by gc)
 //
 // <root> is /run/nucleus for root, else $XDG_RUNTIME_DIR/nucleus or
 // /tmp/nucleus-<uid>; NUCLEUS_STATE_DIR overrides it.
@@ -31,6 +33,7 @@ struct RuntimePaths {
     std::string staging;
     std::string ids;
     std::string sandboxes;
+    std::string kept;
 };
 
 Result<RuntimePaths> prepare_runtime_paths();

@@ -25,6 +25,19 @@ namespace nucleus::core {
 
 using namespace asio::experimental::awaitable_operators;
 
+const sigset_t& forwarded_signals() {
+    static const sigset_t set = [] {
+        sigset_t s;
+        sigemptyset(&s);
+        for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGSTKFLT, SIGVTALRM, SIGPROF,
+                        SIGIO, SIGPWR, SIGXCPU, SIGXFSZ})
+            sigaddset(&s, sig);
+        for (int sig = SIGRTMIN; sig <= SIGRTMAX; ++sig) sigaddset(&s, sig);
+        return s;
+    }();
+    return set;
+}
+
 bool init_handles_signal(pid_t pid, int sig) {
     auto status = io::read_file("/proc/" + std::to_string(pid) + "/status", 64 << 10);
     if (!status) return true;  // gone or unreadable: nothing to emulate
@@ -140,10 +153,9 @@ private:
     void start_watches() {
         if (in_.forward_signals) {
             signals_.emplace(ex_);
-            for (int sig : {SIGINT, SIGTERM, SIGHUP}) signals_->add(sig);
-            sigset_t forwarded;
-            sigemptyset(&forwarded);
-            for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+            const sigset_t& forwarded = forwarded_signals();
+            for (int sig = 1; sig < NSIG; ++sig)
+                if (sigismember(&forwarded, sig) == 1) signals_->add(sig);
             ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);  // blocked during setup (core/run.cpp)
             arm_signals();
         }

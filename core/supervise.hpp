@@ -2,6 +2,8 @@
 // timeout. Each is an io_uring wait; nothing polls.
 #pragma once
 
+#include <signal.h>
+
 #include <functional>
 #include <optional>
 #include <string>
@@ -48,6 +50,14 @@ struct SupervisionInput {
 };
 
 asio::awaitable<SupervisionResult> supervise(SupervisionInput input);
+
+// The signals `nucleus run` forwards to its sandbox: every one whose default
+// action would end the supervisor from outside (SIGHUP, SIGINT, SIGQUIT,
+// SIGUSR1/2, SIGALRM, SIGTERM, the real-time signals...), so that no signal
+// kills it and strands the sandbox or loses a copy-in-out workspace. Faults
+// (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP) are the
+// supervisor's own and keep their default.
+const sigset_t& forwarded_signals();
 
 // Whether `pid` (a PID namespace's init) has a handler for, or ignores, `sig`
 // (SigCgt/SigIgn in proc(5) status): the kernel drops any other signal sent

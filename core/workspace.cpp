@@ -1,14 +1,13 @@
 #include "core/workspace.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <optional>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -16,23 +15,11 @@
 
 namespace nucleus::core {
 
-namespace fs = std::filesystem;
-
 namespace {
 
 constexpr mode_t safe_mode_mask = 01777;  // setuid and setgid are never copied
 
-Error error_from(const std::error_code& ec, const std::string& what) { return Error{ec.value(), what}; }
-
 using InodeKey = std::pair<dev_t, ino_t>;
-
-// The manifest lives beside the copy (never inside it, where the sandbox
-// could rewrite it): the relative paths copied in, NUL-separated.
-std::string manifest_of(const std::string& copy) {
-    std::string path = copy;
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    return path + ".manifest";
-}
 
 bool special(mode_t mode) { return !S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode); }
 
@@ -40,246 +27,324 @@ bool same_mtime(const struct stat& a, const struct stat& b) {
     return a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
 }
 
-Status set_times(const fs::path& path, const struct stat& from) {
+std::string join(const std::string& rel, const std::string& name) { return rel.empty() ? name : rel + "/" + name; }
+
+Error at(const std::string& rel, const char* what, int err = errno) { return Error::from_errno(what + (" " + rel), err); }
+
+Result<io::unique_fd> open_dir_at(int dirfd, const std::string& name, const std::string& rel) {
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return at(rel, "opening");
+    return io::unique_fd(fd);
+}
+
+// The names in a directory, without "." and "..".
+Result<std::vector<std::string>> list_dir(int dirfd, const std::string& rel) {
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return at(rel.empty() ? "." : rel, "opening");
+    DIR* dir = ::fdopendir(fd);
+    if (!dir) {
+        int err = errno;
+        ::close(fd);
+        return at(rel, "reading", err);
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (auto* entry = ::readdir(dir)) {
+        std::string name = entry->d_name;
+        if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    int err = errno;
+    ::closedir(dir);
+    if (err) return at(rel, "reading", err);
+    return names;
+}
+
+Status set_times_at(int dirfd, const std::string& name, const struct stat& from, const std::string& rel) {
     struct timespec times[2] = {from.st_atim, from.st_mtim};
-    if (::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) < 0)
-        return Error::from_errno("setting the times of " + path.string());
+    if (::utimensat(dirfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) < 0) return at(rel, "setting the times of");
     return {};
 }
 
-// Writes a new regular file at `target` (which must not exist; never through
-// a link) with the content, mode and times of `source`, owned by `owner`
-// when it is to be changed.
-Status copy_file(const fs::path& source, const struct stat& st, const fs::path& target, const CopyOwner& owner) {
-    auto in = io::open_fd(source.string(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (!in) return std::move(in).error();
-    auto out = io::open_fd(target.string(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (!out) return std::move(out).error();
-    char buffer[1 << 16];
+Status copy_bytes(int in, int out, const std::string& rel) {
+    // In the kernel where both sides allow it; read/write otherwise (across
+    // filesystem types, e.g. tmpfs to ext4, copy_file_range says EXDEV).
     for (;;) {
-        ssize_t n = ::read(in->get(), buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return Error::from_errno("read " + source.string());
-        if (n == 0) break;
-        NUCLEUS_TRY(io::write_all(out->get(), std::string_view(buffer, static_cast<size_t>(n))).wrap("write " + target.string()));
+        ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, size_t(1) << 30, 0);
+        if (n == 0) return {};
+        if (n > 0) continue;
+        if (errno == EINTR) continue;
+        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return at(rel, "copying");
+        break;
     }
-    if (owner.change && ::fchown(out->get(), owner.uid, owner.gid) < 0)
-        return Error::from_errno("chown " + target.string());
-    if (::fchmod(out->get(), st.st_mode & safe_mode_mask) < 0) return Error::from_errno("chmod " + target.string());
-    struct timespec times[2] = {st.st_atim, st.st_mtim};
-    if (::futimens(out->get(), times) < 0) return Error::from_errno("setting the times of " + target.string());
-    return {};
+    // On the heap: these walks recurse once per directory level.
+    std::vector<char> buffer(1 << 16);
+    for (;;) {
+        ssize_t n = ::read(in, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return at(rel, "reading");
+        if (n == 0) return {};
+        NUCLEUS_TRY(io::write_all(out, std::string_view(buffer.data(), static_cast<size_t>(n))).wrap("writing " + rel));
+    }
 }
 
 // Whether two regular files of the same size hold the same bytes.
-bool same_content(const fs::path& a, const fs::path& b) {
-    auto fa = io::open_fd(a.string(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    auto fb = io::open_fd(b.string(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (!fa || !fb) return false;
-    char ba[1 << 15], bb[1 << 15];
+bool same_content(int a_dir, int b_dir, const std::string& name) {
+    int fa = ::openat(a_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fb = ::openat(b_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    io::unique_fd a(fa), b(fb);
+    if (fa < 0 || fb < 0) return false;
+    std::vector<char> buffers(2 << 15);  // on the heap: the walks recurse per level
+    char* ba = buffers.data();
+    char* bb = ba + (1 << 15);
     for (;;) {
-        ssize_t na = ::read(fa->get(), ba, sizeof ba);
+        ssize_t na = ::read(fa, ba, 1 << 15);
         if (na < 0) return false;
         size_t got = 0;
         while (got < static_cast<size_t>(na)) {
-            ssize_t nb = ::read(fb->get(), bb + got, static_cast<size_t>(na) - got);
+            ssize_t nb = ::read(fb, bb + got, static_cast<size_t>(na) - got);
             if (nb <= 0) return false;
             got += static_cast<size_t>(nb);
         }
         if (na == 0) {
             char extra;
-            return ::read(fb->get(), &extra, 1) == 0;
+            return ::read(fb, &extra, 1) == 0;
         }
         if (std::memcmp(ba, bb, static_cast<size_t>(na)) != 0) return false;
     }
 }
 
-// Creates one entry (not recursing) at `target`, which does not exist.
-// `links` maps a source inode already copied to its copy, so that hard
-// links stay hard links. Returns false for the kinds never copied.
-Result<bool> copy_entry(const fs::path& source, const struct stat& st, const fs::path& target, const CopyOwner& owner,
-                        std::map<InodeKey, fs::path>& links) {
-    std::error_code ec;
+// What one copy (or sync) shares across the tree.
+struct Copier {
+    int root_to;  // the destination's root, for hard links
+    // A source inode copied already -> its first copy (relative to
+    // root_to) and that copy's inode: hard links stay hard links.
+    std::map<InodeKey, std::pair<std::string, ino_t>> links;
+};
+
+Status copy_file_at(int src_dir, const std::string& name, const struct stat& st, int dst_dir, const std::string& rel,
+                    const CopyOwner& owner) {
+    int in_fd = ::openat(src_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (in_fd < 0) return at(rel, "opening");
+    io::unique_fd in(in_fd);
+    int out_fd = ::openat(dst_dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out_fd < 0) return at(rel, "creating");
+    io::unique_fd out(out_fd);
+    NUCLEUS_TRY(copy_bytes(in.get(), out.get(), rel));
+    if (owner.change && ::fchown(out.get(), owner.uid, owner.gid) < 0) return at(rel, "chown");
+    if (::fchmod(out.get(), st.st_mode & safe_mode_mask) < 0) return at(rel, "chmod");
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (::futimens(out.get(), times) < 0) return at(rel, "setting the times of");
+    return {};
+}
+
+Status copy_contents(Copier& copier, int src_dir, int dst_dir, const std::string& rel, const CopyOwner& owner,
+                     int depth, Manifest* manifest);
+
+// Creates one entry at `name` in dst_dir, which does not exist there.
+// Returns false for the kinds never copied.
+Result<bool> copy_entry(Copier& copier, int src_dir, const std::string& name, const struct stat& st, int dst_dir,
+                        const std::string& rel, const CopyOwner& owner, int depth, Manifest* manifest) {
     if (S_ISLNK(st.st_mode)) {
-        auto link = fs::read_symlink(source, ec);
-        if (ec) return error_from(ec, "readlink " + source.string());
-        fs::create_symlink(link, target, ec);
-        if (ec) return error_from(ec, "symlink " + target.string());
-        if (owner.change && ::lchown(target.c_str(), owner.uid, owner.gid) < 0)
-            return Error::from_errno("lchown " + target.string());
-        NUCLEUS_TRY(set_times(target, st));
+        std::string target(4096, '\0');
+        ssize_t n = ::readlinkat(src_dir, name.c_str(), target.data(), target.size());
+        if (n < 0) return at(rel, "readlink");
+        target.resize(static_cast<size_t>(n));
+        if (::symlinkat(target.c_str(), dst_dir, name.c_str()) < 0) return at(rel, "symlink");
+        if (owner.change && ::fchownat(dst_dir, name.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) < 0)
+            return at(rel, "lchown");
+        NUCLEUS_TRY(set_times_at(dst_dir, name, st, rel));
     } else if (S_ISDIR(st.st_mode)) {
-        // Writable by us while it is filled; its mode and times are set once
-        // its contents are in (see finish_dirs).
-        if (::mkdir(target.c_str(), 0700) < 0) return Error::from_errno("mkdir " + target.string());
-        if (owner.change && ::lchown(target.c_str(), owner.uid, owner.gid) < 0)
-            return Error::from_errno("lchown " + target.string());
+        // Writable by us while it is filled; its mode and times follow.
+        if (::mkdirat(dst_dir, name.c_str(), 0700) < 0) return at(rel, "mkdir");
+        NUCLEUS_TRY_ASSIGN(auto dst, open_dir_at(dst_dir, name, rel));
+        if (owner.change && ::fchown(dst.get(), owner.uid, owner.gid) < 0) return at(rel, "chown");
+        NUCLEUS_TRY_ASSIGN(auto src, open_dir_at(src_dir, name, rel));
+        if (manifest) manifest->insert(rel);
+        NUCLEUS_TRY(copy_contents(copier, src.get(), dst.get(), rel, owner, depth + 1, manifest));
+        if (::fchmod(dst.get(), st.st_mode & safe_mode_mask) < 0) return at(rel, "chmod");
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        if (::futimens(dst.get(), times) < 0) return at(rel, "setting the times of");
+        return true;
     } else if (S_ISREG(st.st_mode)) {
         InodeKey key{st.st_dev, st.st_ino};
         if (st.st_nlink > 1) {
-            if (auto first = links.find(key); first != links.end()) {
-                if (::link(first->second.c_str(), target.c_str()) == 0) return true;
+            auto first = copier.links.find(key);
+            // A first copy too deep for one relative path (ENAMETOOLONG) is
+            // copied again rather than linked.
+            if (first != copier.links.end() &&
+                ::linkat(copier.root_to, first->second.first.c_str(), dst_dir, name.c_str(), 0) == 0) {
+                if (manifest) manifest->insert(rel);
+                return true;
             }
         }
-        NUCLEUS_TRY(copy_file(source, st, target, owner));
-        if (st.st_nlink > 1) links.emplace(key, target);
+        NUCLEUS_TRY(copy_file_at(src_dir, name, st, dst_dir, rel, owner));
+        struct stat made {};
+        if (st.st_nlink > 1 && ::fstatat(dst_dir, name.c_str(), &made, AT_SYMLINK_NOFOLLOW) == 0)
+            copier.links.emplace(key, std::pair{rel, made.st_ino});
     } else {
         return false;  // devices, fifos, sockets: never copied
     }
+    if (manifest) manifest->insert(rel);
     return true;
 }
 
-// A directory's final mode (and times, when it was copied) is set after its
-// contents: filling it changes its times, and a read-only mode would stop it
-// being filled.
-struct PendingDir {
-    fs::path path;
-    struct stat from;
-    bool times;
-};
-
-Status finish_dirs(const std::vector<PendingDir>& dirs) {
-    for (auto d = dirs.rbegin(); d != dirs.rend(); ++d) {  // deepest first
-        if (::chmod(d->path.c_str(), d->from.st_mode & safe_mode_mask) < 0)
-            return Error::from_errno("chmod " + d->path.string());
-        if (d->times) NUCLEUS_TRY(set_times(d->path, d->from));
+Status copy_contents(Copier& copier, int src_dir, int dst_dir, const std::string& rel, const CopyOwner& owner,
+                     int depth, Manifest* manifest) {
+    if (depth > max_copy_depth)
+        return Error::plain(rel + ": directories nested deeper than " + std::to_string(max_copy_depth));
+    NUCLEUS_TRY_ASSIGN(auto names, list_dir(src_dir, rel));
+    for (const auto& name : names) {
+        std::string path = join(rel, name);
+        struct stat st {};
+        if (::fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return at(path, "stat");
+        auto copied = copy_entry(copier, src_dir, name, st, dst_dir, path, owner, depth, manifest);
+        if (!copied) return std::move(copied).error();
     }
     return {};
 }
 
-Status write_manifest(const std::string& copy, const std::vector<fs::path>& entries) {
-    std::string text;
-    for (const auto& e : entries) {
-        text += e.string();
-        text.push_back('\0');
+// ---- sync back ----------------------------------------------------------
+
+struct Sync {
+    Copier copier;
+    const Manifest& given;
+    const CopyOwner& owner;
+    SyncReport report;
+
+    void conflict(const std::string& rel, const std::string& why) { report.conflicts.push_back(rel + ": " + why); }
+};
+
+// Removes the host entry `name` (at `rel`) and, inside a directory, what
+// the sandbox was given; what it never saw stays. True when it is gone.
+bool remove_seen(Sync& sync, int dir, const std::string& name, const std::string& rel, int depth) {
+    struct stat st {};
+    if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT;
+    if (!S_ISDIR(st.st_mode)) {
+        if (::unlinkat(dir, name.c_str(), 0) < 0) return false;
+        ++sync.report.removed;
+        return true;
     }
-    auto fd = io::open_fd(manifest_of(copy), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (!fd) return std::move(fd).error();
-    return io::write_all(fd->get(), text);
+    if (depth > max_copy_depth) return false;
+    auto sub = open_dir_at(dir, name, rel);
+    auto names = sub ? list_dir(sub->get(), rel) : Result<std::vector<std::string>>(sub.error());
+    if (!names) return false;
+    for (const auto& child : *names) {
+        std::string path = join(rel, child);
+        if (sync.given.count(path)) (void)remove_seen(sync, sub->get(), child, path, depth + 1);
+    }
+    if (::unlinkat(dir, name.c_str(), AT_REMOVEDIR) < 0) return false;  // ENOTEMPTY: something unseen inside
+    ++sync.report.removed;
+    return true;
 }
 
-std::optional<std::set<fs::path>> read_manifest(const std::string& copy) {
-    auto text = io::read_file(manifest_of(copy), size_t(1) << 30);
-    if (!text) return std::nullopt;
-    std::set<fs::path> entries;
-    size_t start = 0;
-    for (size_t end; (end = text->find('\0', start)) != std::string::npos; start = end + 1)
-        entries.insert(text->substr(start, end - start));
-    return entries;
+Status sync_contents(Sync& sync, int copy_dir, int host_dir, const std::string& rel, int depth);
+
+// Both sides are regular files: keep the host's when the content is the
+// same (only mode and times follow). True when nothing more is to be done.
+bool keep_same_file(Sync& sync, int copy_dir, int host_dir, const std::string& name, const std::string& rel,
+                    const struct stat& ss, const struct stat& ts) {
+    InodeKey key{ss.st_dev, ss.st_ino};
+    if (auto first = sync.copier.links.find(key); first != sync.copier.links.end())
+        return first->second.second == ts.st_ino;  // the same host inode, synced already
+    if (ss.st_size != ts.st_size || !(same_mtime(ss, ts) || same_content(copy_dir, host_dir, name))) return false;
+    if ((ts.st_mode & 07777) != (ss.st_mode & safe_mode_mask)) {
+        int fd = ::openat(host_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        io::unique_fd file(fd);
+        if (fd < 0 || ::fchmod(fd, ss.st_mode & safe_mode_mask) < 0) sync.conflict(rel, std::string("chmod: ") + std::strerror(errno));
+    }
+    if (!same_mtime(ss, ts)) {
+        if (auto st = set_times_at(host_dir, name, ss, rel); !st) sync.conflict(rel, st.error().describe());
+    }
+    if (ss.st_nlink > 1) sync.copier.links.emplace(key, std::pair{rel, ts.st_ino});
+    return true;
+}
+
+// One entry of the copy, synced to the host.
+Status sync_entry(Sync& sync, int copy_dir, int host_dir, const std::string& name, const std::string& rel, int depth) {
+    struct stat ss {}, ts {};
+    if (::fstatat(copy_dir, name.c_str(), &ss, AT_SYMLINK_NOFOLLOW) < 0) return at(rel, "stat");
+    bool exists = ::fstatat(host_dir, name.c_str(), &ts, AT_SYMLINK_NOFOLLOW) == 0;
+    // The sandbox never saw the host's fifos, sockets and devices, and
+    // never makes any on the host.
+    if ((exists && special(ts.st_mode)) || special(ss.st_mode)) return {};
+    if (exists && S_ISDIR(ss.st_mode) && S_ISDIR(ts.st_mode)) {
+        NUCLEUS_TRY_ASSIGN(auto copy_sub, open_dir_at(copy_dir, name, rel));
+        NUCLEUS_TRY_ASSIGN(auto host_sub, open_dir_at(host_dir, name, rel));
+        NUCLEUS_TRY(sync_contents(sync, copy_sub.get(), host_sub.get(), rel, depth + 1));
+        if ((ts.st_mode & 07777) != (ss.st_mode & safe_mode_mask) && ::fchmod(host_sub.get(), ss.st_mode & safe_mode_mask) < 0)
+            sync.conflict(rel, std::string("chmod: ") + std::strerror(errno));
+        return {};
+    }
+    if (exists && S_ISLNK(ss.st_mode) && S_ISLNK(ts.st_mode)) {
+        std::string a(4096, '\0'), b(4096, '\0');
+        ssize_t na = ::readlinkat(copy_dir, name.c_str(), a.data(), a.size());
+        ssize_t nb = ::readlinkat(host_dir, name.c_str(), b.data(), b.size());
+        if (na >= 0 && na == nb && std::memcmp(a.data(), b.data(), static_cast<size_t>(na)) == 0) return {};
+    }
+    if (exists && S_ISREG(ss.st_mode) && S_ISREG(ts.st_mode) && keep_same_file(sync, copy_dir, host_dir, name, rel, ss, ts))
+        return {};
+    // Changed, new, or another kind: replace it, unless the host's is not
+    // what the sandbox was given.
+    CopyOwner owner = sync.owner;
+    if (exists) {
+        if (!sync.given.count(rel)) {
+            sync.conflict(rel, "created on the host during the run; the sandbox's version is not synced");
+            return {};
+        }
+        if (S_ISDIR(ts.st_mode)) {
+            if (!remove_seen(sync, host_dir, name, rel, depth)) {
+                sync.conflict(rel, "the sandbox replaced this directory, but on the host it holds entries the sandbox "
+                                   "never saw (kept, with the directory)");
+                return {};
+            }
+        } else {
+            if (sync.owner.change) owner = CopyOwner{ts.st_uid, ts.st_gid, true};  // a replaced file keeps its owner
+            if (::unlinkat(host_dir, name.c_str(), 0) < 0) {
+                sync.conflict(rel, std::string("removing the old entry: ") + std::strerror(errno));
+                return {};
+            }
+        }
+    }
+    auto copied = copy_entry(sync.copier, copy_dir, name, ss, host_dir, rel, owner, depth, nullptr);
+    if (!copied) sync.conflict(rel, copied.error().describe());
+    else if (*copied) ++sync.report.written;
+    return {};
+}
+
+Status sync_contents(Sync& sync, int copy_dir, int host_dir, const std::string& rel, int depth) {
+    if (depth > max_copy_depth)
+        return Error::plain(rel + ": directories nested deeper than " + std::to_string(max_copy_depth));
+    NUCLEUS_TRY_ASSIGN(auto names, list_dir(copy_dir, rel));
+    std::set<std::string> present(names.begin(), names.end());
+    for (const auto& name : names) NUCLEUS_TRY(sync_entry(sync, copy_dir, host_dir, name, join(rel, name), depth));
+    // What the sandbox deleted: only what it was given, never what appeared
+    // on the host meanwhile or was never copied in.
+    NUCLEUS_TRY_ASSIGN(auto host_names, list_dir(host_dir, rel));
+    for (const auto& name : host_names) {
+        std::string path = join(rel, name);
+        if (present.count(name) || !sync.given.count(path)) continue;
+        (void)remove_seen(sync, host_dir, name, path, depth);  // a directory with unseen entries stays
+    }
+    return {};
 }
 
 }  // namespace
 
-Status copy_tree(const std::string& from, const std::string& to, const CopyOwner& owner) {
-    std::error_code ec;
-    std::map<InodeKey, fs::path> links;
-    std::vector<PendingDir> dirs;
-    std::vector<fs::path> copied;
-    fs::recursive_directory_iterator it(from, fs::directory_options::none, ec), end;
-    if (ec) return error_from(ec, "reading " + from);
-    for (; it != end; it.increment(ec)) {
-        if (ec) return error_from(ec, "reading " + from);
-        auto relative = it->path().lexically_relative(from);
-        fs::path target = fs::path(to) / relative;
-        struct stat st {};
-        if (::lstat(it->path().c_str(), &st) < 0) return Error::from_errno("stat " + it->path().string()).wrap("copying " + from);
-        auto done = copy_entry(it->path(), st, target, owner, links);
-        if (!done) return std::move(done).error().wrap("copying " + from);
-        if (*done) copied.push_back(relative);
-        if (S_ISDIR(st.st_mode)) dirs.push_back({target, st, true});
-        else if (it->is_symlink()) it.disable_recursion_pending();
-    }
-    NUCLEUS_TRY(finish_dirs(dirs).wrap("copying " + from));
-    NUCLEUS_TRY(write_manifest(to, copied).wrap("recording what was copied from " + from));
-    if (owner.change && ::lchown(to.c_str(), owner.uid, owner.gid) < 0) return Error::from_errno("lchown " + to);
-    return {};
+Result<Manifest> copy_tree(int from_dir, int to_dir, const CopyOwner& owner) {
+    Copier copier{.root_to = to_dir, .links = {}};
+    Manifest manifest;
+    NUCLEUS_TRY(copy_contents(copier, from_dir, to_dir, "", owner, 0, &manifest));
+    struct stat st {};
+    if (::fstat(from_dir, &st) < 0) return Error::from_errno("stat of the directory copied");
+    if (owner.change && ::fchown(to_dir, owner.uid, owner.gid) < 0) return Error::from_errno("chown of the copy");
+    if (::fchmod(to_dir, st.st_mode & safe_mode_mask) < 0) return Error::from_errno("chmod of the copy");
+    return manifest;
 }
 
-Status sync_tree_back(const std::string& from, const std::string& to, const CopyOwner& owner) {
-    std::error_code ec;
-    std::set<fs::path> present;
-    // A copy inode already synced -> the host path it went to: hard links in
-    // the copy stay hard links on the host.
-    std::map<InodeKey, fs::path> links;
-    std::vector<PendingDir> dirs;
-    fs::recursive_directory_iterator it(from, fs::directory_options::none, ec), end;
-    if (ec) return error_from(ec, "reading " + from);
-    for (; it != end; it.increment(ec)) {
-        if (ec) return error_from(ec, "reading " + from);
-        auto relative = it->path().lexically_relative(from);
-        fs::path target = fs::path(to) / relative;
-        present.insert(relative);
-        struct stat ss {}, ts {};
-        if (::lstat(it->path().c_str(), &ss) < 0) return Error::from_errno("stat " + it->path().string());
-        bool target_exists = ::lstat(target.c_str(), &ts) == 0;
-        if (S_ISLNK(ss.st_mode)) it.disable_recursion_pending();
-        // The sandbox never saw the host's fifos, sockets and devices, and
-        // never makes any on the host.
-        if ((target_exists && special(ts.st_mode)) || special(ss.st_mode)) {
-            if (S_ISDIR(ss.st_mode)) it.disable_recursion_pending();
-            continue;
-        }
-        if (S_ISDIR(ss.st_mode) && target_exists && S_ISDIR(ts.st_mode)) {
-            if ((ts.st_mode & 07777) != (ss.st_mode & safe_mode_mask)) dirs.push_back({target, ss, false});
-            continue;  // a real directory already: descend
-        }
-        if (S_ISLNK(ss.st_mode) && target_exists && S_ISLNK(ts.st_mode) &&
-            fs::read_symlink(it->path(), ec) == fs::read_symlink(target, ec) && !ec)
-            continue;
-        if (S_ISREG(ss.st_mode) && target_exists && S_ISREG(ts.st_mode)) {
-            InodeKey key{ss.st_dev, ss.st_ino};
-            if (auto first = links.find(key); first != links.end()) {
-                struct stat fs_ {};
-                if (::lstat(first->second.c_str(), &fs_) == 0 && fs_.st_ino == ts.st_ino && fs_.st_dev == ts.st_dev)
-                    continue;  // the same host inode, synced already
-            } else if (ss.st_size == ts.st_size &&
-                       (same_mtime(ss, ts) || same_content(it->path(), target))) {
-                // Unchanged content: the host file stays (its inode, links
-                // and owner); only its mode and times follow the copy.
-                if ((ts.st_mode & 07777) != (ss.st_mode & safe_mode_mask) &&
-                    ::chmod(target.c_str(), ss.st_mode & safe_mode_mask) < 0)
-                    return Error::from_errno("chmod " + target.string());
-                if (!same_mtime(ss, ts)) NUCLEUS_TRY(set_times(target, ss));
-                if (ss.st_nlink > 1) links.emplace(key, target);
-                continue;
-            }
-        }
-        // Changed, new, or another kind: replace it. A replaced file keeps its
-        // host owner; new entries get `owner`.
-        CopyOwner entry_owner = owner;
-        if (target_exists) {
-            if (owner.change && !S_ISDIR(ts.st_mode)) entry_owner = CopyOwner{ts.st_uid, ts.st_gid, true};
-            fs::remove_all(target, ec);
-            if (ec) return error_from(ec, "removing " + target.string()).wrap("syncing the workspace back");
-        }
-        auto copied = copy_entry(it->path(), ss, target, entry_owner, links);
-        if (!copied) return std::move(copied).error().wrap("syncing the workspace back");
-        if (S_ISDIR(ss.st_mode)) dirs.push_back({target, ss, false});
-    }
-    NUCLEUS_TRY(finish_dirs(dirs).wrap("syncing the workspace back"));
-    // Remove what the sandbox deleted: only what it was given (the manifest),
-    // never what appeared on the host meanwhile or was never copied in.
-    // Deepest first, and a directory only once it is empty.
-    auto manifest = read_manifest(from);
-    std::vector<std::pair<fs::path, bool>> stale;  // path, is a directory
-    for (fs::recursive_directory_iterator walk(to, fs::directory_options::none, ec); walk != end; walk.increment(ec)) {
-        if (ec) break;
-        auto relative = walk->path().lexically_relative(to);
-        if (present.count(relative)) continue;
-        struct stat st {};
-        if (::lstat(walk->path().c_str(), &st) < 0) continue;
-        bool seen = manifest ? manifest->count(relative) > 0 : !special(st.st_mode);
-        if (!seen) {
-            walk.disable_recursion_pending();
-            continue;
-        }
-        stale.emplace_back(walk->path(), S_ISDIR(st.st_mode));
-    }
-    for (auto s = stale.rbegin(); s != stale.rend(); ++s) {
-        if (s->second) ::rmdir(s->first.c_str());  // kept when something unseen is inside
-        else ::unlink(s->first.c_str());
-    }
-    return {};
+Result<SyncReport> sync_tree_back(int copy_dir, int host_dir, const Manifest& given, const CopyOwner& owner) {
+    Sync sync{.copier = {.root_to = host_dir, .links = {}}, .given = given, .owner = owner, .report = {}};
+    NUCLEUS_TRY(sync_contents(sync, copy_dir, host_dir, "", 0));
+    return std::move(sync.report);
 }
 
 }  // namespace nucleus::core

@@ -88,3 +88,15 @@ using Status = Result<void>;
         auto nucleus_try_result_ = (expr);                       \
         if (!nucleus_try_result_) return std::move(nucleus_try_result_).error(); \
     } while (0)
+
+#define NUCLEUS_CONCAT_(a, b) a##b
+#define NUCLEUS_CONCAT(a, b) NUCLEUS_CONCAT_(a, b)
+
+// Binds the value of a Result, or propagates its error:
+//   NUCLEUS_TRY_ASSIGN(auto fd, io::open_fd(path, O_RDONLY));
+// At most one per line (the temporary is named after the line).
+#define NUCLEUS_TRY_ASSIGN(decl, expr)                                                              \
+    auto NUCLEUS_CONCAT(nucleus_try_, __LINE__) = (expr);                                           \
+    if (!NUCLEUS_CONCAT(nucleus_try_, __LINE__))                                                    \
+        return std::move(NUCLEUS_CONCAT(nucleus_try_, __LINE__)).error();                           \
+    decl = std::move(*NUCLEUS_CONCAT(nucleus_try_, __LINE__))

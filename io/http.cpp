@@ -10,21 +10,23 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <cctype>
 #include <cstdio>
 #include <list>
 #include <span>
 
 #include <asio/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/deferred.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/parallel_group.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "io/bytes_json.hpp"
+#include "io/http_request.hpp"
 #include "io/unique_fd.hpp"
 
 namespace nucleus::io::http {
@@ -36,199 +38,19 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 int errno_of(const std::error_code& ec) {
     return ec.category() == std::system_category() ? ec.value() : EPIPE;
 }
-
-// One request's parse: http_parser's callbacks fill `request` and record why
-// a request is refused. The parser pauses at the end of each message, so
-// pipelined bytes after it stay unconsumed for the next request.
-class RequestParser {
-public:
-    explicit RequestParser(const Limits& limits) : limits_(limits) {
-        http_parser_settings_init(&settings_);
-        settings_.on_url = on_url;
-        settings_.on_header_field = on_header_field;
-        settings_.on_header_value = on_header_value;
-        settings_.on_headers_complete = on_headers_complete;
-        settings_.on_body = on_body;
-        settings_.on_message_complete = on_message_complete;
-        reset();
-    }
-
-    void reset() {
-        http_parser_init(&parser_, HTTP_REQUEST);
-        parser_.data = this;
-        request = Request{};
-        header_bytes_ = 0;
-        message_bytes_ = 0;
-        in_value_ = false;
-        headers_done_ = false;
-        complete_ = false;
-        expects_continue = false;
-        reject_status = 0;
-        reject_message.clear();
-    }
-
-    // Parses as much of `data` as belongs to the current request; returns
-    // the bytes consumed. `data` must not be empty (empty means EOF).
-    size_t feed(std::string_view data) {
-        size_t n = http_parser_execute(&parser_, &settings_, data.data(), data.size());
-        message_bytes_ += n;
-        if (complete_) {
-            http_parser_pause(&parser_, 0);
-            return n;
-        }
-        auto err = HTTP_PARSER_ERRNO(&parser_);
-        if (reject_status == 0 && err == HPE_HEADER_OVERFLOW) reject(431, "request header too large");
-        if (reject_status == 0 && err != HPE_OK) reject(400, std::string("malformed request: ") + http_errno_description(err));
-        if (reject_status == 0 && !headers_done_ && message_bytes_ > limits_.max_header_bytes) header_too_large();
-        if (reject_status == 0 && n < data.size()) reject(400, "malformed request");
-        return n;
-    }
-
-    bool complete() const { return complete_; }
-    bool headers_done() const { return headers_done_; }
-    bool keep_alive() const { return http_should_keep_alive(&parser_) != 0; }
-
-    Request request;
-    bool expects_continue = false;
-    int reject_status = 0;  // 400, 413, 431: answer and close
-    std::string reject_message;
-
-private:
-    static RequestParser& self(http_parser* p) { return *static_cast<RequestParser*>(p->data); }
-
-    void reject(int status, std::string message) {
-        reject_status = status;
-        reject_message = std::move(message);
-    }
-    void header_too_large() {
-        reject(431, "request header larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
-    }
-    // Counts what the headers cost us; ": " and CRLF included so that many
-    // tiny headers are bounded too.
-    bool charge_header(size_t length) {
-        header_bytes_ += length;
-        if (header_bytes_ <= limits_.max_header_bytes) return true;
-        header_too_large();
-        return false;
-    }
-
-    static int on_url(http_parser* p, const char* at, size_t length) {
-        auto& s = self(p);
-        if (!s.charge_header(length)) return -1;
-        s.request.target.append(at, length);
-        return 0;
-    }
-    static int on_header_field(http_parser* p, const char* at, size_t length) {
-        auto& s = self(p);
-        if (!s.charge_header(length + (s.in_value_ || s.request.headers.empty() ? 4 : 0))) return -1;
-        if (s.in_value_ || s.request.headers.empty()) s.request.headers.emplace_back();
-        s.in_value_ = false;
-        s.request.headers.back().first.append(at, length);
-        return 0;
-    }
-    static int on_header_value(http_parser* p, const char* at, size_t length) {
-        auto& s = self(p);
-        if (!s.charge_header(length)) return -1;
-        s.in_value_ = true;
-        s.request.headers.back().second.append(at, length);
-        return 0;
-    }
-    static int on_headers_complete(http_parser* p) {
-        auto& s = self(p);
-        s.headers_done_ = true;
-        s.request.method = http_method_str(static_cast<http_method>(p->method));
-        if (p->method == HTTP_CONNECT || (p->flags & F_UPGRADE)) {
-            s.reject(400, "protocol upgrades are not supported");
-            return -1;
-        }
-        if ((p->flags & F_CONTENTLENGTH) && p->content_length > s.limits_.max_body_bytes) {
-            s.reject(413, "request body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
-            return -1;
-        }
-        s.expects_continue = iequals(s.request.header("expect"), "100-continue");
-        if (auto st = s.split_target(); !st) {
-            s.reject(400, st.error().message);
-            return -1;
-        }
-        return 0;
-    }
-    static int on_body(http_parser* p, const char* at, size_t length) {
-        auto& s = self(p);
-        // Chunked bodies have no length up front: bounded as they arrive.
-        if (s.request.body.size() + length > s.limits_.max_body_bytes) {
-            s.reject(413, "request body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
-            return -1;
-        }
-        s.request.body.append(at, length);
-        return 0;
-    }
-    static int on_message_complete(http_parser* p) {
-        self(p).complete_ = true;
-        http_parser_pause(p, 1);
-        return 0;
-    }
-
-    Status split_target() {
-        http_parser_url url;
-        http_parser_url_init(&url);
-        const std::string& t = request.target;
-        if (http_parser_parse_url(t.data(), t.size(), 0, &url) != 0 || !(url.field_set & (1 << UF_PATH)))
-            return Error::plain("malformed request target \"" + t + "\"");
-        auto field = [&](int f) {
-            return std::string_view(t).substr(url.field_data[f].off, url.field_data[f].len);
-        };
-        auto path = percent_decode(field(UF_PATH), false);
-        if (!path) return Error::plain("malformed request path: " + path.error().message);
-        request.path = std::move(*path);
-        if (!(url.field_set & (1 << UF_QUERY))) return {};
-        std::string_view query = field(UF_QUERY);
-        while (!query.empty()) {
-            auto amp = query.find('&');
-            std::string_view pair = query.substr(0, amp);
-            query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-            if (pair.empty()) continue;
-            auto eq = pair.find('=');
-            auto key = percent_decode(pair.substr(0, eq), true);
-            auto value = percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
-            if (!key || !value) return Error::plain("malformed query string in \"" + t + "\"");
-            request.query[std::move(*key)] = std::move(*value);
-        }
-        return {};
-    }
-
-    const Limits& limits_;
-    http_parser parser_;
-    http_parser_settings settings_;
-    size_t header_bytes_ = 0;
-    size_t message_bytes_ = 0;
-    bool in_value_ = false;
-    bool headers_done_ = false;
-    bool complete_ = false;
-};
 
 std::string status_line(int status) {
     const char* reason = http_status_str(static_cast<http_status>(status));
     return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n";
 }
 
+// Messages may quote bytes from the request or the host (a path, an id
+// given as %ff): dump_json replaces what is not UTF-8 instead of throwing.
 std::string error_body(std::string_view message) {
-    return nlohmann::json{{"error", message}}.dump();
+    return dump_json(nlohmann::json{{"error", message}});
 }
 
 // Bounds the bytes read ahead while a handler runs (pipelined requests).
@@ -248,6 +70,8 @@ struct Server::State {
     Limits limits;
     Handler handler;
     std::list<detail::Connection> connections;
+    size_t closing = 0;     // connections shut down to make room, not yet ended
+    size_t long_lived = 0;  // requests in a long-lived place
     bool stopping = false;
     bool path_owned = true;  // the socket at `path` is ours to unlink
 };
@@ -256,14 +80,16 @@ namespace detail {
 
 class Connection {
 public:
+    using Clock = std::chrono::steady_clock;
+
     Connection(Server::State& server, stream_protocol::socket socket)
         : server_(server), socket_(std::move(socket)), parser_(server.limits),
           gone_event_(server.executor, asio::steady_timer::time_point::max()),
-          tokens_(server.limits.request_burst), refilled_(std::chrono::steady_clock::now()) {}
+          tokens_(server.limits.request_burst), refilled_(Clock::now()) {}
 
     asio::awaitable<void> run();
 
-    // From Server::stop(): wakes every wait on this connection.
+    // From Server::stop(), or to make room: wakes every wait on this connection.
     void shut_down() {
         std::error_code ec;
         socket_.shutdown(stream_protocol::socket::shutdown_both, ec);
@@ -271,16 +97,38 @@ public:
         mark_gone();
     }
 
-    asio::awaitable<Status> write(std::span<const asio::const_buffer> buffers) {
-        if (write_failed_) co_return Error::from_errno("writing the response", EPIPE);
-        auto [ec, n] = co_await asio::async_write(socket_, buffers, use_tuple);
-        if (ec) {
-            write_failed_ = true;
-            mark_gone();
-            co_return Error::from_errno("writing the response", errno_of(ec));
-        }
-        co_return Status{};
+    // Waiting for (the rest of) a request, so it may be closed to make room
+    // for a new connection; the time it started waiting, for oldest-first.
+    bool evictable() const { return waiting_ && !evicted_; }
+    Clock::time_point waiting_since() const { return waiting_since_; }
+    void evict() {
+        evicted_ = true;
+        ++server_.closing;
+        shut_down();
     }
+    bool evicted() const { return evicted_; }
+
+    bool enter_long_lived() {
+        if (long_lived_) return true;
+        if (server_.long_lived >= server_.limits.max_long_lived) return false;
+        ++server_.long_lived;
+        long_lived_ = true;
+        return true;
+    }
+    void leave_long_lived() {
+        if (!long_lived_) return;
+        --server_.long_lived;
+        long_lived_ = false;
+    }
+
+    asio::awaitable<Status> write(std::span<const asio::const_buffer> buffers);
+    // The response could not be completed as framed: no further request.
+    void abandon() {
+        keep_alive_ = false;
+        write_failed_ = true;
+        mark_gone();
+    }
+    const Limits& limits() const { return server_.limits; }
 
     asio::awaitable<void> client_gone() {
         if (gone_) co_return;
@@ -304,19 +152,53 @@ private:
 
     Server::State& server_;
     stream_protocol::socket socket_;
-    RequestParser parser_;
+    detail::RequestParser parser_;
     std::string pending_;                 // read but not yet parsed
     std::array<char, 16 << 10> buffer_;  // one read
     asio::steady_timer gone_event_;       // never expires; cancelled when the peer is gone
     bool gone_ = false;                   // EOF, error, or stop()
     bool write_failed_ = false;
     bool keep_alive_ = true;
+    bool waiting_ = false;                // in read_request()
+    bool evicted_ = false;
+    bool long_lived_ = false;
+    Clock::time_point waiting_since_;
     double tokens_;
-    std::chrono::steady_clock::time_point refilled_;
+    Clock::time_point refilled_;
 };
 
+// Writes everything or fails. Each partial write must complete within
+// write_timeout: a peer that stops reading fills its socket buffer, and its
+// connection is then closed instead of holding the response forever.
+asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> buffers) {
+    if (write_failed_) co_return Error::from_errno("writing the response", EPIPE);
+    std::vector<asio::const_buffer> parts(buffers.begin(), buffers.end());
+    const size_t count = parts.size();
+    asio::steady_timer stall(server_.executor);
+    size_t first = 0;
+    while (first < count) {
+        stall.expires_after(server_.limits.write_timeout);
+        auto [order, ec, n, timer_ec] =
+            co_await asio::experimental::make_parallel_group(
+                socket_.async_write_some(std::span(parts.data() + first, count - first), asio::deferred),
+                stall.async_wait(asio::deferred))
+                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        int err = order[0] == 1 ? ETIMEDOUT : ec ? errno_of(ec) : 0;
+        if (err != 0) {
+            write_failed_ = true;
+            shut_down();
+            co_return Error::from_errno(err == ETIMEDOUT ? "writing the response: the client stopped reading"
+                                                         : "writing the response",
+                                        err);
+        }
+        for (; first < count && n >= parts[first].size(); ++first) n -= parts[first].size();
+        if (first < count) parts[first] += n;
+    }
+    co_return Status{};
+}
+
 bool Connection::take_token() {
-    auto now = std::chrono::steady_clock::now();
+    auto now = Clock::now();
     double elapsed = std::chrono::duration<double>(now - refilled_).count();
     refilled_ = now;
     tokens_ = std::min(server_.limits.request_burst, tokens_ + elapsed * server_.limits.requests_per_second);
@@ -328,7 +210,10 @@ bool Connection::take_token() {
 asio::awaitable<void> Connection::run() {
     while (!server_.stopping) {
         parser_.reset();
+        waiting_ = true;
+        waiting_since_ = Clock::now();
         Outcome outcome = co_await read_request();
+        waiting_ = false;
         if (outcome == Outcome::Closed) break;
         Responder responder(*this);
         if (outcome == Outcome::Rejected) {
@@ -343,6 +228,7 @@ asio::awaitable<void> Connection::run() {
             co_await call_handler(responder);
             if (!responder.started()) (void)co_await responder.send_error(500, "the handler sent no response");
         }
+        leave_long_lived();
         if (responder.state_ != Responder::State::Done || !keep_alive()) break;
     }
     std::error_code ec;
@@ -432,12 +318,6 @@ asio::awaitable<void> Connection::call_handler(Responder& responder) {
 
 }  // namespace detail
 
-std::string Request::header(std::string_view name) const {
-    for (const auto& [key, value] : headers)
-        if (iequals(key, name)) return value;
-    return "";
-}
-
 // --- Responder ---------------------------------------------------------------
 
 asio::awaitable<Status> Responder::write_head(int status, std::string_view content_type, std::string_view framing) {
@@ -452,6 +332,12 @@ asio::awaitable<Status> Responder::write_head(int status, std::string_view conte
 
 asio::awaitable<Status> Responder::send(int status, std::string_view content_type, std::string_view body) {
     if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    if (body.size() > connection_.limits().max_response_bytes) {
+        // A bug in the handler, not the client's doing: it must stream.
+        co_return co_await send(500, "application/json",
+                                error_body("internal error: a response of " + std::to_string(body.size()) +
+                                           " bytes is over the limit for one held in memory"));
+    }
     state_ = State::Failed;
     std::string head = status_line(status);
     head.append("Content-Type: ").append(content_type).append("\r\n");
@@ -464,8 +350,35 @@ asio::awaitable<Status> Responder::send(int status, std::string_view content_typ
     co_return Status{};
 }
 
+asio::awaitable<Status> Responder::send_file(int status, std::string_view content_type, int fd, off_t offset,
+                                             size_t length) {
+    if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    state_ = State::Failed;
+    std::string framing = "Content-Length: " + std::to_string(length) + "\r\n";
+    if (auto st = co_await write_head(status, content_type, framing); !st) co_return st;
+    // One chunk in memory at a time, whatever the file's size.
+    std::string chunk(64 << 10, '\0');
+    while (length > 0) {
+        // A regular file's pread completes at once: not a wait worth a ring entry.
+        ssize_t n = ::pread(fd, chunk.data(), std::min(chunk.size(), length), offset);
+        if (n <= 0) {
+            int err = n < 0 ? errno : EIO;
+            connection_.abandon();  // the client would wait for bytes that never come
+            co_return Error::from_errno("reading the file being sent", err);
+        }
+        std::array<asio::const_buffer, 1> buffers{asio::buffer(chunk.data(), static_cast<size_t>(n))};
+        if (auto st = co_await connection_.write(buffers); !st) co_return st;
+        offset += n;
+        length -= static_cast<size_t>(n);
+    }
+    state_ = State::Done;
+    co_return Status{};
+}
+
+bool Responder::enter_long_lived() { return connection_.enter_long_lived(); }
+
 asio::awaitable<Status> Responder::send_json(int status, const nlohmann::json& body) {
-    co_return co_await send(status, "application/json", body.dump());
+    co_return co_await send(status, "application/json", dump_json(body));
 }
 
 asio::awaitable<Status> Responder::send_error(int status, std::string_view message) {
@@ -482,6 +395,12 @@ asio::awaitable<Status> Responder::send_empty(int status) {
 
 asio::awaitable<Status> Responder::begin_stream(int status, std::string_view content_type) {
     if (state_ != State::Idle) co_return Error::plain("a response was already sent");
+    if (!enter_long_lived()) {
+        (void)co_await send_error(503, "too many streams and waits open (" +
+                                           std::to_string(connection_.limits().max_long_lived) +
+                                           "); try again later");
+        co_return Error{EBUSY, "no place for another long-lived request"};
+    }
     state_ = State::Failed;
     if (auto st = co_await write_head(status, content_type, "Transfer-Encoding: chunked\r\n"); !st) co_return st;
     state_ = State::Streaming;
@@ -625,6 +544,18 @@ void refuse_busy(stream_protocol::socket& socket) {
     socket.close(ec);
 }
 
+// Closes the connection that has waited longest for its next request (an
+// idle keep-alive, a slow or silent client), so that a new one can be
+// served. False when every connection is busy with a request.
+bool make_room(Server::State& s) {
+    detail::Connection* oldest = nullptr;
+    for (auto& c : s.connections)
+        if (c.evictable() && (!oldest || c.waiting_since() < oldest->waiting_since())) oldest = &c;
+    if (!oldest) return false;
+    oldest->evict();
+    return true;
+}
+
 bool transient_accept_error(const std::error_code& ec) {
     if (ec.category() != std::system_category()) return false;
     switch (ec.value()) {
@@ -657,13 +588,14 @@ asio::awaitable<void> Server::serve(Handler handler) {
         // Asio accepts with accept(2), not accept4: set CLOEXEC before
         // anything on this (only) thread can spawn.
         ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
-        if (s.connections.size() >= s.limits.max_connections) {
+        if (s.connections.size() - s.closing >= s.limits.max_connections && !make_room(s)) {
             refuse_busy(socket);
             continue;
         }
         auto it = s.connections.emplace(s.connections.end(), s, std::move(socket));
         State* state = &s;
         asio::co_spawn(s.executor, it->run(), [state, it](std::exception_ptr e) {
+            if (it->evicted()) --state->closing;
             state->connections.erase(it);
             if (state->connections.empty()) state->drained.cancel();
             // Connection::run catches the handler's exceptions; anything
@@ -689,45 +621,7 @@ void Server::stop() {
 }
 
 size_t Server::connection_count() const { return state_->connections.size(); }
+size_t Server::long_lived_count() const { return state_->long_lived; }
 const std::string& Server::socket_path() const { return state_->path; }
-
-// --- percent encoding ----------------------------------------------------------
-
-Result<std::string> percent_decode(std::string_view text, bool plus_is_space) {
-    std::string out;
-    out.reserve(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (c == '+' && plus_is_space) {
-            out.push_back(' ');
-        } else if (c == '%') {
-            int hi = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
-            int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
-            if (hi < 0 || lo < 0) return Error::plain("bad percent escape in \"" + std::string(text) + "\"");
-            char decoded = static_cast<char>(hi * 16 + lo);
-            if (decoded == '\0') return Error::plain("encoded NUL in \"" + std::string(text) + "\"");
-            out.push_back(decoded);
-            i += 2;
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
-
-std::string percent_encode(std::string_view text) {
-    static constexpr char digits[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.push_back('%');
-            out.push_back(digits[c >> 4]);
-            out.push_back(digits[c & 15]);
-        }
-    }
-    return out;
-}
 
 }  // namespace nucleus::io::http

@@ -4,10 +4,21 @@
 // never by hand. Every connection is one coroutine on the reactor, owned by
 // the Server (stop() closes them and serve() returns once all have ended).
 // Hostile clients are bounded: header bytes (431), body bytes (413, checked
-// against Content-Length before any body is read), connections (503 and
-// close), request rate per connection (429), and the time a request may take
-// to arrive (the connection is closed: slow-loris). Malformed requests get a
-// 400 and the connection is closed; the handler never sees them.
+// against Content-Length before any body is read), request rate per
+// connection (429), the time a request may take to arrive (the connection is
+// closed: slow-loris), and what a connection may hold on the way out (a
+// response body held in memory is capped; larger bodies are streamed from
+// their file in chunks; a write that makes no progress for write_timeout
+// closes the connection). Malformed requests get a 400 and the connection is
+// closed; the handler never sees them.
+//
+// Connections are budgeted so that neither idle sockets nor long-lived
+// requests can starve ordinary ones: at most max_connections are open; a
+// request that parks (a stream, a long wait) must first enter one of
+// max_long_lived places (else it is answered 503); and when a new
+// connection finds every place taken, the connection that has waited longest
+// for its next request is closed to make room. Only when every connection is
+// busy with a request is a new one answered 503 and closed.
 //
 // Responses from the handler are written in order; pipelined requests wait
 // for the previous response. Keep-alive follows the request (HTTP/1.1
@@ -68,8 +79,24 @@ public:
     // A 204-style response with neither body nor Content-Type.
     asio::awaitable<Status> send_empty(int status);
 
+    // `length` bytes of `fd` from `offset` (pread, so the file position is
+    // untouched), with Content-Length, read and written in chunks: a file
+    // of any size costs the connection one chunk buffer. The caller keeps
+    // `fd` open until this completes. A file that turns out shorter than
+    // `length` closes the connection (the promised length cannot be kept).
+    asio::awaitable<Status> send_file(int status, std::string_view content_type, int fd, off_t offset,
+                                      size_t length);
+
+    // Marks this request long-lived (it may park for minutes: a stream, a
+    // wait for an exit): it takes one of Limits::max_long_lived places
+    // until it ends. False when they are all taken; the handler then
+    // answers 503. begin_stream() enters by itself.
+    bool enter_long_lived();
+
     // Transfer-Encoding: chunked. Then send_chunk() any number of times
     // (an empty chunk is skipped, not the terminator) and end_stream().
+    // Enters a long-lived place first; when none is free, answers 503 itself
+    // and fails with EBUSY.
     asio::awaitable<Status> begin_stream(int status, std::string_view content_type);
     asio::awaitable<Status> send_chunk(std::string_view data);
     asio::awaitable<Status> end_stream();
@@ -100,12 +127,24 @@ using Handler = std::function<asio::awaitable<void>(const Request&, Responder&)>
 struct Limits {
     size_t max_header_bytes = 16 << 10;   // request line + headers -> 431
     size_t max_body_bytes = 1 << 20;      // -> 413 (Content-Length checked first)
-    size_t max_connections = 512;         // more are accepted, answered 503 and closed
+    // Open connections. A new one beyond this closes the connection that
+    // has waited longest for its next request; when every connection is
+    // busy with one, the new one is answered 503 and closed.
+    size_t max_connections = 512;
+    // Requests that park (streams, long waits): beyond this, 503. Kept below
+    // max_connections so that ordinary requests always find a place.
+    size_t max_long_lived = 256;
     double requests_per_second = 200;     // per connection, token bucket -> 429
     double request_burst = 400;
     // From the end of the previous response (or accept) until the whole
     // request has arrived; then the connection is closed without a reply.
     std::chrono::milliseconds request_timeout = std::chrono::seconds(10);
+    // A write that moves no byte for this long (a client that stopped
+    // reading) closes the connection; the handler sees its writes fail.
+    std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+    // The largest body send() holds in memory for one response; larger
+    // ones must be streamed (send_file, begin_stream). -> 500.
+    size_t max_response_bytes = 16 << 20;
 };
 
 class Server {
@@ -132,6 +171,7 @@ public:
     void stop();
 
     size_t connection_count() const;
+    size_t long_lived_count() const;
     const std::string& socket_path() const;
 
     struct State;

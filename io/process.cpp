@@ -10,10 +10,6 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 namespace nucleus::io {
 
 Result<unique_fd> pidfd_open(pid_t pid) {

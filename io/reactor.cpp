@@ -4,6 +4,9 @@
 
 #include <string>
 
+#include <asio/detail/io_uring_service.hpp>
+#include <asio/system_error.hpp>
+
 #include "io/unique_fd.hpp"
 
 namespace nucleus::io {
@@ -24,6 +27,20 @@ bool under_seccomp_filter() {
     return status->find("\nSeccomp:\t2") != std::string::npos;
 }
 
+Status io_uring_unavailable(int err) {
+    std::string cause;
+    if (auto disabled = read_file("/proc/sys/kernel/io_uring_disabled"); disabled) {
+        std::string v = trimmed(*disabled);
+        if (v == "2") cause = "kernel.io_uring_disabled=2 forbids io_uring for every process";
+        else if (v == "1") cause = "kernel.io_uring_disabled=1 allows io_uring only for members of kernel.io_uring_group";
+    }
+    if (cause.empty() && (err == EPERM || err == EACCES || err == ENOSYS) && under_seccomp_filter())
+        cause = "a seccomp filter on this process (e.g. a container runtime's default profile) refuses io_uring_setup";
+    if (cause.empty() && err == ENOSYS) cause = "the kernel was built without io_uring";
+    if (cause.empty()) cause = "io_uring_setup failed";
+    return Error::from_errno("io_uring is unavailable: " + cause, err);
+}
+
 }  // namespace
 
 void set_ring_entries(unsigned entries) { configured_ring_entries = entries < 2 ? 2 : entries; }
@@ -36,18 +53,18 @@ Status check_io_uring() {
         io_uring_queue_exit(&ring);
         return {};
     }
-    int err = -rc;
-    std::string cause;
-    if (auto disabled = read_file("/proc/sys/kernel/io_uring_disabled"); disabled) {
-        std::string v = trimmed(*disabled);
-        if (v == "2") cause = "kernel.io_uring_disabled=2 forbids io_uring for every process";
-        else if (v == "1") cause = "kernel.io_uring_disabled=1 allows io_uring only for members of kernel.io_uring_group";
+    return io_uring_unavailable(-rc);
+}
+
+Status start_io_uring(asio::io_context& reactor) {
+    // Asio makes its ring in this service's constructor and throws when
+    // io_uring_queue_init fails: the exception stops here.
+    try {
+        (void)asio::use_service<asio::detail::io_uring_service>(reactor);
+    } catch (const asio::system_error& e) {
+        return io_uring_unavailable(e.code().value());
     }
-    if (cause.empty() && (err == EPERM || err == EACCES || err == ENOSYS) && under_seccomp_filter())
-        cause = "a seccomp filter on this process (e.g. a container runtime's default profile) refuses io_uring_setup";
-    if (cause.empty() && err == ENOSYS) cause = "the kernel was built without io_uring";
-    if (cause.empty()) cause = "io_uring_setup failed";
-    return Error::from_errno("io_uring is unavailable: " + cause, err);
+    return {};
 }
 
 }  // namespace nucleus::io

@@ -21,6 +21,12 @@ Status check_io_uring();
 // A single-threaded io_context (concurrency hint 1: no locking on the hot path).
 inline asio::io_context make_reactor() { return asio::io_context(1); }
 
+// Creates the io_context's ring now, instead of at its first operation, and
+// names the cause when it cannot (as check_io_uring() does). One ring where
+// check_io_uring() and then the io_context's first operation make two: a
+// `nucleus run` saves an io_uring_setup and its populated mappings.
+Status start_io_uring(asio::io_context& reactor);
+
 // Asio sizes its ring at a fixed 16384 entries (asio/detail/io_uring_service.hpp),
 // about 1.1-1.7 ms of io_uring_setup and 590 KB of populated memory on every
 // `nucleus run`, which has a handful of operations in flight. The link wraps

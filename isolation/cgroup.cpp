@@ -3,7 +3,7 @@
 #include <mutex>
 #include <optional>
 
-#include "isolation/launch_plan.hpp"
+#include "isolation/mountinfo.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,25 +15,13 @@
 
 namespace nucleus::isolation {
 
-std::optional<std::string> find_cgroup2_mount(const std::string& mountinfo) {
-    // proc(5): "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
+std::optional<std::string> find_cgroup2_mount(std::string_view mountinfo) {
     // The last matching line wins: a later mount may cover an earlier one
     // (cgroup2 mounted over a hybrid host's /sys/fs/cgroup hides .../unified).
     std::optional<std::string> found;
-    std::istringstream lines(mountinfo);
-    std::string line;
-    while (std::getline(lines, line)) {
-        auto dash = line.find(" - ");
-        if (dash == std::string::npos) continue;
-        std::istringstream after(line.substr(dash + 3));
-        std::string fstype;
-        after >> fstype;
-        if (fstype != "cgroup2") continue;
-        std::istringstream before(line.substr(0, dash));
-        std::string id, parent, devno, root, mount_point;
-        before >> id >> parent >> devno >> root >> mount_point;
-        if (root != "/") continue;  // a bind of a sub-tree, not the hierarchy's root
-        found = decode_mountinfo_field(mount_point);
+    for (auto& entry : parse_mountinfo(mountinfo)) {
+        // root "/": the hierarchy's root, not a bind of a sub-tree.
+        if (entry.fstype == "cgroup2" && entry.root == "/") found = std::move(entry.mount_point);
     }
     return found;
 }

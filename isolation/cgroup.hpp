@@ -10,13 +10,14 @@
 #include <optional>
 #include <vector>
 #include <string>
+#include <string_view>
 
 #include "io/unique_fd.hpp"
 
 namespace nucleus::isolation {
 
-// The cgroup2 mount point, if any.
-std::optional<std::string> find_cgroup2_mount(const std::string& mountinfo);
+// The cgroup2 mount point in a mountinfo text, if any.
+std::optional<std::string> find_cgroup2_mount(std::string_view mountinfo);
 Result<std::string> find_cgroup2_mount();
 
 // Controllers the cgroup at `path` can hand to its children (cgroup.controllers).

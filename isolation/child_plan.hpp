@@ -9,10 +9,14 @@
 #include <cstdint>
 #include <sys/types.h>
 
+#include "isolation/child_report.hpp"
+#include "isolation/child_net.hpp"
+
 namespace nucleus::isolation {
 
 enum class MountKind : uint8_t {
     Mkdir,        // mkdir target (mode), EEXIST is fine
+    AttachFd,     // move_mount the detached mount `fd` (made by the parent) to target
     Bind,         // bind source -> target (created as dir or file), then setattr
     Tmpfs,        // tmpfs at target with data as options
     Proc,         // a new procfs for the sandbox's PID namespace
@@ -23,7 +27,7 @@ enum class MountKind : uint8_t {
     MaskFile,     // bind /dev/null over a file (OCI maskedPaths)
     MaskDir,      // empty read-only tmpfs over a directory (OCI maskedPaths)
     ReadOnly,     // bind target onto itself and make it read-only (OCI readonlyPaths)
-    SetReadOnly,  // make the mount at target read-only, not recursively (after filling it)
+    SetAttr,      // mount_setattr(target, attr_set), recursively if asked: flags set after filling a mount
 };
 
 struct MountOp {
@@ -41,6 +45,7 @@ struct MountOp {
     const char* target = nullptr;  // absolute, under the staging root
     const char* data = nullptr;
     size_t data_len = 0;
+    int fd = -1;                   // AttachFd: owned by the parent, open in the child by inheritance
 };
 
 struct LandlockRule {
@@ -54,41 +59,13 @@ struct RlimitSetting {
     uint64_t hard;
 };
 
-// Numbered steps of the child's script; the parent names them in errors.
-enum class ChildStep : uint32_t {
-    WaitMaps = 1,
-    ClosePeers,
-    SetupIdentity,
-    Stdio,
-    Session,
-    Signals,
-    Propagation,
-    StagingRoot,
-    Mount,
-    PivotRoot,
-    RootReadOnly,
-    Hostname,
-    Loopback,
-    Rlimits,
-    Workdir,
-    LandlockRules,
-    BoundingSet,
-    KeepCaps,
-    Groups,
-    SetGid,
-    SetUid,
-    Capabilities,
-    AmbientCaps,
-    NoNewPrivs,
-    LandlockRestrict,
-    ParentDeath,
-    CloseFds,
-    Ready,
-    Seccomp,
-    Exec,
+// The program a script execs: execvp(3)'s search done in the parent.
+struct ExecProgram {
+    const char* const* candidates = nullptr;  // full paths to try in order
+    size_t candidate_count = 0;
+    char* const* argv = nullptr;
+    char* const* envp = nullptr;
 };
-
-const char* child_step_name(ChildStep step) noexcept;
 
 struct ChildPlan {
     // Handshake (see isolation/spawn.cpp for the protocol).
@@ -113,6 +90,7 @@ struct ChildPlan {
     gid_t setup_gid = 0;
     const char* hostname = nullptr;
     bool bring_up_loopback = false;
+    const ChildNetwork* network = nullptr;  // routes, rules, sockets (isolation/child_net.hpp)
     uid_t uid = 0;
     gid_t gid = 0;
     bool may_setgroups = true;           // false when setgroups is "deny"
@@ -135,25 +113,15 @@ struct ChildPlan {
     // Trace mode: the filter notifies a listener (SECCOMP_FILTER_FLAG_NEW_LISTENER)
     // and the child reports the listener's fd number before exec.
     bool seccomp_listener = false;
+    // The filter allows what the child still does before exec (the
+    // handshake's write and read): it is loaded before the Ready report, while
+    // the parent verifies, instead of after the go-ahead.
+    bool seccomp_before_ready = false;
 
     // Program
     const char* workdir = nullptr;
-    const char* const* exec_candidates = nullptr;  // full paths to try in order
-    size_t exec_candidate_count = 0;
-    char* const* argv = nullptr;
-    char* const* envp = nullptr;
+    ExecProgram program;
 };
-
-// The fixed-size record the child writes on the report pipe. 128 bytes:
-// below PIPE_BUF, so each write is atomic (pipe(7)).
-struct ChildReport {
-    enum Kind : uint32_t { Ready = 1, Failed = 2, Listener = 3 };  // Listener: err holds the fd
-    uint32_t kind;
-    uint32_t step;   // ChildStep
-    int32_t err;     // errno
-    char detail[116];
-};
-static_assert(sizeof(ChildReport) == 128);
 
 // The child's entry point (isolation/child.cpp), run on its own stack by the
 // clone3 trampoline. Never returns on success (execve); returns the exit

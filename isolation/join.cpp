@@ -72,7 +72,7 @@ std::string env_value(const std::vector<std::string>& env, const std::string& ke
 // The workload's PATH and HOME, from the first process's environment.
 std::vector<std::string> default_env(const ChildPlan& sb) {
     std::vector<std::string> env;
-    for (char* const* e = sb.envp; e && *e; ++e) {
+    for (char* const* e = sb.program.envp; e && *e; ++e) {
         std::string entry = *e;
         if (entry.starts_with("PATH=") || entry.starts_with("HOME=")) env.push_back(std::move(entry));
     }
@@ -107,7 +107,7 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
     const std::string context = "joining sandbox " + std::to_string(request.target_pid);
     auto failed = [&](Error error, uint32_t step = 0, int child_errno = 0) {
         error = std::move(error).wrap(context);
-        if (failure) *failure = JoinFailure{error, step, child_errno};
+        if (failure) *failure = JoinFailure{.error = error, .step = step, .child_errno = child_errno};
         return error;
     };
     if (!request.plan) co_return failed(Error::plain("no launch plan"));
@@ -131,21 +131,23 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
     if (!intermediate_stack.base() || !grandchild_stack.base())
         co_return failed(Error::from_errno("allocating the join stacks"));
 
-    JoinChildPlan plan;
-    plan.report_fd = report->write.get();
-    plan.report_peer_fd = report->read.get();
-    plan.target_pidfd = request.target_pidfd;
-    plan.namespaces = launch.namespaces;
-    plan.grandchild_stack = grandchild_stack.base();
-    plan.grandchild_stack_size = join_stack_size;
-    for (int i = 0; i < 3; ++i) plan.stdio[i] = request.stdio[i];
-    plan.sandbox = &sb;
-    plan.landlock_ruleset_fd = ruleset ? ruleset->fd.get() : -1;
-    plan.workdir = request.workdir.empty() ? sb.workdir : strings.keep(request.workdir);
-    plan.exec_candidates = strings.candidates.data();
-    plan.exec_candidate_count = strings.candidates.size();
-    plan.argv = strings.argv.data();
-    plan.envp = strings.envp.data();
+    JoinChildPlan plan{
+        .report_fd = report->write.get(),
+        .report_peer_fd = report->read.get(),
+        .target_pidfd = request.target_pidfd,
+        .namespaces = launch.namespaces,
+        .grandchild_stack = grandchild_stack.base(),
+        .grandchild_stack_size = join_stack_size,
+        .grandchild_pid = 0,
+        .stdio = {request.stdio[0], request.stdio[1], request.stdio[2]},
+        .sandbox = &sb,
+        .landlock_ruleset_fd = ruleset ? ruleset->fd.get() : -1,
+        .workdir = request.workdir.empty() ? sb.workdir : strings.keep(request.workdir),
+        .program = {.candidates = strings.candidates.data(),
+                    .candidate_count = strings.candidates.size(),
+                    .argv = strings.argv.data(),
+                    .envp = strings.envp.data()},
+    };
 
     int pidfd = -1;
     kabi::CloneArgs args{};
@@ -200,7 +202,7 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
         co_await stop_grandchild();
         if (ec || n != sizeof record || record.kind != ChildReport::Failed)
             co_return failed(Error::plain("reading the join report failed"));
-        std::string message = join_step_name(static_cast<JoinStep>(record.step));
+        std::string message = child_step_name(static_cast<ChildStep>(record.step));
         char detail[sizeof record.detail + 1] = {};
         for (size_t i = 0; i < sizeof record.detail && record.detail[i]; ++i) detail[i] = record.detail[i];
         if (detail[0]) message += std::string(" ") + detail;

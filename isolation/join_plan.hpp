@@ -14,33 +14,11 @@
 
 namespace nucleus::isolation {
 
-// Numbered steps; the parent names them in errors. The first three run in
-// the intermediate process, the rest in the grandchild.
-enum class JoinStep : uint32_t {
-    SetNs = 1,
-    CloneGrandchild,
-    Stdio,
-    Session,
-    Signals,
-    Rlimits,
-    Workdir,
-    LandlockRules,
-    BoundingSet,
-    KeepCaps,
-    Groups,
-    SetGid,
-    SetUid,
-    Capabilities,
-    AmbientCaps,
-    NoNewPrivs,
-    LandlockRestrict,
-    ParentDeath,
-    CloseFds,
-    Seccomp,
-    Exec,
-};
-
-const char* join_step_name(JoinStep step) noexcept;
+// A join's steps are ChildSteps (isolation/child_report.hpp): the two it
+// alone takes (JoinNamespaces, CloneIntoPidNamespace, in the intermediate)
+// and those it shares with the sandbox's first process. The old name stays
+// for callers that compare a JoinFailure's step.
+using JoinStep = ChildStep;
 
 struct JoinChildPlan {
     int report_fd = -1;         // write end, CLOEXEC: children -> parent
@@ -58,10 +36,7 @@ struct JoinChildPlan {
     int landlock_ruleset_fd = -1;  // a fresh ruleset with the sandbox's handled rights; -1: none
 
     const char* workdir = nullptr;
-    const char* const* exec_candidates = nullptr;
-    size_t exec_candidate_count = 0;
-    char* const* argv = nullptr;
-    char* const* envp = nullptr;
+    ExecProgram program;
 };
 
 // The intermediate's entry point, run on its own stack by the clone3

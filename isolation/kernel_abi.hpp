@@ -1,6 +1,10 @@
 // Kernel interfaces newer than Debian 12's linux-libc-dev (6.1) headers, or
-// that glibc 2.36 does not wrap: clone3, mount_setattr, Landlock ABI 4-7.
-// Values are from include/uapi/linux/*.h of Linux 6.18.
+// that glibc 2.36 does not wrap: clone3, mount_setattr, the new mount API,
+// Landlock ABI 4-7. Values are from include/uapi/linux/*.h of Linux 6.18.
+//
+// Every kernel constant the tree spells itself lives here: no file defines
+// one or writes a syscall number or flag value as a literal. A leaf header
+// (kernel headers only), so io/ below isolation/ may include it too.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +25,9 @@ constexpr long sys_landlock_add_rule = 445;
 constexpr long sys_landlock_restrict_self = 446;
 constexpr long sys_close_range = 436;
 constexpr long sys_pidfd_send_signal = 424;
+constexpr long sys_pidfd_getfd = 438;
+constexpr long sys_open_tree = 428;
+constexpr long sys_move_mount = 429;
 
 constexpr uint64_t clone_newtime = 0x00000080;
 constexpr uint64_t clone_into_cgroup = 0x200000000ULL;
@@ -52,6 +59,13 @@ constexpr uint64_t mount_attr_nosuid = 0x00000002;
 constexpr uint64_t mount_attr_nodev = 0x00000004;
 constexpr uint64_t mount_attr_noexec = 0x00000008;
 constexpr unsigned at_recursive = 0x8000;
+// open_tree(2), move_mount(2)
+constexpr unsigned open_tree_clone = 1;
+constexpr unsigned move_mount_f_empty_path = 0x00000004;
+
+// personality(2): the query value (returns the current persona, sets none).
+constexpr uint64_t personality_query = 0xffffffff;
+
 
 // Landlock (include/uapi/linux/landlock.h)
 struct LandlockRulesetAttr {
@@ -86,5 +100,12 @@ constexpr uint64_t ioctl_dev = 1ULL << 15; // ABI 5
 }  // namespace landlock_fs
 constexpr uint64_t landlock_scope_abstract_unix_socket = 1ULL << 0;  // ABI 6
 constexpr uint64_t landlock_scope_signal = 1ULL << 1;                // ABI 6
+
+// getsockopt(2) on a socket accepted through an nftables redirect: the
+// destination the client asked for (conntrack's original tuple).
+// SO_ORIGINAL_DST (<linux/netfilter_ipv4.h>, level SOL_IP) and
+// IP6T_SO_ORIGINAL_DST (<linux/netfilter_ipv6/ip6_tables.h>, level SOL_IPV6).
+constexpr int so_original_dst = 80;
+constexpr int ip6t_so_original_dst = 80;
 
 }  // namespace nucleus::kabi

@@ -51,7 +51,7 @@ Result<LandlockRuleset> create_landlock_ruleset(int abi) {
     long fd = ::syscall(kabi::sys_landlock_create_ruleset, &attr, size, 0);
     if (fd < 0) return Error::from_errno("landlock_create_ruleset");
     // The ruleset fd from landlock_create_ruleset(2) is already O_CLOEXEC.
-    return LandlockRuleset{io::unique_fd(static_cast<int>(fd)), abi, abi >= 6};
+    return LandlockRuleset{.fd = io::unique_fd(static_cast<int>(fd)), .abi = abi, .scoped = abi >= 6};
 }
 
 }  // namespace nucleus::isolation

@@ -147,9 +147,12 @@ private:
         op.flags = flags;
         return op;
     }
-    void expect(std::string path, bool ro, bool nosuid, bool nodev, bool noexec) {
-        plan_.expectations.push_back({std::move(path), ro, nosuid, nodev, noexec});
+    void set_attr(const std::string& inside, uint64_t attrs, bool recursive) {
+        MountOp& op = add(MountKind::SetAttr, inside);
+        op.attr_set = attrs;
+        op.recursive = recursive;
     }
+    void expect(MountExpectation expectation) { plan_.expectations.push_back(std::move(expectation)); }
     void rule(const std::string& path, LandlockAccess access) {
         uint64_t rights = landlock_rights(access, abi_);
         if (rights) plan_.landlock_rules_.push_back({keep(path), rights});
@@ -170,7 +173,7 @@ private:
             symlink(inside, std::string(target, static_cast<size_t>(n)));
         } else if (S_ISDIR(st.st_mode)) {
             bind(host, inside, ro_attrs, false).recursive = true;
-            expect(inside, true, true, true, false);
+            expect({.path = inside, .read_only = true, .nosuid = true, .nodev = true, .noexec = false});
             plan_.mount_summary.push_back(inside + " (ro, from " + host + ")");
             if (executable) rule(inside, LandlockAccess::ReadExec);
         } else if (S_ISREG(st.st_mode)) {
@@ -198,8 +201,11 @@ private:
         mkdir("/nix", 0755);
         for (const char* dir : system_dirs) NUCLEUS_TRY(mirror(dir, dir, true));
         mkdir("/etc");
-        for (const char* entry : etc_entries)
+        for (const char* entry : etc_entries) {
+            if (!req_.resolv_conf.empty() && std::string_view(entry) == "resolv.conf") continue;
             NUCLEUS_TRY(mirror(std::string("/etc/") + entry, std::string("/etc/") + entry, false));
+        }
+        if (!req_.resolv_conf.empty()) write_file("/etc/resolv.conf", req_.resolv_conf);
         write_file("/etc/passwd", passwd());
         write_file("/etc/group", group());
         write_file("/etc/hostname", req_.hostname + "\n");
@@ -222,10 +228,32 @@ private:
         return {};
     }
 
+    // A store closure (isolation/closure_root.hpp): the store bound
+    // read-only without a right of its own, read+execute on the closure's
+    // paths, /etc read-only, and no rule on / (it would reach the store).
+    Status plan_closure_root(const ClosureRoot& closure) {
+        for (const auto& dir : store_parents(closure.store_dir)) mkdir(dir);
+        NUCLEUS_TRY(mirror(closure.store_dir, closure.store_dir, false));
+        for (const auto& path : closure.paths)
+            if (uint64_t rights = closure_path_rights(path, abi_)) plan_.landlock_rules_.push_back({keep(path), rights});
+        mkdir("/etc");
+        for (const auto& entry : closure_host_etc_entries()) NUCLEUS_TRY(mirror("/etc/" + entry, "/etc/" + entry, false));
+        write_file("/etc/passwd", passwd());
+        write_file("/etc/group", group());
+        write_file("/etc/hostname", req_.hostname + "\n");
+        write_file("/etc/nsswitch.conf", std::string(closure_nsswitch_conf()));
+        if (!req_.hosts_file.empty()) write_file("/etc/hosts", req_.hosts_file);
+        rule("/etc", LandlockAccess::ReadOnly);
+        expect({.path = "/", .read_only = true, .nosuid = false, .nodev = false, .noexec = false});
+        plan_.mount_summary.push_back("/ (tmpfs, ro; closure of " + std::to_string(closure.paths.size()) + " store paths)");
+        return {};
+    }
+
     Status plan_root() {
+        if (req_.closure) return plan_closure_root(*req_.closure);
         if (req_.rootfs) NUCLEUS_TRY(plan_rootfs(*req_.rootfs));
         else NUCLEUS_TRY(plan_default_root());
-        expect("/", true, false, false, false);
+        expect({.path = "/", .read_only = true, .nosuid = false, .nodev = false, .noexec = false});
         plan_.mount_summary.push_back("/ (tmpfs, ro)");
         rule("/", LandlockAccess::ReadOnly);
         return {};
@@ -240,10 +268,10 @@ private:
         for (size_t pos = req_.home.find('/', 1); pos != std::string::npos; pos = req_.home.find('/', pos + 1))
             mkdir(req_.home.substr(0, pos));
         tmpfs(req_.home, "mode=0700" + ids + size, MS_NOSUID | MS_NODEV);
-        expect(req_.home, false, true, true, false);
+        expect({.path = req_.home, .read_only = false, .nosuid = true, .nodev = true, .noexec = false});
         rule(req_.home, LandlockAccess::ReadWriteExec);
         tmpfs("/tmp", "mode=1777" + size, MS_NOSUID | MS_NODEV);
-        expect("/tmp", false, true, true, false);
+        expect({.path = "/tmp", .read_only = false, .nosuid = true, .nodev = true, .noexec = false});
         rule("/tmp", LandlockAccess::ReadWriteExec);
         plan_.mount_summary.push_back(req_.home + " (tmpfs, 0700)");
         plan_.mount_summary.push_back("/tmp (tmpfs)");
@@ -267,8 +295,8 @@ private:
             op.owner_uid = req_.uid;
             op.owner_gid = req_.gid;
         }
-        add(MountKind::SetReadOnly, "/run/secrets");
-        expect("/run/secrets", true, true, true, true);
+        set_attr("/run/secrets", kabi::mount_attr_rdonly, false);
+        expect({.path = "/run/secrets", .read_only = true, .nosuid = true, .nodev = true, .noexec = true});
         rule("/run/secrets", LandlockAccess::ReadOnly);
         plan_.mount_summary.push_back("/run/secrets (tmpfs, ro, " + std::to_string(req_.secrets.size()) + " secrets)");
     }
@@ -282,19 +310,17 @@ private:
         }
         for (const char* name : masked_dirs) add(MountKind::MaskDir, std::string("/proc/") + name).optional = true;
         for (const char* name : readonly_proc) add(MountKind::ReadOnly, std::string("/proc/") + name).optional = true;
-        expect("/proc", false, true, true, true);
-        expect("/proc/sys", true, true, true, false);
+        expect({.path = "/proc", .read_only = false, .nosuid = true, .nodev = true, .noexec = true});
+        expect({.path = "/proc/sys", .read_only = true, .nosuid = true, .nodev = true, .noexec = false});
         rule("/proc", LandlockAccess::Device);
         plan_.mount_summary.push_back("/proc (masked: OCI defaults)");
     }
 
     void plan_dev() {
         tmpfs("/dev", "mode=755,size=64k", MS_NOSUID | MS_NOEXEC);
-        for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
-            MountOp& op = bind(std::string("/dev/") + node, std::string("/dev/") + node,
-                               kabi::mount_attr_nosuid | kabi::mount_attr_noexec, true);
-            op.recursive = false;
-        }
+        // The nodes' binds take nosuid and noexec below, all in one call.
+        for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"})
+            bind(std::string("/dev/") + node, std::string("/dev/") + node, 0, true).recursive = false;
         MountOp& pts = add(MountKind::Devpts, "/dev/pts");
         pts.flags = MS_NOSUID | MS_NOEXEC;
         pts.data = "newinstance,ptmxmode=0666,mode=0620";
@@ -306,8 +332,11 @@ private:
         symlink("/dev/stdout", "/proc/self/fd/1");
         symlink("/dev/stderr", "/proc/self/fd/2");
         symlink("/dev/core", "/proc/kcore");
-        expect("/dev", false, true, false, true);
-        expect("/dev/shm", false, true, true, true);
+        // Every mount under /dev (the nodes, pts, shm) nosuid and noexec: one
+        // recursive mount_setattr(2) instead of one per node.
+        set_attr("/dev", kabi::mount_attr_nosuid | kabi::mount_attr_noexec, true);
+        expect({.path = "/dev", .read_only = false, .nosuid = true, .nodev = false, .noexec = true});
+        expect({.path = "/dev/shm", .read_only = false, .nosuid = true, .nodev = true, .noexec = true});
         rule("/dev", LandlockAccess::Device);
         rule("/dev/shm", LandlockAccess::ReadWrite);
         plan_.mount_summary.push_back("/dev (minimal)");
@@ -321,21 +350,23 @@ private:
         sys.flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
         add(MountKind::MaskDir, "/sys/firmware").optional = true;
         add(MountKind::MaskDir, "/sys/devices/virtual/powercap").optional = true;
-        expect("/sys", true, true, true, true);
+        expect({.path = "/sys", .read_only = true, .nosuid = true, .nodev = true, .noexec = true});
         plan_.mount_summary.push_back("/sys (ro)");
     }
 
     Status bind_request(const BindRequest& b, const char* what) {
         struct stat st {};
-        if (::stat(b.source.c_str(), &st) < 0) return Error::from_errno(std::string(what) + " source " + b.source);
-        bool is_file = !S_ISDIR(st.st_mode);
+        bool attach = b.mount_fd >= 0;
+        if (!attach && ::stat(b.source.c_str(), &st) < 0) return Error::from_errno(std::string(what) + " source " + b.source);
+        bool is_file = !attach && !S_ISDIR(st.st_mode);
         for (size_t pos = b.target.find('/', 1); pos != std::string::npos; pos = b.target.find('/', pos + 1))
             mkdir(b.target.substr(0, pos));
         uint64_t attrs = kabi::mount_attr_nosuid | kabi::mount_attr_nodev;
         if (!b.writable) attrs |= kabi::mount_attr_rdonly;
         if (!b.exec) attrs |= kabi::mount_attr_noexec;
-        bind(b.source, b.target, attrs, is_file).recursive = true;
-        expect(b.target, !b.writable, true, true, !b.exec);
+        if (attach) add(MountKind::AttachFd, b.target).fd = b.mount_fd;  // its attributes were set when it was made
+        else bind(b.source, b.target, attrs, is_file).recursive = true;
+        expect({.path = b.target, .read_only = !b.writable, .nosuid = true, .nodev = true, .noexec = !b.exec});
         LandlockAccess access = b.writable ? (b.exec ? LandlockAccess::ReadWriteExec : LandlockAccess::ReadWrite)
                                            : (b.exec ? LandlockAccess::ReadExec : LandlockAccess::ReadOnly);
         if (!is_file) rule(b.target, access);
@@ -348,7 +379,9 @@ private:
         if (req_.workspace) NUCLEUS_TRY(bind_request(*req_.workspace, "workspace"));
         for (const auto& v : req_.volumes) NUCLEUS_TRY(bind_request(v, "volume"));
         if (req_.context_dir)
-            NUCLEUS_TRY(bind_request({*req_.context_dir, "/context", false, req_.context_exec}, "context"));
+            NUCLEUS_TRY(bind_request({.source = *req_.context_dir, .target = "/context", .writable = false,
+                                      .exec = req_.context_exec, .mount_fd = req_.context_mount_fd},
+                                     "context"));
         return {};
     }
 
@@ -376,23 +409,20 @@ private:
         }
         auto ruleset = create_landlock_ruleset(abi_);
         if (!ruleset) return std::move(ruleset).error().wrap("preparing Landlock");
-        plan_.landlock = {true, abi_, ruleset->scoped, ""};
+        plan_.landlock = {.enforced = true, .abi = abi_, .scoped = ruleset->scoped, .reason = ""};
         plan_.ruleset_ = std::move(*ruleset);
         return {};
     }
 
     void plan_seccomp() {
         if (!req_.seccomp) return;
-        plan_.child.seccomp_flags = req_.seccomp_flags;
-        std::span<const sock_filter> filter = precompiled_default_seccomp();
+        seccomp_ = precompiled_default_seccomp();
         if (req_.seccomp_filter) {
             plan_.seccomp_filter_ = *req_.seccomp_filter;
-            filter = plan_.seccomp_filter_;
+            seccomp_ = plan_.seccomp_filter_;
         }
-        plan_.child.seccomp_filter = filter.data();
-        plan_.child.seccomp_len = static_cast<unsigned short>(filter.size());
-        plan_.seccomp_instructions = filter.size();
-        plan_.seccomp_digest = seccomp_digest(filter);
+        plan_.seccomp_instructions = seccomp_.size();
+        plan_.seccomp_digest = seccomp_digest(seccomp_);
     }
 
     std::string env_value(const std::string& key) const {
@@ -427,41 +457,63 @@ private:
     }
 
     void fill_child() {
-        ChildPlan& c = plan_.child;
-        for (int i = 0; i < 3; ++i) c.stdio[i] = req_.stdio[i];
-        c.staging = keep(req_.staging_dir);
-        c.staging_options = "mode=755,size=4m,nr_inodes=4096";
-        c.mounts = plan_.mounts_.data();
-        c.mount_count = plan_.mounts_.size();
-        c.hostname = keep(req_.hostname);
-        c.bring_up_loopback = req_.new_network_namespace;
-        // Container root when it is mapped, else the workload's own ids.
-        c.setup_uid = isolation::map_to_host(req_.maps.uid, 0) >= 0 ? 0 : req_.uid;
-        c.setup_gid = isolation::map_to_host(req_.maps.gid, 0) >= 0 ? 0 : req_.gid;
-        c.uid = req_.uid;
-        c.gid = req_.gid;
-        c.may_setgroups = req_.maps.method != UserNamespaceMaps::Method::DirectDenySetgroups;
-        c.groups = plan_.groups_.data();
-        c.group_count = 0;
-        plan_.rlimits_ = req_.rlimits;
-        c.rlimits = plan_.rlimits_.data();
-        c.rlimit_count = plan_.rlimits_.size();
-        c.cap_last = last_capability();
-        c.caps_keep = req_.caps_keep;
-        c.die_with_parent = req_.die_with_supervisor;
-        c.caps_bounding = req_.caps_bounding.value_or(req_.caps_keep) | req_.caps_keep;
-        if (plan_.ruleset_) {
-            c.landlock_ruleset_fd = plan_.ruleset_->fd.get();
-            c.landlock_rules = plan_.landlock_rules_.data();
-            c.landlock_rule_count = plan_.landlock_rules_.size();
-        }
         std::string workdir = req_.workdir;
         if (workdir.empty()) workdir = req_.workspace ? "/workspace" : req_.home;
-        c.workdir = keep(workdir);
-        c.exec_candidates = plan_.exec_candidates_.data();
-        c.exec_candidate_count = plan_.exec_candidates_.size();
-        c.argv = plan_.argv_.data();
-        c.envp = plan_.envp_.data();
+        plan_.rlimits_ = req_.rlimits;
+        const bool landlock = plan_.ruleset_.has_value();
+        plan_.child = ChildPlan{
+            // The handshake's ends are spawn_sandbox's (isolation/spawn.cpp).
+            .control_fd = -1,
+            .report_fd = -1,
+            .control_peer_fd = -1,
+            .report_peer_fd = -1,
+            .stdio = {req_.stdio[0], req_.stdio[1], req_.stdio[2]},
+            .staging = keep(req_.staging_dir),
+            .staging_options = "mode=755,size=4m,nr_inodes=4096",
+            .mounts = plan_.mounts_.data(),
+            .mount_count = plan_.mounts_.size(),
+            // Container root when it is mapped, else the workload's own ids.
+            .setup_uid = isolation::map_to_host(req_.maps.uid, 0) >= 0 ? 0 : req_.uid,
+            .setup_gid = isolation::map_to_host(req_.maps.gid, 0) >= 0 ? 0 : req_.gid,
+            .hostname = keep(req_.hostname),
+            .bring_up_loopback = req_.new_network_namespace,
+            .network = nullptr,
+            .uid = req_.uid,
+            .gid = req_.gid,
+            .may_setgroups = req_.maps.method != UserNamespaceMaps::Method::DirectDenySetgroups,
+            .groups = plan_.groups_.data(),
+            .group_count = 0,
+            .rlimits = plan_.rlimits_.data(),
+            .rlimit_count = plan_.rlimits_.size(),
+            .cap_last = last_capability(),
+            .caps_keep = req_.caps_keep,
+            .die_with_parent = req_.die_with_supervisor,
+            .caps_bounding = req_.caps_bounding.value_or(req_.caps_keep) | req_.caps_keep,
+            .landlock_ruleset_fd = landlock ? plan_.ruleset_->fd.get() : -1,
+            .landlock_rules = landlock ? plan_.landlock_rules_.data() : nullptr,
+            .landlock_rule_count = landlock ? plan_.landlock_rules_.size() : 0,
+            .seccomp_filter = seccomp_.empty() ? nullptr : seccomp_.data(),
+            .seccomp_len = static_cast<unsigned short>(seccomp_.size()),
+            .seccomp_flags = seccomp_.empty() ? 0u : req_.seccomp_flags,
+            .seccomp_listener = false,  // trace mode: set by spawn_sandbox with its own filter
+            // The built-in allowlist lets read and write through; a profile
+            // from a user might not.
+            .seccomp_before_ready = !seccomp_.empty() && !req_.seccomp_filter,
+            .workdir = keep(workdir),
+            .program = {.candidates = plan_.exec_candidates_.data(),
+                        .candidate_count = plan_.exec_candidates_.size(),
+                        .argv = plan_.argv_.data(),
+                        .envp = plan_.envp_.data()},
+        };
+
+        if (req_.new_network_namespace && (!req_.netlink_scripts.empty() || !req_.listen_sockets.empty())) {
+            plan_.netlink_scripts_ = req_.netlink_scripts;
+            plan_.listen_sockets_ = req_.listen_sockets;
+            plan_.network_ = ChildNetwork{plan_.netlink_scripts_.data(), plan_.netlink_scripts_.size(),
+                                          plan_.listen_sockets_.data(), plan_.listen_sockets_.size(),
+                                          req_.network_channel_fd};
+            plan_.child.network = &plan_.network_;
+        }
 
         plan_.namespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
         if (req_.new_network_namespace) plan_.namespaces |= CLONE_NEWNET;
@@ -472,6 +524,7 @@ private:
     const LaunchRequest& req_;
     LaunchPlan& plan_;
     int abi_ = 0;
+    std::span<const sock_filter> seccomp_;  // the filter the child loads; empty: none
 };
 
 void LaunchPlan::wipe_secrets() {

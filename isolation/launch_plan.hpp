@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "isolation/child_plan.hpp"
+#include "isolation/closure_root.hpp"
 #include "isolation/idmap.hpp"
 #include "isolation/landlock.hpp"
 #include "isolation/seccomp.hpp"
@@ -26,16 +27,28 @@ struct BindRequest {
     std::string target;  // absolute path in the sandbox
     bool writable = false;
     bool exec = false;
+    // A detached mount (isolation/detached_mount.hpp) attached at target
+    // instead of binding `source`, which then only names it in summaries.
+    // Owned by the caller; open until the child has set up.
+    int mount_fd = -1;
 };
 
 struct LaunchRequest {
     std::string staging_dir;               // host directory the root is assembled on
     std::optional<std::string> rootfs;     // nullopt: the host's system directories
+    std::optional<ClosureRoot> closure;    // a Nix store closure as the root (isolation/closure_root.hpp)
     bool new_network_namespace = true;
     bool time_namespace = false;
     bool die_with_supervisor = true;       // PR_SET_PDEATHSIG(SIGKILL) in the child
     std::string hostname;
     std::string hosts_file;                // /etc/hosts for the default root (net/)
+    std::string resolv_conf;               // generated /etc/resolv.conf (default root); empty: the host's
+    // Set-up of the sandbox's own network namespace, applied by the child
+    // (isolation/child_net.hpp): netlink messages, then listening sockets
+    // sent back on `network_channel_fd` (borrowed; the caller keeps it open).
+    std::vector<NetlinkScript> netlink_scripts;
+    std::vector<ListenSocket> listen_sockets;
+    int network_channel_fd = -1;
     uint32_t uid = 1000;
     uint32_t gid = 1000;
     std::string user_name = "agent";
@@ -44,6 +57,7 @@ struct LaunchRequest {
     std::optional<BindRequest> workspace;  // target /workspace
     std::vector<BindRequest> volumes;
     std::optional<std::string> context_dir;  // a private copy, bound read-only at /context
+    int context_mount_fd = -1;               // or a detached mount holding it (see BindRequest)
     bool context_exec = false;
     std::string workdir;                   // empty: /workspace if any, else home
     std::vector<std::string> argv;
@@ -121,6 +135,9 @@ private:
     std::optional<LandlockRuleset> ruleset_;
     std::vector<sock_filter> seccomp_filter_;
     std::vector<std::string*> secret_buffers_;
+    std::vector<NetlinkScript> netlink_scripts_;
+    std::vector<ListenSocket> listen_sockets_;
+    ChildNetwork network_;
 };
 
 // Why a volume cannot be mounted at `target` (absolute, normalised) in the
@@ -129,10 +146,6 @@ private:
 // /nix/store, the provided /etc files, the rootfs's top-level entries).
 // nullopt when the target is free.
 std::optional<std::string> root_conflict(const std::optional<std::string>& rootfs, const std::string& target);
-
-// A path field of /proc/PID/mountinfo with the kernel's octal escapes
-// decoded: \040 space, \011 tab, \012 newline, \134 backslash.
-std::string decode_mountinfo_field(const std::string& field);
 
 // Checks /proc/PID/mountinfo (the child's view) against the expectations.
 Status verify_mounts(const std::string& mountinfo, const std::vector<MountExpectation>& expectations);

@@ -4,58 +4,15 @@
 // child's /proc/PID/mountinfo (paths as the child sees them, after
 // pivot_root) and /proc/PID/status, and refuses to let it exec unless
 // every promised mount flag and credential is in place.
-#include <sstream>
+#include <cstdio>
 
 #include "isolation/capabilities.hpp"
 #include "isolation/launch_plan.hpp"
+#include "isolation/mountinfo.hpp"
 
 namespace nucleus::isolation {
 
-std::string decode_mountinfo_field(const std::string& field) {
-    std::string out;
-    out.reserve(field.size());
-    for (size_t i = 0; i < field.size(); ++i) {
-        auto octal = [&](size_t at) { return at < field.size() && field[at] >= '0' && field[at] <= '7'; };
-        if (field[i] == '\\' && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
-            int value = (field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0');
-            if (value <= 0xff) {
-                out.push_back(static_cast<char>(value));
-                i += 3;
-                continue;
-            }
-        }
-        out.push_back(field[i]);
-    }
-    return out;
-}
-
 namespace {
-
-struct MountEntry {
-    std::string point;
-    std::string options;  // per-mount options: "ro,nosuid,nodev,noexec,relatime"
-};
-
-std::vector<MountEntry> parse_mountinfo(const std::string& mountinfo) {
-    std::vector<MountEntry> entries;
-    std::istringstream lines(mountinfo);
-    std::string line;
-    while (std::getline(lines, line)) {
-        std::istringstream fields(line);
-        std::string id, parent, devno, root, point, options;
-        if (fields >> id >> parent >> devno >> root >> point >> options)
-            entries.push_back({decode_mountinfo_field(point), options});
-    }
-    return entries;
-}
-
-bool has_option(const std::string& options, const char* option) {
-    std::istringstream list(options);
-    std::string item;
-    while (std::getline(list, item, ','))
-        if (item == option) return true;
-    return false;
-}
 
 std::string status_field(const std::string& status, const std::string& key) {
     auto pos = status.find("\n" + key + ":");
@@ -72,12 +29,12 @@ Status verify_mounts(const std::string& mountinfo, const std::vector<MountExpect
     auto entries = parse_mountinfo(mountinfo);
     for (const auto& want : expectations) {
         // The topmost mount at a path is the last one listed for it.
-        const MountEntry* found = nullptr;
+        const MountInfoEntry* found = nullptr;
         for (const auto& e : entries)
-            if (e.point == want.path) found = &e;
+            if (e.mount_point == want.path) found = &e;
         if (!found) return Error::plain("mount " + want.path + " is missing");
         auto require = [&](bool wanted, const char* option) -> Status {
-            if (wanted && !has_option(found->options, option))
+            if (wanted && !found->has_option(option))
                 return Error::plain("mount " + want.path + " lacks " + option + " (has " + found->options + ")");
             return {};
         };

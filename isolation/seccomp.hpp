@@ -7,6 +7,7 @@
 
 #include <linux/filter.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -37,7 +38,7 @@ struct SeccompRule {
 };
 
 struct SeccompPolicy {
-    SeccompAction default_action{SeccompAction::Kind::Errno, 38 /* ENOSYS */};
+    SeccompAction default_action{SeccompAction::Kind::Errno, ENOSYS};
     std::vector<SeccompRule> rules;
     // Names the installed libseccomp does not know are skipped (true) or an
     // error (false, for user-supplied profiles).

@@ -14,6 +14,9 @@
 #include "isolation/seccomp.hpp"
 
 #include <linux/sched.h>
+#include <sys/personality.h>
+
+#include "isolation/kernel_abi.hpp"
 
 namespace nucleus::isolation {
 
@@ -75,13 +78,15 @@ constexpr const char* refused_syscalls[] = {
 constexpr const char* unavailable_syscalls[] = {"clone3", "io_uring_enter", "io_uring_register", "io_uring_setup"};
 
 constexpr uint64_t namespace_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
-                                     CLONE_NEWNET | CLONE_NEWCGROUP | 0x80 /* CLONE_NEWTIME */;
+                                     CLONE_NEWNET | CLONE_NEWCGROUP | kabi::clone_newtime;
 
 // personality(2) values that only change emulation details (Docker's list).
-constexpr uint64_t allowed_personalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
+constexpr uint64_t per_linux32 = PER_LINUX32, uname26 = UNAME26;
+constexpr uint64_t allowed_personalities[] = {PER_LINUX, per_linux32, uname26, per_linux32 | uname26,
+                                              kabi::personality_query};
 
-constexpr int eperm = 1;
-constexpr int enosys = 38;
+constexpr int eperm = EPERM;
+constexpr int enosys = ENOSYS;
 
 SeccompPolicy build_default_policy() {
     using Kind = SeccompAction::Kind;

@@ -54,11 +54,14 @@ Status SyscallTrace::write_ndjson(const std::string& path) const {
 
 namespace {
 
-// After the last task using the filter exits, the listener reports POLLHUP
-// forever; waiting on it then would spin.
-bool listener_hung_up(int fd) {
+// What the listener reports now, without waiting. SECCOMP_IOCTL_NOTIF_RECV
+// sleeps until a notification arrives, so it is called only when POLLIN says
+// one is pending: after the last task using the filter exits, the listener
+// reports POLLHUP forever, and Linux 6.1 wakes a waiter with it while RECV
+// would then sleep for good (on the reactor thread).
+short listener_events(int fd) {
     pollfd p{fd, POLLIN, 0};
-    return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+    return ::poll(&p, 1, 0) == 1 ? p.revents : 0;
 }
 
 }  // namespace
@@ -71,11 +74,13 @@ asio::awaitable<void> answer_notifications(int listener, SyscallTrace& trace) {
     for (;;) {
         auto [ec] = co_await watch.async_wait(asio::posix::descriptor_base::wait_read, asio::as_tuple(asio::use_awaitable));
         if (ec) co_return;  // cancelled: the sandbox has exited
-        seccomp_notif request{};  // SECCOMP_IOCTL_NOTIF_RECV needs it zeroed
-        if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &request) < 0) {
-            if (listener_hung_up(listener)) break;
-            continue;  // ENOENT: the task died before we received it
+        short events = listener_events(listener);
+        if (!(events & POLLIN)) {
+            if (events & POLLHUP) break;
+            continue;  // woken with nothing pending
         }
+        seccomp_notif request{};  // SECCOMP_IOCTL_NOTIF_RECV needs it zeroed
+        if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &request) < 0) continue;  // ENOENT: the task died meanwhile
         trace.add(request.data.nr);
         seccomp_notif_resp response{};
         response.id = request.id;

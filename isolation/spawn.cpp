@@ -11,7 +11,9 @@
 //   2. C sends a Ready record and blocks on control again. P verifies from
 //      outside (mountinfo, credentials) and sends byte 2, or kills C.
 //   3. C loads seccomp and execs. The report pipe is CLOEXEC, so P reads EOF
-//      once the exec succeeded. In trace mode C first sends a Listener
+//      once the exec succeeded. (The built-in filter, which allows the
+//      handshake's write and read, C loads before its Ready record instead:
+//      its installation then overlaps with P's verification.) In trace mode C first sends a Listener
 //      record (the seccomp listener's fd number in C); P takes the fd with
 //      pidfd_getfd(2) and answers notifications (execve's among them) while
 //      it waits for the EOF.
@@ -145,10 +147,12 @@ SpawnFailure failure_from(const ChildReport& report) {
     char detail[sizeof report.detail + 1] = {};
     for (size_t i = 0; i < sizeof report.detail && report.detail[i]; ++i) detail[i] = report.detail[i];
     if (detail[0]) message += std::string(" ") + detail;
-    return SpawnFailure{Error{report.err, std::move(message)}, step, report.err};
+    return SpawnFailure{.error = Error{report.err, std::move(message)}, .step = step, .child_errno = report.err};
 }
 
-SpawnFailure plain_failure(Error error) { return SpawnFailure{std::move(error), ChildStep::WaitMaps, 0}; }
+SpawnFailure plain_failure(Error error) {
+    return SpawnFailure{.error = std::move(error), .step = ChildStep::WaitMaps, .child_errno = 0};
+}
 
 // Kills (if needed) and reaps a child that failed before exec, so that its
 // stack can be unmapped and nothing is left behind.
@@ -159,7 +163,7 @@ asio::awaitable<SpawnResult> fail_after_clone(io::ProcessHandle& child, SpawnFai
 }
 
 Result<io::unique_fd> take_listener(const io::ProcessHandle& child, int fd_in_child) {
-    long fd = ::syscall(438 /* SYS_pidfd_getfd */, child.pidfd(), fd_in_child, 0);
+    long fd = ::syscall(kabi::sys_pidfd_getfd, child.pidfd(), fd_in_child, 0);
     if (fd < 0) return Error::from_errno("pidfd_getfd (seccomp listener)");
     return io::unique_fd(static_cast<int>(fd));
 }
@@ -201,6 +205,7 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
         request.plan->seccomp_len = static_cast<unsigned short>(trace_filter.size());
         request.plan->seccomp_flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
         request.plan->seccomp_listener = true;
+        request.plan->seccomp_before_ready = false;
     }
 
     CloneStack stack(child_stack_size);

@@ -21,14 +21,27 @@ fi
 SRC=/etc/apt/sources.list.d/nucleus-extra.sources
 PIN=/etc/apt/preferences.d/nucleus-extra.pref
 
-if [ ! -f "$SRC" ]; then
-    cat >"$SRC" <<'SOURCES'
-Types: deb
-URIs: http://deb.debian.org/debian
+# The extra suites come from the archive this machine already uses for
+# Debian itself: the URI of the source that serves this release, as apt
+# reads it (sources.list lines and deb822 .sources files alike). By the
+# suite as written in the sources; else (a source written as "stable") by
+# the codename in the Release file of a source apt has already fetched.
+codename=bookworm
+archive=$(apt-get indextargets --no-release-info --format '$(REPO_URI)' "Release: $codename" 'Target-Of: deb' \
+    2>/dev/null | sort -u | head -n 1)
+[ -n "$archive" ] || archive=$(apt-get indextargets --format '$(REPO_URI)' "Codename: $codename" 'Target-Of: deb' \
+    2>/dev/null | sort -u | head -n 1)
+if [ -z "$archive" ]; then
+    echo "install-deps.sh: no apt source serves Debian 12 ($codename); configure one first" >&2
+    exit 1
+fi
+sources="Types: deb
+URIs: $archive
 Suites: trixie bookworm-backports
 Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+if [ "$(cat "$SRC" 2>/dev/null)" != "$sources" ]; then
+    printf '%s\n' "$sources" >"$SRC"
 fi
 
 # trixie below 100: never chosen automatically, only with -t trixie.
@@ -47,12 +60,12 @@ apt-get update -qq
 
 apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build pkg-config git \
+    libnftnl-dev libmnl-dev nftables curl openssl \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev libhttp-parser-dev \
-    busybox-static uidmap iproute2 procps util-linux ca-certificates user-mode-linux \
-    libnftnl-dev nftables passt \
+    busybox-static uidmap iproute2 procps util-linux ca-certificates qemu-system-x86 xz-utils passt \
     clang libclang-rt-14-dev hyperfine \
-    python3 >/dev/null
+    python3 nix-bin >/dev/null
 
 apt-get install -y -qq --no-install-recommends -t trixie libasio-dev libmnl-dev >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports catch2 >/dev/null

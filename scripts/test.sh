@@ -1,8 +1,12 @@
 #!/bin/bash
 # Builds Nucleus and runs every test lane:
 #   1. the release build: unit tests, integration tests (real sandboxes);
-#   2. the kernel lane: resource tests inside a user-mode Linux guest with a
-#      full cgroup v2 hierarchy (they report SKIPPED on a hybrid host);
+#   2. the system lane: a QEMU guest booting Debian's kernel with the host's
+#      / as its root (a pure cgroup v2 hierarchy with every controller,
+#      Landlock, systemd): the resource, strict-agent, production and escape
+#      tests, then systemd as PID 1 for delegation, a non-root user's scope
+#      and the daemon's unit (on the host, these tests say SKIPPED and name
+#      the lane);
 #   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   4. the policy-parser fuzz target (clang libFuzzer), briefly;
 #   5. smoke runs of nucleus-bench coldstart, pgbench, spawn and density
@@ -22,8 +26,11 @@ ninja -C build -j "$jobs"
 step "tests (release)"
 ctest --test-dir build --output-on-failure -j 1 --timeout 300
 
-step "kernel lane (user-mode Linux, full cgroup v2)"
-scripts/kernel-lane.sh build
+step "system lane: resources, strict-agent, production, escape (QEMU, pure cgroup v2, Landlock)"
+scripts/system-lane.sh build resources modes
+
+step "system lane under systemd: delegated scope and service, a non-root user's scope, the daemon's unit"
+scripts/system-lane.sh --systemd build systemd
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNUCLEUS_SANITIZE=ON -DNUCLEUS_BENCH=OFF >/dev/null

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <numeric>
+#include <random>
 
 #include <CLI/CLI.hpp>
 
@@ -136,9 +138,13 @@ CLI::App* add_coldstart_command(CLI::App& app, ColdstartOptions& options) {
                       "'none' for none")
       ->capture_default_str();
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
+  command->add_option("--previous", options.previous_binary,
+                      "Another nucleus binary (e.g. the build before a change), measured as one more subject");
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
   command->add_option("--plot", options.plot_path, "Also draw an SVG bar chart here (needs gnuplot)");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
+  command->add_option("--closure", options.closure_manifest,
+                      "Also run the entrypoint of this closure manifest (nix/scratch-closure.sh builds one)");
   command->add_flag("--quick", raw->quick, "Smoke run: 10 rounds after 2 warm-up (unless given)");
   command->callback([&options, raw, runs, warmup] {
     if (raw->quick) {
@@ -177,6 +183,15 @@ int run_coldstart(const ColdstartOptions& options) {
   results.emplace_back(make_nucleus_subject(kBaselineName, nucleus, rootfs, {}));
   results.emplace_back(make_nucleus_subject("nucleus agent --network host", nucleus, rootfs, {"--network", "host"}));
   results.emplace_back(make_nucleus_subject("nucleus strict-agent", nucleus, rootfs, {"--strict-agent"}));
+  if (!options.closure_manifest.empty()) {  // the same busybox `true`, from a store closure
+    Subject closure = make_nucleus_subject("nucleus agent, closure rootfs", nucleus, rootfs, {});
+    closure.argv = {nucleus, "run", "--rootfs-closure", options.closure_manifest};
+    results.emplace_back(std::move(closure));
+  }
+  if (!options.previous_binary.empty()) {
+    const std::string previous = find_executable(options.previous_binary).value_or(options.previous_binary);
+    results.emplace_back(make_nucleus_subject("nucleus agent, previous binary", previous, rootfs, {}));
+  }
   Progress progress;
   for (const auto& key : options.peers) {
     progress.update("setting up " + key + " ...");
@@ -210,13 +225,21 @@ int run_coldstart(const ColdstartOptions& options) {
 
   unsigned rounds_done = 0;
   const std::size_t count = results.size();
+  // A new order every round. Rotating one order (A B C, B C A, ...) keeps
+  // each subject's predecessor fixed, and a predecessor leaves work behind
+  // that the next run pays for: a network namespace is torn down
+  // asynchronously (~28 ms of kernel work here) while the next subject
+  // runs. Shuffled, every subject follows every other alike.
+  std::vector<std::size_t> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937 shuffle_seed(20261203);
   for (unsigned round = 0; round < options.warmup + options.runs && !g_interrupted; ++round) {
     const bool measuring = round >= options.warmup;
     progress.update(measuring ? "round " + std::to_string(round - options.warmup + 1) + "/" + std::to_string(options.runs)
                               : "warm-up " + std::to_string(round + 1) + "/" + std::to_string(options.warmup));
-    // A B C, B C A, C A B ...: drift and ordering effects hit every subject alike.
+    std::shuffle(order.begin(), order.end(), shuffle_seed);
     for (std::size_t i = 0; i < count && !g_interrupted; ++i) {
-      auto& result = results[(i + round) % count];
+      auto& result = results[order[i]];
       const RunOutcome outcome = run_once(result.subject.argv_for_run(sequence++));
       if (!measuring) continue;
       if (outcome.success) {

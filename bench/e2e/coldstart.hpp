@@ -17,9 +17,11 @@ struct ColdstartOptions {
   unsigned warmup = 10;
   std::vector<std::string> peers;  // canonical keys, see known_peers()
   std::string nucleus_binary;
+  std::string previous_binary;  // another nucleus, run as one more subject: a change's ratio in one run
   std::string json_path;
   std::string plot_path;
   std::string rootfs_dir;  // empty: a scratch rootfs removed at exit
+  std::string closure_manifest;  // also measure a Nix closure root (its entrypoint: busybox true)
 };
 
 CLI::App* add_coldstart_command(CLI::App& app, ColdstartOptions& options);

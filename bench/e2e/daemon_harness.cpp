@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <dirent.h>
+#include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -21,6 +22,8 @@
 #include <thread>
 
 #include "io/http_client.hpp"
+#include "isolation/cgroup.hpp"
+#include "isolation/mountinfo.hpp"
 
 namespace fs = std::filesystem;
 
@@ -32,21 +35,6 @@ std::string read_text(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
-}
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string decode_mountinfo_field(const std::string& field) {
-  std::string out;
-  for (std::size_t i = 0; i < field.size(); ++i) {
-    auto octal = [&](std::size_t at) { return at < field.size() && field[at] >= '0' && field[at] <= '7'; };
-    if (field[i] == '\\' && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
-      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += field[i];
-    }
-  }
-  return out;
 }
 
 // The id in "sandbox-<32 hex digits>" at `text[at]`, or "".
@@ -99,8 +87,17 @@ long long field_value(const std::string& text, const std::string& field) {
 
 }  // namespace
 
-json sandbox_spec(const fs::path& rootfs, const std::vector<std::string>& command, const std::string& network) {
-  return {{"command", command}, {"network", network}, {"rootfs", rootfs.string()}};
+json closure_spec(const std::string& manifest, const std::string& program, const std::vector<std::string>& args) {
+  std::ifstream in(manifest);
+  const json doc = json::parse(in, nullptr, false);
+  std::string root = doc.is_object() && doc.contains("roots") && !doc["roots"].empty() ? doc["roots"][0].get<std::string>() : "";
+  std::vector<std::string> command = {root + "/bin/" + program};
+  command.insert(command.end(), args.begin(), args.end());
+  return {{"command", command}, {"network", "host"}, {"rootfs_closure", manifest}};
+}
+
+json sandbox_spec(const fs::path& rootfs, const std::vector<std::string>& command) {
+  return {{"command", command}, {"network", "host"}, {"rootfs", rootfs.string()}};
 }
 
 std::string ApiResult::describe() const {
@@ -203,23 +200,7 @@ std::string BenchDaemon::log_tail() const {
   return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
 }
 
-std::optional<std::string> cgroup2_mount() {
-  std::istringstream lines(read_text("/proc/self/mountinfo"));
-  std::optional<std::string> found;
-  for (std::string line; std::getline(lines, line);) {
-    const auto dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream after(line.substr(dash + 3));
-    std::string fstype;
-    after >> fstype;
-    if (fstype != "cgroup2") continue;
-    std::istringstream before(line.substr(0, dash));
-    std::string id, parent, devno, root, mount_point;
-    before >> id >> parent >> devno >> root >> mount_point;
-    if (root == "/") found = decode_mountinfo_field(mount_point);
-  }
-  return found;
-}
+std::optional<std::string> cgroup2_mount() { return isolation::find_cgroup2_mount(read_text("/proc/self/mountinfo")); }
 
 long long proc_status_value(pid_t pid, const std::string& field) {
   return field_value(read_text("/proc/" + std::to_string(pid) + "/status"), field);
@@ -288,7 +269,7 @@ HostCounts count_host(pid_t daemon_pid, const std::optional<std::string>& cgroup
   HostCounts counts;
   counts.daemon_fds = count_fds(daemon_pid);
   const std::string mountinfo = read_text("/proc/self/mountinfo");
-  counts.mounts = static_cast<long long>(std::count(mountinfo.begin(), mountinfo.end(), '\n'));
+  counts.mounts = static_cast<long long>(isolation::parse_mountinfo(mountinfo).size());
   if (cgroup2) {
     if (DIR* d = ::opendir((*cgroup2 + "/nucleus").c_str())) {
       while (const dirent* entry = ::readdir(d)) {
@@ -361,11 +342,11 @@ std::string filesystem_name(const fs::path& path) {
   struct statfs info {};
   if (::statfs(path.c_str(), &info) != 0) return "unknown";
   switch (static_cast<unsigned long>(info.f_type)) {
-    case 0xEF53: return "ext2/3/4";
-    case 0x01021994: return "tmpfs";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794C7630: return "overlay";
+    case EXT4_SUPER_MAGIC: return "ext2/3/4";
+    case TMPFS_MAGIC: return "tmpfs";
+    case XFS_SUPER_MAGIC: return "xfs";
+    case BTRFS_SUPER_MAGIC: return "btrfs";
+    case OVERLAYFS_SUPER_MAGIC: return "overlay";
   }
   char hex[32];
   std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(info.f_type));

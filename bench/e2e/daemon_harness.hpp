@@ -21,9 +21,10 @@
 namespace nucleus::bench {
 
 // The spec document both subcommands send: full isolation on the busybox
-// rootfs, without a network namespace unless `network` says otherwise.
-json sandbox_spec(const std::filesystem::path& rootfs, const std::vector<std::string>& command,
-                  const std::string& network = "host");
+// rootfs, without a network namespace.
+json sandbox_spec(const std::filesystem::path& rootfs, const std::vector<std::string>& command);
+// The same on a Nix closure manifest: PROGRAM from its first root's bin/.
+json closure_spec(const std::string& manifest, const std::string& program, const std::vector<std::string>& args);
 
 struct ApiResult {
   int status = 0;      // HTTP status; 0 when the request itself failed

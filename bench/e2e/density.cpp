@@ -98,6 +98,8 @@ CLI::App* add_density_command(CLI::App& app, DensityOptions& options) {
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--json", options.json_path, "Also write the results as JSON here");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
+  command->add_option("--closure", options.closure_manifest,
+                      "Run the sandboxes on this closure manifest (bin/sleep of its first root)");
   command->add_flag("--quick", *quick, "Smoke run: 20 sandboxes (unless --count is given)");
   command->callback([&options, quick, count] {
     if (*quick && count->count() == 0) options.count = 20;
@@ -125,7 +127,9 @@ int run_density(const DensityOptions& options) {
   // allocates once is not charged to the sandboxes.
   progress.update("warm-up ...");
   {
-    const ApiResult created = daemon.call("POST", "/v1/sandboxes", sandbox_spec(rootfs, {"/bin/true"}).dump());
+    const ApiResult created = daemon.call("POST", "/v1/sandboxes", options.closure_manifest.empty()
+                                                                       ? sandbox_spec(rootfs, {"/bin/true"}).dump()
+                                                                       : closure_spec(options.closure_manifest, "true", {}).dump());
     if (created.ok(201) && created.body.contains("id")) {
       const std::string id = created.body.at("id").get<std::string>();
       ours.insert(id);
@@ -141,7 +145,9 @@ int run_density(const DensityOptions& options) {
   const long long available_before = mem_available_kib();
 
   // Create all of them.
-  const std::string spec = sandbox_spec(rootfs, {"/bin/sleep", "3600"}).dump();
+  const std::string spec = options.closure_manifest.empty()
+                               ? sandbox_spec(rootfs, {"/bin/sleep", "3600"}).dump()
+                               : closure_spec(options.closure_manifest, "sleep", {"3600"}).dump();
   std::vector<Held> held(options.count);
   double start = monotonic_ms();
   const unsigned created_count = parallel_for(

@@ -18,6 +18,7 @@ struct DensityOptions {
   std::string nucleus_binary;
   std::string json_path;
   std::string rootfs_dir;
+  std::string closure_manifest;  // sandboxes on this Nix closure instead (its roots' bin/sleep)
 };
 
 CLI::App* add_density_command(CLI::App& app, DensityOptions& options);

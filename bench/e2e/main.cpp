@@ -9,6 +9,7 @@
 
 #include "coldstart.hpp"
 #include "density.hpp"
+#include "egress.hpp"
 #include "pgbench.hpp"
 #include "plot.hpp"
 #include "spawn.hpp"
@@ -46,6 +47,12 @@ int main(int argc, char** argv) {
   CLI::App* spawn = nucleus::bench::add_spawn_command(app, spawn_options);
   nucleus::bench::DensityOptions density_options;
   CLI::App* density = nucleus::bench::add_density_command(app, density_options);
+  nucleus::bench::EgressOptions egress_options;
+  nucleus::bench::EgressServeOptions egress_serve_options;
+  nucleus::bench::EgressClientOptions egress_client_options;
+  CLI::App *egress = nullptr, *egress_serve = nullptr, *egress_client = nullptr;
+  nucleus::bench::add_egress_commands(app, egress_options, egress_serve_options, egress_client_options, egress,
+                                      egress_serve, egress_client);
   std::string replot_json, replot_svg;
   CLI::App* plot = app.add_subcommand("plot", "Draw the SVG chart of a report saved with --json (needs gnuplot)");
   plot->add_option("report", replot_json, "FILE.json from coldstart or pgbench --json")->required()->check(CLI::ExistingFile);
@@ -61,6 +68,9 @@ int main(int argc, char** argv) {
     if (spawn->parsed()) return nucleus::bench::run_spawn(spawn_options);
     if (density->parsed()) return nucleus::bench::run_density(density_options);
     if (plot->parsed()) return replot(replot_json, replot_svg);
+    if (egress->parsed()) return nucleus::bench::run_egress(egress_options);
+    if (egress_serve->parsed()) return nucleus::bench::run_egress_serve(egress_serve_options);
+    if (egress_client->parsed()) return nucleus::bench::run_egress_client(egress_client_options);
   } catch (const std::exception& error) {
     std::cerr << "\nnucleus-bench: " << error.what() << '\n';
     return 1;

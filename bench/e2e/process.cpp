@@ -133,69 +133,17 @@ RunOutcome run_once(const std::vector<std::string>& argv, bool capture_stderr) {
   return outcome;
 }
 
-bool Captured::ok() const { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
-
-std::string Captured::failure() const {
-  std::string text = status < 0 ? "could not start" : describe_wait_status(status);
-  const std::string detail = one_line(err.empty() ? out : err);
-  return detail.empty() ? text : text + ": " + detail;
-}
-
 Captured run_capture(const std::vector<std::string>& argv, const CaptureOptions& options) {
-  Captured result;
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return result;
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ::close(out_pipe[0]);
-    ::close(out_pipe[1]);
-    return result;
-  }
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(devnull_fd(), STDIN_FILENO);
-    ::dup2(out_pipe[1], STDOUT_FILENO);
-    ::dup2(err_pipe[1], STDERR_FILENO);
-    if (::chdir(options.cwd.c_str()) != 0) ::_exit(126);
-    drop_to(options.as);
-    exec_or_die(argv);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  if (pid < 0) {
-    ::close(out_pipe[0]);
-    ::close(err_pipe[0]);
-    result.err = std::string("fork: ") + std::strerror(errno);
-    return result;
-  }
-  g_foreground_child = pid;
-  if (g_interrupted) ::kill(pid, SIGINT);
-  const double deadline = options.timeout_s > 0 ? now_ms() + options.timeout_s * 1000 : 0;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  int open_pipes = 2;
-  while (open_pipes > 0) {
-    const int ready = ::poll(fds, 2, 250);
-    if (ready < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2 && ready > 0; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buffer[4096];
-      const ssize_t got = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (got > 0) {
-        sinks[i]->append(buffer, static_cast<std::size_t>(got));
-        if (sinks[i]->size() > (1u << 20)) sinks[i]->erase(0, sinks[i]->size() - (1u << 20));
-      } else if (got == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_pipes;
-      }
-    }
-    if (options.tick) options.tick();
-    if (deadline > 0 && now_ms() > deadline) ::kill(pid, SIGKILL);
-  }
-  for (auto& fd : fds)
-    if (fd.fd >= 0) ::close(fd.fd);
-  while (::waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {
-  }
+  Captured result = harness::run(argv, {.as = options.as,
+                                        .cwd = options.cwd,
+                                        .timeout_s = options.timeout_s,
+                                        .tick = options.tick,
+                                        .started =
+                                            [](pid_t pid) {
+                                              g_foreground_child = pid;
+                                              if (g_interrupted) ::kill(pid, SIGINT);
+                                            },
+                                        .max_output = 1u << 20});
   g_foreground_child = 0;
   return result;
 }
@@ -252,12 +200,6 @@ bool Server::stop(double grace_s, int signal) {
   return clean;
 }
 
-std::string describe_wait_status(int status) {
-  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("killed by signal ") + ::strsignal(WTERMSIG(status));
-  return "wait status " + std::to_string(status);
-}
-
 std::optional<std::string> find_executable(const std::string& name) {
   if (name.find('/') != std::string::npos) {
     return ::access(name.c_str(), X_OK) == 0 ? std::optional(name) : std::nullopt;
@@ -286,22 +228,6 @@ std::string shell_quote(const std::string& word) {
 std::string join_command(const std::vector<std::string>& argv) {
   std::string line;
   for (const auto& arg : argv) line += (line.empty() ? "" : " ") + shell_quote(arg);
-  return line;
-}
-
-std::string one_line(const std::string& text, std::size_t max) {
-  std::string line;
-  bool space = false;
-  for (char c : text) {
-    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
-      space = !line.empty();
-      continue;
-    }
-    if (space) line += ' ';
-    space = false;
-    line += c;
-  }
-  if (line.size() > max) line = "..." + line.substr(line.size() - max);
   return line;
 }
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "run_process.hpp"
+
 namespace nucleus::bench {
 
 // Set by SIGINT, SIGTERM and SIGHUP; loops check it and unwind normally.
@@ -28,18 +30,11 @@ struct RunOutcome {
 // stdin/stdout on /dev/null; stderr too unless `capture_stderr`.
 RunOutcome run_once(const std::vector<std::string>& argv, bool capture_stderr = false);
 
-struct Credentials {
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-
-struct Captured {
-  int status = -1;  // waitpid status; -1 if it could not be started
-  std::string out;
-  std::string err;
-  bool ok() const;
-  std::string failure() const;  // "exit status 1: <last stderr line(s)>"
-};
+using harness::Credentials;
+using harness::describe_wait_status;
+using harness::one_line;
+// Everything a captured run collects (harness::RunResult): status, out, err.
+using Captured = harness::RunResult;
 
 struct CaptureOptions {
   std::optional<Credentials> as;   // drop to these ids (root only)
@@ -48,8 +43,9 @@ struct CaptureOptions {
   std::function<void()> tick;      // called about every 250 ms while it runs
 };
 
-// Runs argv (argv[0] absolute), collecting stdout and stderr. While it runs,
-// an interrupt of nucleus-bench is passed on to it as SIGINT.
+// Runs argv (argv[0] absolute), collecting stdout and stderr (the last MiB
+// of each). While it runs, an interrupt of nucleus-bench is passed on to it
+// as SIGINT.
 Captured run_capture(const std::vector<std::string>& argv, const CaptureOptions& options = {});
 
 // A background process in its own process group (a terminal's Ctrl-C reaches
@@ -76,13 +72,9 @@ class Server {
   bool exited_ = false;
 };
 
-std::string describe_wait_status(int status);
 std::optional<std::string> find_executable(const std::string& name);
 std::string shell_quote(const std::string& word);
 std::string join_command(const std::vector<std::string>& argv);
-// Multi-line tool output as one line, at most `max` characters (its end kept:
-// errors come last).
-std::string one_line(const std::string& text, std::size_t max = 400);
 std::vector<std::string> split(const std::string& text, char separator);
 // First line of `tool ARGS` output (stdout, else stderr), or "".
 std::string tool_version(const std::vector<std::string>& argv);

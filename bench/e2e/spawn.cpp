@@ -69,7 +69,7 @@ void print_markdown(const json& report) {
           : "requests due at " + format_fixed(report["rate"].get<double>(), 0) + "/s (open loop, up to " +
                 report["concurrency"].dump() + " outstanding; latency counted from when each was due), each create -> wait -> delete";
   std::cout << "## nucleus-bench spawn\n\n"
-            << "`/bin/true` sandboxes (`\"network\": \"" << report["spec"]["network"].get<std::string>()
+            << "`/bin/true` sandboxes (`\"network\": \"" << report["network"].get<std::string>()
             << "\"`, busybox rootfs) through the daemon API: "
             << pacing << "; daemon state on " << report["state_filesystem"].get<std::string>() << "; "
             << report["warmup"]
@@ -122,10 +122,10 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
                       "/run is on systemd hosts; default: beside its socket under /var/tmp")
       ->check(CLI::ExistingDirectory);
   command->add_option("--network", options.network,
-                      "The sandboxes' network: host (default), none (a namespace of its own) or bridge (a veth on a bridge; "
-                      "the daemon then runs in a network namespace of the benchmark's own, so that its bridge, nftables "
-                      "and sysctls never touch the machine's)")
-      ->check(CLI::IsMember({"host", "none", "bridge"}))
+                      "The sandboxes' network: host (default), none (a namespace of its own), egress (one --allow-domain "
+                      "rule) or bridge (a veth on a bridge; the daemon then runs in a network namespace of the "
+                      "benchmark's own, so that its bridge, nftables and sysctls never touch the machine's)")
+      ->check(CLI::IsMember({"host", "none", "egress", "bridge"}))
       ->capture_default_str();
   command->add_flag("--quick", *quick, "Smoke run: 50 sandboxes (unless --count is given)");
   command->callback([&options, quick, count, concurrency] {
@@ -145,7 +145,10 @@ int run_spawn(const SpawnOptions& options) {
   build_busybox_rootfs(rootfs);
   const std::string nucleus = find_executable(options.nucleus_binary).value_or(options.nucleus_binary);
   const auto cgroup2 = cgroup2_mount();
-  const std::string spec = sandbox_spec(rootfs, {"/bin/true"}, options.network).dump();
+  json document = sandbox_spec(rootfs, {"/bin/true"});
+  document["network"] = options.network;
+  if (options.network == "egress") document["allow_domain"] = {"pypi.org"};
+  const std::string spec = document.dump();
 
   Progress progress;
   progress.update("starting nucleus daemon ...");
@@ -232,6 +235,7 @@ int run_spawn(const SpawnOptions& options) {
   report.update(json{{"count", options.count},
                      {"concurrency", options.concurrency},
                      {"rate", options.rate > 0 ? json(options.rate) : json(nullptr)},
+                     {"network", options.network},
                      {"state_filesystem", state_fs},
                      {"warmup", options.warmup},
                      {"rootfs", rootfs.string()},

@@ -1,7 +1,7 @@
 // What a sandbox's cgroup costs: create (mkdir + O_PATH open), write limits,
 // remove, with the controllers enabled, against a plain directory on tmpfs
 // as the baseline measured in the same run. Meaningful where the
-// controllers exist (the kernel lane: scripts/kernel-lane.sh --bench).
+// controllers exist (the system lane: scripts/system-lane.sh BUILD cgroup-bench).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

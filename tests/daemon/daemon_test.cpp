@@ -27,25 +27,17 @@
 #include <catch2/catch_test_macros.hpp>
 #include <nlohmann/json.hpp>
 
+#include "daemon_harness.hpp"
 #include "io/http_client.hpp"
 #include "isolation/cgroup.hpp"
 #include "isolation/idmap.hpp"
-#include "../supervision/host_state.hpp"
 
 using nlohmann::json;
 namespace http = nucleus::io::http;
 
 namespace {
 
-int count_dir(const std::string& path) {
-    int n = 0;
-    if (DIR* d = ::opendir(path.c_str())) {
-        while (auto* e = ::readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        ::closedir(d);
-    }
-    return n;
-}
+using namespace nucleus::tests;
 
 // The host uid that container uid 0 of process `pid` maps to (the base of
 // its leased range), from the first line of /proc/PID/uid_map; 0 if unread.
@@ -69,155 +61,11 @@ bool id_range_leased(uint64_t base) {
     return held;
 }
 
-bool skip_without_root() {
-    if (::geteuid() == 0) return false;
-    SKIP("the daemon tests run as root (the daemon's default paths and cgroup parent)");
-    return true;
-}
-
-// One daemon on a private socket and state directory; killed (SIGKILL) and
-// restarted on demand, stopped (SIGTERM) at the end.
-class Daemon {
-public:
-    Daemon() {
-        char tmpl[] = "/tmp/nucleus-daemon-test-XXXXXX";
-        dir_ = ::mkdtemp(tmpl);
-        socket_ = dir_ + "/api.sock";
-        start();
-    }
-    ~Daemon() {
-        if (pid_ > 0) stop();
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-    void start() {
-        std::vector<std::string> args = {NUCLEUS_BINARY, "daemon", "--socket", socket_, "--state-dir", dir_ + "/state",
-                                         "--log-max-bytes", "65536"};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        std::string log = dir_ + "/daemon.log";
-        pid_t parent = ::getpid();
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            // A test that dies must not leave its daemon running (nor
-            // holding ctest's output pipe open).
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (::getppid() != parent) ::_exit(127);
-            int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-            if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(127);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
-        for (int i = 0; i < 500; ++i) {
-            auto r = http::request(socket_, "GET", "/v1/health");
-            if (r && r->status == 200) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        std::ifstream log_in(log);
-        std::string log_text((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
-        FAIL("the daemon did not answer on " << socket_ << "; its log:\n" << log_text);
-    }
-    void kill9() {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
-    // SIGTERM; the daemon must exit promptly even with requests in flight.
-    int stop() {
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        for (int i = 0; i < 500 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        if (::waitpid(pid_, &status, WNOHANG) == 0) {  // still there after 5 s
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &status, 0);
-            status = -1;
-        }
-        pid_ = -1;
-        return status;
-    }
-    pid_t pid() const { return pid_; }
-    const std::string& socket() const { return socket_; }
-    std::string state() const { return dir_ + "/state"; }
-
-    http::Response call(std::string_view method, std::string_view target, std::string_view body = {}) const {
-        auto r = http::request(socket_, method, target, body);
-        REQUIRE(r.ok());
-        return *r;
-    }
-    json create(const json& doc, int expect = 201) const {
-        auto r = call("POST", "/v1/sandboxes", doc.dump());
-        INFO(r.body);
-        REQUIRE(r.status == expect);
-        return json::parse(r.body);
-    }
-    json wait(const std::string& id) const {
-        auto r = call("POST", "/v1/sandboxes/" + id + "/wait?timeout=30");
-        INFO(r.body);
-        REQUIRE(r.status == 200);
-        return json::parse(r.body);
-    }
-    int open_fds() const { return count_dir("/proc/" + std::to_string(pid_) + "/fd"); }
-
-private:
-    std::string dir_;
-    std::string socket_;
-    pid_t pid_ = -1;
-};
-
-// Some effects land asynchronously: the daemon closes a finished
-// connection on its next turn, and orphans of a killed daemon are reaped by
-// the host's init whenever it gets to them. Retries for up to 10 s.
-template <typename F, typename T>
-T settled(F measure, const T& expected) {
-    T now = measure();
-    for (int i = 0; i < 200 && !(now == expected); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        now = measure();
-    }
-    return now;
-}
-
-// The daemon's fd count once connections from earlier requests are closed:
-// the lowest of a few readings.
-int quiet_fds(const std::function<int()>& measure) {
-    int low = measure();
-    for (int i = 0; i < 10; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        low = std::min(low, measure());
-    }
-    return low;
-}
-
-std::string settled_host_state(const nucleus::tests::HostState& before) {
-    return settled([] { return nucleus::tests::host_state().describe(); }, before.describe());
-}
-
-json sh(const std::string& script) { return {{"command", {"/bin/sh", "-c", script}}}; }
-
-// Raw bytes to the socket; the reply as text.
-std::string raw_exchange(const std::string& socket, const std::string& bytes) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket.c_str());
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-    ::shutdown(fd, SHUT_WR);
-    std::string reply;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) reply.append(buf, static_cast<size_t>(n));
-    ::close(fd);
-    return reply;
-}
-
 }  // namespace
 
 TEST_CASE("daemon: create, wait, logs and inspect a sandbox", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     auto created = d.create(sh("echo out; echo err >&2; exit 7"));
     std::string id = created["id"];
     CHECK(id.size() == 32);
@@ -243,7 +91,7 @@ TEST_CASE("daemon: create, wait, logs and inspect a sandbox", "[daemon]") {
 
 TEST_CASE("daemon: a sandbox flooding its output stays within the log cap and the daemon's memory", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;  // --log-max-bytes 65536
+    TestDaemon d;  // --log-max-bytes 65536
     auto rss_kib = [&] {
         auto status = nucleus::io::read_file("/proc/" + std::to_string(d.pid()) + "/status", 1 << 16);
         REQUIRE(status.ok());
@@ -269,7 +117,7 @@ TEST_CASE("daemon: a sandbox flooding its output stays within the log cap and th
 
 TEST_CASE("daemon: a sandbox that writes nothing gets no log files, and reads as empty", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     std::string logs = d.state() + "/logs";
     int before = count_dir(logs);
     auto quiet = d.create(sh("exit 0"));
@@ -290,7 +138,7 @@ TEST_CASE("daemon: a sandbox that writes nothing gets no log files, and reads as
 
 TEST_CASE("daemon: a signal's exit, tail, created-then-started, names", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     // (PID 1 itself would not receive a signal it has no handler for.)
     auto killed = d.create(sh("/bin/sh -c 'kill -USR1 $$'"));
     CHECK(d.wait(killed["id"])["exit_code"] == 128 + SIGUSR1);
@@ -314,7 +162,7 @@ TEST_CASE("daemon: a signal's exit, tail, created-then-started, names", "[daemon
 
 TEST_CASE("daemon: stop, kill and remove a running sandbox", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     auto before = nucleus::tests::host_state();
     auto a = d.create({{"command", {"/bin/sleep", "60"}}});
     std::string id = a["id"];
@@ -348,7 +196,7 @@ TEST_CASE("daemon: stop, kill and remove a running sandbox", "[daemon]") {
 
 TEST_CASE("daemon: exec runs inside the sandbox under its limits", "[daemon][exec]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     auto a = d.create({{"command", {"/bin/sleep", "60"}}});
     std::string id = a["id"];
     auto exec = [&](const json& body) { return d.call("POST", "/v1/sandboxes/" + id + "/exec", body.dump()); };
@@ -380,7 +228,7 @@ TEST_CASE("daemon: exec runs inside the sandbox under its limits", "[daemon][exe
 
 TEST_CASE("daemon: hostile requests get 4xx and change nothing", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     auto count = [&] { return json::parse(d.call("GET", "/v1/sandboxes?all=true").body)["sandboxes"].size(); };
     auto bad = [&](std::string_view body, int status, std::string_view says) {
         auto r = d.call("POST", "/v1/sandboxes", body);
@@ -409,7 +257,7 @@ TEST_CASE("daemon: hostile requests get 4xx and change nothing", "[daemon]") {
 
 TEST_CASE("daemon: log follow and the event stream, and clients that go away", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     int fds_before = quiet_fds([&] { return d.open_fds(); });
     auto a = d.create(sh("for i in 1 2 3; do echo tick$i; sleep 0.1; done"));
     std::string followed;
@@ -450,7 +298,7 @@ TEST_CASE("daemon: log follow and the event stream, and clients that go away", "
 
 TEST_CASE("daemon: SIGTERM ends the daemon promptly with requests in flight; its sandboxes live on", "[daemon]") {
     if (skip_without_root()) return;
-    Daemon d;
+    TestDaemon d;
     auto a = d.create({{"command", {"/bin/sleep", "30"}}});
     std::string id = a["id"];
     std::thread follower([&] {
@@ -476,7 +324,7 @@ TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports t
     if (skip_without_root()) return;
     auto before = nucleus::tests::host_state();
     {
-        Daemon d;
+        TestDaemon d;
         std::vector<std::string> long_ids, short_ids;
         for (int i = 0; i < 100; ++i) long_ids.push_back(d.create({{"command", {"/bin/sleep", "120"}}})["id"]);
         for (int i = 0; i < 3; ++i) short_ids.push_back(d.create({{"command", {"/bin/sleep", "0.3"}}})["id"]);
@@ -522,7 +370,7 @@ TEST_CASE("daemon: records survive a SIGKILL: appended exits are read back, a to
     if (skip_without_root()) return;
     auto before = nucleus::tests::host_state();
     {
-        Daemon d;
+        TestDaemon d;
         std::string done = d.create({{"command", {"/bin/sh", "-c", "exit 7"}}})["id"];
         CHECK(d.wait(done)["exit_code"] == 7);
         std::string live = d.create({{"command", {"/bin/sleep", "120"}}})["id"];
@@ -565,7 +413,7 @@ TEST_CASE("daemon: a re-adopted sandbox's output goes on into its log", "[daemon
     if (skip_without_root()) return;
     auto before = nucleus::tests::host_state();
     {
-        Daemon d;
+        TestDaemon d;
         // PID 1 writes (a shell builtin): a namespace's init survives the
         // EPIPE of the moment no daemon reads.
         std::string id = d.create({{"command", {"/bin/sh", "-c",
@@ -591,7 +439,7 @@ TEST_CASE("daemon: a re-adopted sandbox's output goes on into its log", "[daemon
 TEST_CASE("daemon: churn leaks no fd, cgroup, mount or process", "[daemon][churn]") {
     if (skip_without_root()) return;
     auto before = nucleus::tests::host_state();
-    Daemon d;
+    TestDaemon d;
     // Warm-up: the first sandbox opens what the daemon keeps (ring, pool).
     d.wait(d.create({{"command", {"/bin/true"}}})["id"]);
     auto warm = json::parse(d.call("GET", "/v1/sandboxes?all=true").body);

@@ -1,6 +1,8 @@
 // libFuzzer target for every parser of untrusted policy input: capability
 // and Landlock policies (TOML), seccomp profiles (JSON), spec documents
-// (JSON and TOML config files). The first byte picks the parser; the rest
+// (JSON and TOML config files, applied as resolved documents: resolution
+// reads the host, application is the pure parser). The first byte picks the
+// parser; the rest
 // is the text. A parser may refuse anything, but must not crash, hang,
 // leak or read out of bounds (run under ASan + UBSan by scripts/fuzz.sh).
 #include <cstddef>
@@ -33,12 +35,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case 2: (void)nucleus::core::parse_seccomp_profile(text, "fuzz.json", 0); break;
         case 3: {
             auto doc = nucleus::core::parse_config_text(text, "json", "fuzz.json");
-            if (doc) (void)nucleus::core::spec_from_document(*doc);
+            if (doc) (void)nucleus::core::spec_from_resolved(*doc);
             break;
         }
         default: {
             auto doc = nucleus::core::parse_config_text(text, "toml", "fuzz.toml");
-            if (doc) (void)nucleus::core::spec_from_document(*doc);
+            if (doc) (void)nucleus::core::spec_from_resolved(*doc);
             break;
         }
     }

@@ -157,3 +157,22 @@ TEST_CASE("unprivileged: files written to a bind-rw workspace stay the caller's"
     CHECK(st.st_uid == kNobody);
     CHECK(st.st_gid == kNobody);
 }
+
+TEST_CASE("unprivileged: strict-agent and production fail closed without a cgroup, as for root", "[nonroot][modes]") {
+    require_unprivileged_sandboxes();
+    Unprivileged u;
+    // Under this suite the caller's own cgroup is not delegated to it, so
+    // there is no cgroup to make: agent mode degrades, the strict modes
+    // must refuse (they used to warn and exit 0).
+    auto agent = u.run({}, {"/bin/true"});
+    INFO(agent.describe());
+    if (!contains(agent.err, "running degraded: cgroup"))
+        SKIP("this caller has a delegated cgroup here; the refusal needs a host where it has none");
+    CHECK(agent.exit_code == 0);
+    auto strict = u.run({"--strict-agent"}, {"/bin/true"});
+    INFO(strict.describe());
+    CHECK(strict.exit_code == 125);
+    CHECK((contains(strict.err, "[rule cgroup-required]") || contains(strict.err, "[rule limits-applicable]")));
+    CHECK_FALSE(contains(strict.err, "running degraded"));
+    CHECK(count_leftovers(u.records()).records == 0);
+}

@@ -1,6 +1,7 @@
 // Resource limits, tested for real where the kernel has the controllers:
-// in the user-mode Linux lane (scripts/kernel-lane.sh). On a host without
-// them (hybrid cgroups) every test here says SKIPPED and why.
+// in the system lane (scripts/system-lane.sh, set tests/system/resources.sh).
+// On a host without them (hybrid cgroups) every test here says SKIPPED and
+// names the lane.
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,13 +14,14 @@ using namespace nucleus::kernel_lane;
 namespace {
 
 void require_controller(const char* controller) {
-    if (::geteuid() != 0) SKIP("needs root");
+    const std::string lane = "; scripts/system-lane.sh runs this test on a pure cgroup v2 kernel";
+    if (::geteuid() != 0) SKIP("needs root" + lane);
     std::string mount;
     auto controllers = root_controllers(mount);
-    if (mount.empty()) SKIP("no cgroup2 filesystem is mounted");
+    if (mount.empty()) SKIP("no cgroup2 filesystem is mounted" + lane);
     if (std::find(controllers.begin(), controllers.end(), controller) == controllers.end())
-        SKIP(std::string("the ") + controller + " controller is not available at " + mount +
-             " (hybrid cgroup host); scripts/kernel-lane.sh runs this test in a full cgroup v2 kernel");
+        SKIP(std::string("the ") + controller + " controller is not available at " + mount + " (hybrid cgroup host)" +
+             lane);
 }
 
 uint64_t stat_value(const SandboxRun& run, const char* key) {

@@ -11,38 +11,6 @@ using namespace nucleus;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-TEST_CASE("client: host paths in a spec document are made absolute, sandbox paths are not") {
-    json doc = {
-        {"rootfs", "images/alpine"},
-        {"workspace", "./src"},
-        {"context", "/already/absolute"},
-        {"log_dir", "logs"},
-        {"audit_log", "audit.jsonl"},
-        {"seccomp_profile", "p.json"},
-        {"env_file", {"a.env", "/etc/b.env"}},
-        {"volume", {"data:/data:ro", "/abs:/abs", "cache:/cache"}},
-        {"secret", {"token.txt", "keys/id:ssh_key"}},
-        {"workdir", "rel"},   // a path inside the sandbox: validation's business
-        {"name", "x"},
-        {"timeout", 3},
-        {"caps_policy", 7},   // wrong type: left for validation to name
-        {"command", {"ls", "relative"}},
-    };
-    core::absolutize_document_paths(doc, "/home/me/project");
-    CHECK(doc["rootfs"] == "/home/me/project/images/alpine");
-    CHECK(doc["workspace"] == "/home/me/project/./src");
-    CHECK(doc["context"] == "/already/absolute");
-    CHECK(doc["log_dir"] == "/home/me/project/logs");
-    CHECK(doc["audit_log"] == "/home/me/project/audit.jsonl");
-    CHECK(doc["seccomp_profile"] == "/home/me/project/p.json");
-    CHECK(doc["env_file"] == json({"/home/me/project/a.env", "/etc/b.env"}));
-    CHECK(doc["volume"] == json({"/home/me/project/data:/data:ro", "/abs:/abs", "/home/me/project/cache:/cache"}));
-    CHECK(doc["secret"] == json({"/home/me/project/token.txt", "/home/me/project/keys/id:ssh_key"}));
-    CHECK(doc["workdir"] == "rel");
-    CHECK(doc["caps_policy"] == 7);
-    CHECK(doc["command"] == json({"ls", "relative"}));
-}
-
 TEST_CASE("client: signals by name, SIG-name, lower case, number and real-time offset") {
     CHECK(core::parse_signal("TERM").value() == SIGTERM);
     CHECK(core::parse_signal("SIGKILL").value() == SIGKILL);
@@ -122,12 +90,4 @@ TEST_CASE("client: a finished sandbox's exit status") {
     CHECK(core::exit_status_of({{"exit_code", nullptr}, {"signal", 9}}) == 137);
     CHECK(core::exit_status_of({{"exit_code", nullptr}, {"signal", nullptr}}) == 125);
     CHECK(core::exit_status_of(json()) == 125);
-}
-
-TEST_CASE("client: the daemon commands are recognised for dispatch") {
-    for (const char* name : {"create", "start", "ps", "inspect", "logs", "stop", "kill", "rm", "exec", "stats", "wait"})
-        CHECK(core::is_client_command(name));
-    CHECK(!core::is_client_command("run"));
-    CHECK(!core::is_client_command("daemon"));
-    CHECK(!core::is_client_command("gc"));
 }

@@ -1,6 +1,7 @@
 // The daemon's HTTP transport: a real server on a temporary unix socket,
 // its reactor on a background thread, talked to by the blocking client and
 // by raw sockets for what a well-behaved client would never send.
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -83,6 +84,20 @@ asio::awaitable<void> handle(Observed* seen, const http::Request& req, http::Res
             if (!co_await r.send_chunk("tick\n")) break;
         }
         seen->follow_done = true;
+    } else if (req.path == "/file") {
+        // The file named by ?path, from ?offset, ?length bytes.
+        auto fd = open_fd(req.query.at("path"), O_RDONLY);
+        if (!fd) co_return (void)co_await r.send_error(404, fd.error().describe());
+        (void)co_await r.send_file(200, "application/octet-stream", fd->get(), std::stoll(req.query.at("offset")),
+                                   std::stoull(req.query.at("length")));
+    } else if (req.path == "/big") {
+        (void)co_await r.send(200, "text/plain", std::string(std::stoull(req.query.at("bytes")), 'x'));
+    } else if (req.path == "/park") {
+        // A long wait that is not a stream.
+        if (!r.enter_long_lived()) co_return (void)co_await r.send_error(503, "no place");
+        co_await r.client_gone();
+    } else if (req.path == "/bytes") {
+        (void)co_await r.send_error(404, "no sandbox '\xff\xfe'");
     } else if (req.path == "/slow") {
         co_await (sleep_for(std::chrono::milliseconds(300)) || r.client_gone());
         (void)co_await r.send(200, "text/plain", "slow");
@@ -367,19 +382,36 @@ TEST_CASE("http: a request that does not arrive in time closes the connection (s
     CHECK(t.seen.handled == 0);
 }
 
-TEST_CASE("http: connections over the limit are answered 503 and closed") {
+TEST_CASE("http: connections over the limit close the longest-idle one; 503 only when all are busy") {
     http::Limits limits;
     limits.max_connections = 2;
     TestServer t(limits);
+    // Two idle connections: a third closes the one that waited longest.
     auto a = raw_connect(t.path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto b = raw_connect(t.path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto served = http::request(t.path, "GET", "/echo");
+    REQUIRE(served);
+    CHECK(served->status == 200);
+    CHECK(raw_read(a.get()).empty());  // closed without a reply
+    raw_send(b.get(), "GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CHECK(raw_read(b.get()).starts_with("HTTP/1.1 200 "));
+
+    // Two connections busy with requests: a third is answered 503 and closed.
+    auto c = raw_connect(t.path);
+    raw_send(c.get(), "GET /follow HTTP/1.1\r\n\r\n");
+    raw_read(c.get(), "tick");
+    auto d = raw_connect(t.path);
+    raw_send(d.get(), "GET /follow HTTP/1.1\r\n\r\n");
+    raw_read(d.get(), "tick");
     // The refusal may be written and the socket closed before the request
     // is sent, so the send may fail with EPIPE; the answer is still there.
-    auto c = raw_connect(t.path);
+    auto e = raw_connect(t.path);
     std::string_view request = "GET /echo HTTP/1.1\r\n\r\n";
-    ssize_t sent = ::send(c.get(), request.data(), request.size(), MSG_NOSIGNAL);
+    ssize_t sent = ::send(e.get(), request.data(), request.size(), MSG_NOSIGNAL);
     CHECK((sent == static_cast<ssize_t>(request.size()) || (sent < 0 && errno == EPIPE)));
-    auto reply = raw_read(c.get());
+    auto reply = raw_read(e.get());
     CHECK(reply.starts_with("HTTP/1.1 503 "));
     CHECK(reply.find("too many connections") != std::string::npos);
     // The client reads the refusal too, even if it was refused before writing.
@@ -387,7 +419,7 @@ TEST_CASE("http: connections over the limit are answered 503 and closed") {
     REQUIRE(via_client);
     CHECK(via_client->status == 503);
     // Freeing a slot lets the next one in.
-    a.reset();
+    c.reset();
     for (int i = 0; i < 100; ++i) {
         auto ok = http::request(t.path, "GET", "/echo");
         REQUIRE(ok);
@@ -395,6 +427,101 @@ TEST_CASE("http: connections over the limit are answered 503 and closed") {
         if (i == 99) FAIL("the freed slot was never reused");
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+}
+
+TEST_CASE("http: a thousand idle connections do not lock out a request") {
+    http::Limits limits;
+    limits.max_connections = 64;
+    TestServer t(limits);
+    std::vector<unique_fd> idle;
+    for (int i = 0; i < 1000; ++i) idle.push_back(raw_connect(t.path));
+    auto start = std::chrono::steady_clock::now();
+    auto r = http::request(t.path, "GET", "/echo");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+}
+
+TEST_CASE("http: long-lived requests have their own budget; ordinary ones still get through") {
+    http::Limits limits;
+    limits.max_connections = 8;
+    limits.max_long_lived = 3;
+    TestServer t(limits);
+    std::vector<unique_fd> streams;
+    for (int i = 0; i < 3; ++i) {
+        streams.push_back(raw_connect(t.path));
+        raw_send(streams.back().get(), i == 0 ? "GET /park HTTP/1.1\r\n\r\n" : "GET /follow HTTP/1.1\r\n\r\n");
+        if (i > 0) raw_read(streams.back().get(), "tick");
+    }
+    for (int i = 0; i < 100 && t.server->long_lived_count() < 3; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto fourth = http::request(t.path, "GET", "/follow");
+    REQUIRE(fourth);
+    CHECK(fourth->status == 503);
+    CHECK(json::parse(fourth->body)["error"].get<std::string>().find("too many streams") != std::string::npos);
+    auto parked = http::request(t.path, "GET", "/park");
+    REQUIRE(parked);
+    CHECK(parked->status == 503);
+    for (int i = 0; i < 20; ++i) {
+        auto ok = http::request(t.path, "GET", "/echo");
+        REQUIRE(ok);
+        CHECK(ok->status == 200);
+    }
+    streams.clear();  // their places come back
+    bool freed = false;
+    for (int i = 0; i < 100 && !freed; ++i) {
+        freed = t.server->long_lived_count() == 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(freed);
+}
+
+TEST_CASE("http: a client that stops reading is closed after the write timeout") {
+    http::Limits limits;
+    limits.write_timeout = std::chrono::milliseconds(300);
+    TestServer t(limits);
+    std::string file = t.dir + "/big";
+    { std::ofstream(file) << std::string(8 << 20, 'z'); }
+    auto fd = raw_connect(t.path);
+    int small = 4096;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    raw_send(fd.get(), "GET /file?path=" + http::percent_encode(file) + "&offset=0&length=8388608 HTTP/1.1\r\n\r\n");
+    // Never read: the server's write stalls, and the connection goes.
+    for (int i = 0; i < 300 && t.server->connection_count() > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(t.server->connection_count() == 0);
+}
+
+TEST_CASE("http: send_file streams a range of a file with its length") {
+    TestServer t;
+    std::string file = t.dir + "/data";
+    std::string content;
+    for (int i = 0; i < 300000; ++i) content += static_cast<char>(i % 251);
+    { std::ofstream(file, std::ios::binary) << content; }
+    auto r = http::request(t.path, "GET", "/file?path=" + http::percent_encode(file) + "&offset=100&length=200000");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("content-length") == "200000");
+    CHECK(r->body == content.substr(100, 200000));
+    // A file shorter than promised: the connection is closed, not left hanging.
+    auto cut = http::request(t.path, "GET", "/file?path=" + http::percent_encode(file) + "&offset=299990&length=100");
+    CHECK(!cut);
+}
+
+TEST_CASE("http: a body over the in-memory cap is refused with a 500, an error naming bytes is still JSON") {
+    http::Limits limits;
+    limits.max_response_bytes = 1000;
+    TestServer t(limits);
+    auto small = http::request(t.path, "GET", "/big?bytes=1000");
+    REQUIRE(small);
+    CHECK(small->status == 200);
+    auto big = http::request(t.path, "GET", "/big?bytes=1001");
+    REQUIRE(big);
+    CHECK(big->status == 500);
+    auto bytes = http::request(t.path, "GET", "/bytes");
+    REQUIRE(bytes);
+    CHECK(bytes->status == 404);
+    CHECK(json::parse(bytes->body)["error"] == "no sandbox '\xEF\xBF\xBD\xEF\xBF\xBD'");
 }
 
 TEST_CASE("http: requests beyond a connection's rate are answered 429") {

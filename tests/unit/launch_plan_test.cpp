@@ -4,6 +4,9 @@
 #include <fstream>
 #include <string>
 
+#include <linux/seccomp.h>
+
+#include "isolation/kernel_abi.hpp"
 #include "isolation/launch_plan.hpp"
 
 using namespace nucleus::isolation;
@@ -37,12 +40,12 @@ TEST_CASE("a command without a slash is searched in PATH, in order") {
     auto plan = LaunchPlan::build(basic_request());
     REQUIRE(plan);
     const ChildPlan& c = (*plan)->child;
-    REQUIRE(c.exec_candidate_count == 2);
-    CHECK(std::string(c.exec_candidates[0]) == "/usr/bin/python3");
-    CHECK(std::string(c.exec_candidates[1]) == "/bin/python3");
-    CHECK(std::string(c.argv[0]) == "python3");
-    CHECK(c.argv[3] == nullptr);
-    CHECK(c.envp[2] == nullptr);
+    REQUIRE(c.program.candidate_count == 2);
+    CHECK(std::string(c.program.candidates[0]) == "/usr/bin/python3");
+    CHECK(std::string(c.program.candidates[1]) == "/bin/python3");
+    CHECK(std::string(c.program.argv[0]) == "python3");
+    CHECK(c.program.argv[3] == nullptr);
+    CHECK(c.program.envp[2] == nullptr);
     CHECK(std::string(c.workdir) == "/home/agent");
 }
 
@@ -125,4 +128,46 @@ TEST_CASE("a missing bind source is an error before any clone") {
     auto plan = LaunchPlan::build(req);
     REQUIRE_FALSE(plan);
     CHECK(plan.error().message.find("volume source /nonexistent/nucleus") != std::string::npos);
+}
+
+TEST_CASE("only the built-in seccomp filter is loaded before the Ready report") {
+    // The child's handshake write and read happen after it: the built-in
+    // allowlist allows both, a profile from a user might not.
+    auto built_in = LaunchPlan::build(basic_request());
+    REQUIRE(built_in);
+    CHECK((*built_in)->child.seccomp_filter != nullptr);
+    CHECK((*built_in)->child.seccomp_before_ready);
+
+    LaunchRequest custom = basic_request();
+    custom.seccomp_filter = std::vector<sock_filter>{BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    auto profile = LaunchPlan::build(custom);
+    REQUIRE(profile);
+    CHECK((*profile)->child.seccomp_len == 1);
+    CHECK_FALSE((*profile)->child.seccomp_before_ready);
+
+    LaunchRequest none = basic_request();
+    none.seccomp = false;
+    auto without = LaunchPlan::build(none);
+    REQUIRE(without);
+    CHECK((*without)->child.seccomp_filter == nullptr);
+    CHECK_FALSE((*without)->child.seccomp_before_ready);
+}
+
+TEST_CASE("every mount under /dev is made nosuid and noexec by one recursive call after the last") {
+    auto plan = LaunchPlan::build(basic_request());
+    REQUIRE(plan);
+    const ChildPlan& c = (*plan)->child;
+    const MountOp* null_node = find_op(c, "/stage/dev/null");
+    REQUIRE(null_node);
+    CHECK(null_node->attr_set == 0);
+    size_t last_under_dev = 0, set_attr = 0;
+    for (size_t i = 0; i < c.mount_count; ++i) {
+        std::string target = c.mounts[i].target;
+        if (target.starts_with("/stage/dev/") && c.mounts[i].kind != MountKind::Symlink) last_under_dev = i;
+        if (c.mounts[i].kind == MountKind::SetAttr && target == "/stage/dev") set_attr = i;
+    }
+    REQUIRE(set_attr > 0);
+    CHECK(set_attr > last_under_dev);
+    CHECK(c.mounts[set_attr].recursive);
+    CHECK(c.mounts[set_attr].attr_set == (nucleus::kabi::mount_attr_nosuid | nucleus::kabi::mount_attr_noexec));
 }

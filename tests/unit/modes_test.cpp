@@ -50,12 +50,14 @@ TEST_CASE("agent mode runs degraded where strict modes refuse") {
     s.command = {"/bin/true"};
     s.network = nucleus::net::NetworkMode::Host;
     s.allow_degraded_security = true;
+    s.settings_given = {"allow_degraded_security"};
     s.seccomp_mode = SeccompMode::Trace;
     HostFacts bare;  // no cgroup2, no Landlock
     CHECK(check_mode_rules(s, bare));
     s.mode = ServiceMode::StrictAgent;
     CHECK(refusing_rule(s, bare) == "no-allow-degraded-security");
     s.allow_degraded_security = false;
+    s.settings_given.clear();
     CHECK(refusing_rule(s, bare) == "no-host-network");
     s.network = nucleus::net::NetworkMode::None;
     CHECK(refusing_rule(s, bare) == "no-seccomp-trace");

@@ -117,6 +117,44 @@ TEST_CASE("Docker's default profile loads and compiles") {
     CHECK(nucleus::isolation::compile_seccomp(p->policy));
 }
 
+TEST_CASE("Podman's own profile loads and compiles") {
+    const char* path = "/usr/share/containers/seccomp.json";
+    if (!std::filesystem::exists(path))
+        SKIP(std::string(path) + " is missing (Debian's golang-github-containers-common, installed with podman by "
+                                 "NUCLEUS_WITH_PEERS=1 scripts/install-deps.sh)");
+    auto text = read_policy_file(path, std::nullopt, "profile");
+    REQUIRE(text);
+    auto p = parse_seccomp_profile(*text, path, 0);
+    INFO((p ? std::string() : p.error().describe()));
+    REQUIRE(p);
+    CHECK(p->policy.default_action.errno_value == ENOSYS);  // defaultErrno "ENOSYS", defaultErrnoRet 38
+    CHECK(nucleus::isolation::compile_seccomp(p->policy));
+}
+
+TEST_CASE("seccomp profiles: Podman's errno names, OCI flags, and fields without a meaning named") {
+    auto profile = [](const std::string& body) { return parse_seccomp_profile(body, "p.json", 0); };
+    auto named = profile(R"({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "ENOSYS",
+        "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errno": "EACCES"}]})");
+    REQUIRE(named);
+    CHECK(named->policy.default_action.errno_value == ENOSYS);
+    CHECK(named->policy.rules.at(0).action.errno_value == EACCES);
+    auto disagree = profile(R"({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "ENOSYS", "defaultErrnoRet": 1})");
+    REQUIRE_FALSE(disagree);
+    CHECK(message_of(disagree.error()) == "p.json: defaultErrno ENOSYS disagrees with defaultErrnoRet 1");
+    CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "EWHAT"})").error())
+              .find("defaultErrno must be an errno name") != std::string::npos);
+    auto logged = profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"]})");
+    REQUIRE(logged);
+    CHECK(logged->log_denied);
+    CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]})").error())
+              .find("speculative store bypass") != std::string::npos);
+    CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"})").error())
+              .starts_with("p.json: field \"listenerPath\" has no meaning here"));
+    CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chroot"],
+        "action": "SCMP_ACT_ERRNO", "includes": {"minKernel": "4.8", "bogus": 1}}]})").error())
+              == "p.json: syscalls[0]: includes: unknown field \"bogus\"");
+}
+
 TEST_CASE("toml++'s unreachable point on non-ASCII input ends cleanly with 125") {
     // Found by tests/fuzz: U+027E where toml++ 3.3 tests for whitespace.
     pid_t pid = ::fork();

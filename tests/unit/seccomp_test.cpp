@@ -1,3 +1,4 @@
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -43,7 +44,7 @@ TEST_CASE("the default filter allows ordinary calls and refuses namespace and mo
         if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(10);
         if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) ::_exit(11);
         if (::getpid() <= 0) ::_exit(12);
-        if (::syscall(SYS_unshare, 0x10000000 /* CLONE_NEWUSER */) != -1 || errno != EPERM) ::_exit(13);
+        if (::syscall(SYS_unshare, CLONE_NEWUSER) != -1 || errno != EPERM) ::_exit(13);
         if (::syscall(SYS_mount, "x", "/tmp", "tmpfs", 0, nullptr) != -1 || errno != EPERM) ::_exit(14);
         if (::syscall(SYS_clone3, nullptr, 0) != -1 || errno != ENOSYS) ::_exit(15);
         if (::syscall(SYS_io_uring_setup, 1, nullptr) != -1 || errno != ENOSYS) ::_exit(16);

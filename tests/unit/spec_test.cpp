@@ -39,7 +39,7 @@ TEST_CASE("a minimal document gives the agent defaults") {
 
 TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"bogus", 1}})) == "unknown setting \"bogus\"");
-    CHECK(error_of(with_command({{"network", "bridged"}})).starts_with("network (--network): must be none, host or bridge"));
+    CHECK(error_of(with_command({{"network", "bridged"}})).starts_with("network (--network): must be none, host, egress or bridge"));
     CHECK(error_of(with_command({{"user", "root"}})).find("not a numeric id") != std::string::npos);
     CHECK(error_of(with_command({{"user", "70000"}})).find("outside the sandbox's range") != std::string::npos);
     CHECK(error_of(with_command({{"rootfs", "/nonexistent/rootfs"}})).starts_with("rootfs (--rootfs): \"/nonexistent/rootfs\""));
@@ -55,7 +55,8 @@ TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"ulimit", {"bogus=1"}}})).find("unknown limit") != std::string::npos);
     CHECK(error_of(with_command({{"ulimit", {"nofile=99999999"}}})).find("above the runtime's own hard limit") != std::string::npos);
     CHECK(error_of(with_command({{"timeout", -1}})).find("positive") != std::string::npos);
-    CHECK(error_of(with_command({{"timeout", "10"}})).find("must be a number") != std::string::npos);
+    CHECK(error_of(with_command({{"timeout", "ten"}})).find("must be a number") != std::string::npos);
+    CHECK(spec_from_document(with_command({{"timeout", "10"}})));  // as the flag gives it
     CHECK(error_of(with_command({{"env", {"=x"}}})).find("KEY=VALUE") != std::string::npos);
     CHECK(error_of(with_command({{"hostname", "bad host"}})).find("not a valid hostname") != std::string::npos);
     CHECK(error_of(with_command({{"name", "-x"}})).find("starting alphanumeric") != std::string::npos);
@@ -253,4 +254,20 @@ TEST_CASE("published ports need --network bridge and are parsed once each") {
     CHECK(error_of(with_command({{"network", "bridge"}, {"publish", {"[::1]:80:80"}}})).find("[::1]") != std::string::npos);
     // The same host port over UDP, or on another address, is another port.
     CHECK(spec_from_document(with_command({{"network", "bridge"}, {"publish", {"8080:80", "8080:80/udp", "0.0.0.0:8080:80"}}})));
+}
+
+TEST_CASE("network keys: allow rules make egress the default; none and host refuse them") {
+    auto egress = spec_from_document(with_command({{"allow_domain", json::array({"pypi.org", "*.example.com:443"})},
+                                                   {"allow_cidr", "203.0.113.0/24:22"}}));
+    REQUIRE(egress);
+    CHECK(egress->network == nucleus::net::NetworkMode::Egress);
+    CHECK(egress->egress.domains.size() == 2);
+    CHECK(egress->egress.cidrs.size() == 1);
+    CHECK(error_of(with_command({{"network", "host"}, {"allow_domain", "pypi.org"}})).starts_with("allow_domain (--allow-domain): --network host takes no allow rules"));
+    CHECK(error_of(with_command({{"allow_domain", "a b"}})).starts_with("allow_domain (--allow-domain): "));
+    CHECK(error_of(with_command({{"allow_cidr", json::array({1})}})).starts_with("allow_cidr (--allow-cidr): must be a list"));
+    CHECK(error_of(with_command({{"allow_from_file", "/nonexistent/allow.txt"}})).starts_with("allow_from_file (--allow-from-file): "));
+    auto explicit_egress = spec_from_document(with_command({{"network", "egress"}}));
+    REQUIRE(explicit_egress);
+    CHECK(explicit_egress->egress.empty());  // deny everything, DNS included
 }

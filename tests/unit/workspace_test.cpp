@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <catch2/catch_test_macros.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/workspace.hpp"
 #include "io/unique_fd.hpp"
@@ -29,10 +31,35 @@ struct stat lstat_of(const fs::path& p) {
     REQUIRE(::lstat(p.c_str(), &st) == 0);
     return st;
 }
-// The copy and the manifest copy_tree writes beside it.
+// What each copy-in gave, by the copy's path (the runtime keeps it in memory).
+std::map<std::string, Manifest>& manifests() {
+    static std::map<std::string, Manifest> m;
+    return m;
+}
+nucleus::io::unique_fd dir_fd(const std::string& path) {
+    return nucleus::io::open_fd(path, O_RDONLY | O_DIRECTORY).value();
+}
+// Path-based forms of the descriptor-based API, for these tests.
+nucleus::Status copy_tree(const std::string& from, const std::string& to, const CopyOwner& owner) {
+    auto given = nucleus::core::copy_tree(dir_fd(from).get(), dir_fd(to).get(), owner);
+    if (!given) return std::move(given).error();
+    manifests()[to] = *given;
+    return {};
+}
+nucleus::Result<SyncReport> sync_report(const std::string& copy, const std::string& host, const CopyOwner& owner) {
+    return nucleus::core::sync_tree_back(dir_fd(copy).get(), dir_fd(host).get(), manifests()[copy], owner);
+}
+// A complete sync: no error, no conflict.
+nucleus::Status sync_tree_back(const std::string& copy, const std::string& host, const CopyOwner& owner) {
+    auto report = sync_report(copy, host, owner);
+    if (!report) return std::move(report).error();
+    for (const auto& c : report->conflicts) UNSCOPED_INFO("conflict: " << c);
+    if (!report->conflicts.empty()) return nucleus::Error::plain(report->conflicts.front());
+    return {};
+}
 void remove_copy(const fs::path& copy) {
     fs::remove_all(copy);
-    fs::remove(copy.string() + ".manifest");
+    manifests().erase(copy.string());
 }
 void set_mtime(const fs::path& p, time_t when) {
     struct timespec times[2] = {{when, 0}, {when, 0}};
@@ -186,4 +213,87 @@ TEST_CASE("sync_tree_back keeps a hard link group the sandbox edited in place, s
     CHECK(lstat_of(host / "c").st_ino != lstat_of(host / "d").st_ino);
     fs::remove_all(host);
     remove_copy(copy);
+}
+
+TEST_CASE("sync_tree_back never deletes host entries the sandbox did not see, even when it replaced their directory") {
+    // The sandbox ran `rm -rf /workspace/d; ln -s /x /workspace/d` while the
+    // host put a fifo and a file into d/.
+    auto host = fresh_dir("host-unseen"), copy = fresh_dir("copy-unseen");
+    fs::create_directories(host / "d");
+    std::ofstream(host / "d" / "seen.txt") << "given to the sandbox";
+    std::ofstream(host / "keep.txt") << "untouched";
+    REQUIRE(copy_tree(host.string(), copy.string(), CopyOwner{0, 0, false}));
+    REQUIRE(::mkfifo((host / "d" / "fifo").c_str(), 0600) == 0);
+    std::ofstream(host / "d" / "written-during-run") << "host data";
+    fs::remove_all(copy / "d");
+    fs::create_symlink("/x", copy / "d");
+    auto report = sync_report(copy.string(), host.string(), CopyOwner{0, 0, false});
+    REQUIRE(report);
+    REQUIRE(report->conflicts.size() == 1);
+    CHECK(report->conflicts[0].starts_with("d: the sandbox replaced this directory"));
+    CHECK(fs::is_directory(fs::symlink_status(host / "d")));
+    CHECK(content(host / "d" / "written-during-run") == "host data");
+    CHECK(fs::exists(fs::symlink_status(host / "d" / "fifo")));
+    CHECK_FALSE(fs::exists(host / "d" / "seen.txt"));  // what it saw and deleted is deleted
+    CHECK(content(host / "keep.txt") == "untouched");
+    fs::remove_all(host);
+    remove_copy(copy);
+}
+
+TEST_CASE("sync_tree_back: a file the host created meanwhile under a name the sandbox also used is a conflict") {
+    auto host = fresh_dir("host-both"), copy = fresh_dir("copy-both");
+    REQUIRE(copy_tree(host.string(), copy.string(), CopyOwner{0, 0, false}));
+    std::ofstream(host / "report.txt") << "host's";
+    std::ofstream(copy / "report.txt") << "sandbox's";
+    auto report = sync_report(copy.string(), host.string(), CopyOwner{0, 0, false});
+    REQUIRE(report);
+    REQUIRE(report->conflicts.size() == 1);
+    CHECK(report->conflicts[0].starts_with("report.txt: created on the host during the run"));
+    CHECK(content(host / "report.txt") == "host's");
+    fs::remove_all(host);
+    remove_copy(copy);
+}
+
+TEST_CASE("copy_tree and sync_tree_back handle trees deeper than PATH_MAX") {
+    // 155 nested 25-character directories: valid inside, over PATH_MAX at
+    // the host's path. Every step is relative to a directory descriptor.
+    auto host = fresh_dir("host-deep"), copy = fresh_dir("copy-deep");
+    std::string level(25, 'd');
+    auto descend = [&](const fs::path& root, bool create) {
+        int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int i = 0; i < 155; ++i) {
+            if (create) REQUIRE(::mkdirat(fd, level.c_str(), 0755) == 0);
+            int next = ::openat(fd, level.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            REQUIRE(next >= 0);
+            ::close(fd);
+            fd = next;
+        }
+        return fd;
+    };
+    int bottom = descend(host, true);
+    REQUIRE(::close(::openat(bottom, "old.txt", O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) == 0);
+    ::close(bottom);
+    REQUIRE(copy_tree(host.string(), copy.string(), CopyOwner{0, 0, false}));
+    bottom = descend(copy, false);
+    REQUIRE(::unlinkat(bottom, "old.txt", 0) == 0);
+    int made = ::openat(bottom, "new.txt", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    REQUIRE(::write(made, "deep", 4) == 4);
+    ::close(made);
+    ::close(bottom);
+    REQUIRE(sync_tree_back(copy.string(), host.string(), CopyOwner{0, 0, false}));
+    bottom = descend(host, false);
+    struct stat st {};
+    CHECK(::fstatat(bottom, "new.txt", &st, 0) == 0);
+    CHECK(st.st_size == 4);
+    CHECK(::fstatat(bottom, "old.txt", &st, 0) < 0);
+    ::close(bottom);
+    // rm -rf by descriptor: the tree is too deep for paths.
+    auto remove_deep = [&](const fs::path& root) {
+        std::string cmd = "cd " + root.string() + " && rm -rf " + level;
+        REQUIRE(std::system(cmd.c_str()) == 0);
+        fs::remove_all(root);
+    };
+    remove_deep(host);
+    remove_deep(copy);
+    manifests().erase(copy.string());
 }
