@@ -585,6 +585,10 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
         NUCLEUS_TRY(isolation::verify_child(pid, *plan));
         return receive_network(*network);
     };
+    if (ctx.sb->bridge) {
+        SandboxNetwork* bridge = &*ctx.sb->bridge;
+        request.attach_network = [bridge](pid_t pid) { return attach_bridge(bridge, pid); };
+    }
     auto spawned = co_await isolation::spawn_sandbox(std::move(request));
     // The child has exec'd or is gone: nothing reads the plan's secrets now.
     ctx.plan->wipe_secrets();
@@ -596,7 +600,9 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
         outcome.error = spawned.failure().error.describe();
     } else {
         io::ProcessHandle& process = spawned.value().process;
-        (void)ctx.events->emit(start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec));
+        json start = start_record(*ctx.sb, *ctx.plan, process.pid(), *ctx.spec);
+        if (ctx.sb->bridge) start["bridge"] = bridge_summary(*ctx.sb->bridge);
+        (void)ctx.events->emit(start);
         ctx.plan->release_setup();  // the daemon keeps the plan for exec
         if (ctx.on_started) ctx.on_started(process);
         EventLog* events = ctx.events;
@@ -623,6 +629,7 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
         outcome.supervision = std::move(result);
     }
     outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+    if (ctx.sb->bridge) co_await stop_bridge(&*ctx.sb->bridge);
     if (ctx.sb->cgroup) {
         // The counters and stats outlive the processes; read them before rmdir.
         outcome.stats = isolation::read_cgroup_stats(ctx.sb->cgroup->path());
@@ -711,6 +718,10 @@ Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, 
     auto maps = build_maps(spec, sb);
     if (!maps) return std::move(maps).error().wrap("preparing user namespace");
     sb.maps = std::move(*maps);
+    // Before the record is written: it names the leased address.
+    auto bridge = prepare_bridge(spec, sb.id, sb.paths.root, sb.record_extra);
+    if (!bridge) return std::move(bridge).error().wrap("preparing the network");
+    sb.bridge = std::move(*bridge);
     NUCLEUS_TRY(prepare_cgroup(spec, sb).wrap("preparing the cgroup"));
     if (!sb.record_written) NUCLEUS_TRY(write_record(sb, ""));  // running without a cgroup
     if (spec.rootfs_closure) {  // after the record: gc finds the root from the id (core/closure_gcroot.hpp)
@@ -806,6 +817,13 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
             warn(outcome.cgroup_removed.error().describe());
         }
     }
+    if (sb.bridge) {
+        std::string warning;
+        if (!release_bridge(*sb.bridge, cleanup, warning)) {
+            clean = false;
+            warn(warning);
+        }
+    }
     if (sb.workspace_copy && outcome.supervision) {
         auto synced = sync_workspace(spec, sb);
         cleanup["workspace_synced"] = synced.complete;
@@ -849,6 +867,15 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
     }
     cleanup["ok"] = clean;
     return cleanup;
+}
+
+void readopt_bridge(const SandboxSpec& spec, Sandbox& sb) {
+    if (spec.network != net::NetworkMode::Bridge) return;
+    auto text = io::read_file(sb.paths.sandboxes + "/" + sb.id + ".json", 1 << 20);
+    json record = json::parse(text ? *text : "", nullptr, false);
+    std::string warning;
+    sb.bridge = core::readopt_bridge(spec, sb.id, sb.paths.root, record, warning);
+    if (!warning.empty()) report_warning(warning);
 }
 
 json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup) {

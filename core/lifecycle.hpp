@@ -23,6 +23,7 @@
 #include "core/events.hpp"
 #include "core/network_setup.hpp"
 #include "core/run.hpp"
+#include "core/sandbox_network.hpp"
 #include "core/spec.hpp"
 #include "core/state.hpp"
 #include "core/supervise.hpp"
@@ -76,6 +77,7 @@ struct Sandbox {
     // Extra fields for the state record (the daemon's own bookkeeping).
     json record_extra = json::object();
     NetworkSetup network;  // --network egress: the sockets' way back from the child
+    std::optional<SandboxNetwork> bridge;  // --network bridge (core/sandbox_network.hpp)
 };
 
 // Output destinations.
@@ -153,6 +155,10 @@ SyncResult sync_workspace(const SandboxSpec& spec, Sandbox& sb);
 // never ran, workspace copy-out, the state record). Returns the cleanup
 // summary for the final event; warnings are reported unless `quiet`.
 json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet = false);
+
+// Daemon recovery: a running sandbox's network lease, taken again from its
+// state record (a warning is reported if that fails).
+void readopt_bridge(const SandboxSpec& spec, Sandbox& sb);
 
 // The final event: exit code or signal, reason, times, cleanup.
 json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup);

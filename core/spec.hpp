@@ -25,6 +25,7 @@
 #include "core/policies.hpp"
 #include "isolation/cgroup/limits.hpp"
 #include "isolation/child_plan.hpp"
+#include "net/nat.hpp"
 #include "net/egress_policy.hpp"
 #include "net/network.hpp"
 
@@ -59,6 +60,7 @@ struct SandboxSpec {
     std::optional<std::string> rootfs;     // absolute, canonical
     std::optional<ClosureManifest> rootfs_closure;  // a Nix store closure as the root (core/closure_spec.hpp)
     net::NetworkMode network = net::NetworkMode::None;
+    std::vector<net::PublishedPort> publish;  // --network bridge only (core/spec/keys_network.cpp)
     bool network_given = false;            // `network` was set (else allow rules mean egress)
     net::EgressPolicy egress;              // --allow-* rules (core/spec/keys_network.cpp)
     bool time_namespace = false;

@@ -11,6 +11,7 @@
 
 #include "core/closure_gcroot.hpp"
 #include "isolation/cgroup.hpp"
+#include "net/bridge.hpp"
 
 namespace nucleus::core {
 
@@ -156,6 +157,10 @@ CleanupReport collect_stale_sandboxes(const RuntimePaths& paths) {
         if (!cleaned) report.errors.push_back(cleaned.error().describe());
         else if (*cleaned) ++report.sandboxes;
     }
+    // Bridge leftovers (table entries, leases) are found by address, not
+    // by record: see net/bridge.hpp.
+    auto swept = net::sweep_bridge_leftovers(paths.root);
+    report.errors.insert(report.errors.end(), swept.errors.begin(), swept.errors.end());
     return report;
 }
 

@@ -6,7 +6,8 @@
 //   0. P: clone3(CLONE_VM | CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEW*).
 //      C starts blocked on control.
 //   1. P writes C's uid_map/gid_map (or runs newuidmap/newgidmap), then
-//      sends byte 1. C runs its setup script (isolation/child.cpp).
+//      sends byte 1. C runs its setup script (isolation/child.cpp), while
+//      P attaches C's network namespace (--network bridge), if asked.
 //   2. C sends a Ready record and blocks on control again. P verifies from
 //      outside (mountinfo, credentials) and sends byte 2, or kills C.
 //   3. C loads seccomp and execs. The report pipe is CLOEXEC, so P reads EOF
@@ -221,6 +222,10 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
     if (auto st = co_await write_id_maps(child.pid(), *request.maps); !st)
         co_return co_await fail_after_clone(child, plain_failure(std::move(st).error().wrap("writing user namespace maps")));
     if (auto st = send_byte(control->write.get()); !st) co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
+    if (request.attach_network) {
+        if (auto st = co_await request.attach_network(child.pid()); !st)
+            co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
+    }
 
     ChildReport record{};
     auto outcome = co_await read_report(report_pipe, record);

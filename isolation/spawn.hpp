@@ -20,6 +20,10 @@ struct SpawnRequest {
     // Called once the child has reported Ready, before it may exec: checks
     // from outside what the child claims to have set up (mounts, creds).
     std::function<Status(pid_t)> verify;
+    // Network set-up from outside (core/sandbox_network.hpp): run once the
+    // child has its maps and is released into its setup, so both proceed
+    // together; the child cannot exec before it completes.
+    std::function<asio::awaitable<Status>(pid_t)> attach_network;
     // Trace mode: the filter notifies every syscall; `trace` records them.
     SyscallTrace* trace = nullptr;
 };

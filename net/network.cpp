@@ -7,6 +7,7 @@ namespace nucleus::net {
 std::optional<NetworkMode> parse_network_mode(std::string_view text) {
     if (text == "none") return NetworkMode::None;
     if (text == "host") return NetworkMode::Host;
+    if (text == "bridge") return NetworkMode::Bridge;
     if (text == "egress") return NetworkMode::Egress;
     return std::nullopt;
 }
@@ -14,6 +15,7 @@ std::optional<NetworkMode> parse_network_mode(std::string_view text) {
 std::string_view to_string(NetworkMode mode) {
     switch (mode) {
         case NetworkMode::Host: return "host";
+        case NetworkMode::Bridge: return "bridge";
         case NetworkMode::Egress: return "egress";
         case NetworkMode::None: break;
     }

@@ -4,6 +4,9 @@
 //                   the child (isolation/child.cpp); no route out.
 //   host:           the host's network namespace, shared. Only for trusted
 //                   workloads; the fail-closed modes refuse it.
+//   bridge:         a network namespace of its own behind a veth on a host
+//                   bridge, with NAT and published ports (net/bridge.hpp); as
+//                   a non-root user, connected by pasta (net/bridge_pasta.hpp).
 //   egress:         `none`'s namespace, plus rules that send every TCP
 //                   connection to a capture socket and DNS to a stub, both
 //                   served by the supervisor under an EgressPolicy
@@ -17,7 +20,7 @@
 
 namespace nucleus::net {
 
-enum class NetworkMode { None, Host, Egress };
+enum class NetworkMode { None, Host, Egress, Bridge };
 
 std::optional<NetworkMode> parse_network_mode(std::string_view text);
 std::string_view to_string(NetworkMode mode);

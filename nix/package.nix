@@ -1,17 +1,18 @@
 # The nucleus runtime from this source tree: the CMake build with the same
 # dependencies as scripts/install-deps.sh (Asio with io_uring, liburing,
-# libseccomp, nlohmann-json, spdlog, CLI11, toml++, http-parser, libmd),
+# libseccomp, nlohmann-json, spdlog, CLI11, toml++, http-parser, libmd,
+# libmnl, libnftnl),
 # dynamically linked against nixpkgs' libraries (the Debian build links
 # statically). `doCheck` runs the unit tests, which need no privileges.
 { lib, stdenv, cmake, ninja, pkg-config, asio, liburing, libseccomp, nlohmann_json, spdlog, cli11
-, tomlplusplus, http-parser, libmd, catch2_3, src, withTests ? false }:
+, tomlplusplus, http-parser, libmd, libmnl, libnftnl, catch2_3, src, withTests ? false }:
 
 stdenv.mkDerivation {
   pname = "nucleus";
   version = "0.1.0";
   inherit src;
   nativeBuildInputs = [ cmake ninja pkg-config ];
-  buildInputs = [ asio liburing libseccomp nlohmann_json spdlog cli11 tomlplusplus http-parser libmd ]
+  buildInputs = [ asio liburing libseccomp nlohmann_json spdlog cli11 tomlplusplus http-parser libmd libmnl libnftnl ]
     ++ lib.optional withTests catch2_3;
   cmakeFlags = [
     "-DNUCLEUS_STATIC=OFF"

@@ -1,12 +1,16 @@
 #!/bin/sh
 # Installs everything Nucleus needs to build, test and benchmark on Debian 12.
 #
-# Two packages come from outside bookworm proper, each pinned so that nothing
+# Three packages come from outside bookworm proper, each pinned so that nothing
 # else is ever taken from those suites:
 #   - libasio-dev 1.30 from trixie: Debian 12's Asio 1.22 has two io_uring
 #     backend bugs that corrupt I/O (fixed in >= 1.28). It is header-only,
 #     architecture all, with no dependencies.
 #   - catch2 3.x from bookworm-backports (bookworm ships 2.x).
+#   - libmnl-dev 1.0.5 from trixie (with its libmnl0, a drop-in of the same
+#     soname that iproute2 and nftables use): bookworm's 1.0.4 ships no
+#     static archive, and the nucleus binary links statically (netlink for
+#     --network bridge, net/netlink.cpp).
 set -eu
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -59,11 +63,11 @@ apt-get install -y -qq --no-install-recommends \
     libnftnl-dev libmnl-dev nftables curl openssl \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev libhttp-parser-dev \
-    busybox-static uidmap iproute2 procps util-linux ca-certificates qemu-system-x86 xz-utils \
+    busybox-static uidmap iproute2 procps util-linux ca-certificates qemu-system-x86 xz-utils passt \
     clang libclang-rt-14-dev hyperfine \
     python3 nix-bin >/dev/null
 
-apt-get install -y -qq --no-install-recommends -t trixie libasio-dev >/dev/null
+apt-get install -y -qq --no-install-recommends -t trixie libasio-dev libmnl-dev >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports catch2 >/dev/null
 
 # Test fixture: Docker's default seccomp profile (to prove it loads), taken

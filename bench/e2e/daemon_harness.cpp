@@ -105,12 +105,13 @@ std::string ApiResult::describe() const {
   return "HTTP " + std::to_string(status) + (error.empty() ? "" : ": " + error);
 }
 
-BenchDaemon::BenchDaemon(const std::string& nucleus_binary, const fs::path& scratch, const fs::path& state_dir)
+BenchDaemon::BenchDaemon(const std::string& nucleus_binary, const fs::path& scratch, const fs::path& state_dir,
+                         const std::vector<std::string>& prefix)
     : socket_((scratch / "nucleus.sock").string()), log_path_((scratch / "daemon.log").string()) {
   const fs::path state = state_dir.empty() ? scratch / "state" : state_dir;
-  server_ = std::make_unique<Server>(
-      std::vector<std::string>{nucleus_binary, "daemon", "--socket", socket_, "--state-dir", state.string()},
-      std::nullopt, log_path_);
+  std::vector<std::string> argv = prefix;
+  argv.insert(argv.end(), {nucleus_binary, "daemon", "--socket", socket_, "--state-dir", state.string()});
+  server_ = std::make_unique<Server>(argv, std::nullopt, log_path_);
   const double deadline = monotonic_ms() + 15000;
   std::string last_error;
   while (true) {

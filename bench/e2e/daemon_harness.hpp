@@ -44,8 +44,10 @@ class BenchDaemon {
   // --state-dir under `scratch`) and waits (up to 15 s) until GET
   // /v1/health answers 200; throws std::runtime_error with the end of its
   // log otherwise.
+  // `prefix` runs before the daemon's argv (e.g. `unshare --net`), each
+  // part exec'ing the next so that pid() stays the daemon's.
   BenchDaemon(const std::string& nucleus_binary, const std::filesystem::path& scratch,
-              const std::filesystem::path& state_dir = {});
+              const std::filesystem::path& state_dir = {}, const std::vector<std::string>& prefix = {});
   ~BenchDaemon();
   BenchDaemon(const BenchDaemon&) = delete;
   BenchDaemon& operator=(const BenchDaemon&) = delete;

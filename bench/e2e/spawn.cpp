@@ -116,13 +116,17 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
   command->add_option("--warmup", options.warmup, "Unmeasured spawns first (default: 2 per client thread, at most 8)");
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
-  command->add_option("--network", options.network, "host (default), none, or egress (one --allow-domain rule)")
-      ->check(CLI::IsMember({"host", "none", "egress"}));
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
   command->add_option("--state-dir", options.state_parent,
                       "Give the daemon a fresh --state-dir (records and logs) under DIR, removed afterwards, e.g. on the tmpfs that "
                       "/run is on systemd hosts; default: beside its socket under /var/tmp")
       ->check(CLI::ExistingDirectory);
+  command->add_option("--network", options.network,
+                      "The sandboxes' network: host (default), none (a namespace of its own), egress (one --allow-domain "
+                      "rule) or bridge (a veth on a bridge; the daemon then runs in a network namespace of the "
+                      "benchmark's own, so that its bridge, nftables and sysctls never touch the machine's)")
+      ->check(CLI::IsMember({"host", "none", "egress", "bridge"}))
+      ->capture_default_str();
   command->add_flag("--quick", *quick, "Smoke run: 50 sandboxes (unless --count is given)");
   command->callback([&options, quick, count, concurrency] {
     if (*quick && count->count() == 0) options.count = 50;
@@ -152,7 +156,10 @@ int run_spawn(const SpawnOptions& options) {
   if (!options.state_parent.empty()) state_scratch.emplace("nucleus-bench-state", options.state_parent);
   const fs::path state_dir = state_scratch ? state_scratch->path() : fs::path();
   const std::string state_fs = filesystem_name(state_dir.empty() ? scratch.path() : state_dir);
-  BenchDaemon daemon(nucleus, scratch.path(), state_dir);
+  std::vector<std::string> prefix;
+  if (options.network == "bridge")
+    prefix = {"/usr/bin/env", "NUCLEUS_STATE_DIR=" + (scratch.path() / "runtime").string(), "/usr/bin/unshare", "--net"};
+  BenchDaemon daemon(nucleus, scratch.path(), state_dir, prefix);
 
   std::set<std::string> ours;
   std::mutex ours_mutex;

@@ -21,7 +21,8 @@ struct SpawnOptions {
   std::string json_path;
   std::string rootfs_dir;  // empty: a scratch rootfs removed at exit
   std::string state_parent;  // empty: the daemon's state beside its socket in the scratch dir
-  std::string network = "host";  // host, none, or egress (with one --allow-domain rule)
+  std::string network = "host";  // host, none, egress (with one --allow-domain rule), or bridge (the daemon
+                                 // in a network namespace of its own)
 };
 
 CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options);

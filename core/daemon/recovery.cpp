@@ -136,6 +136,7 @@ bool Daemon::adopt(Entry& e) {
         else lifecycle::report_warning("re-adopting sandbox " + r.id + ": " + lease.error().describe() +
                                        "; it shares its host uid/gid range with that one");
     }
+    lifecycle::readopt_bridge(e.spec, *sb);  // --network bridge: its address lease, taken again
     e.live.sb = std::move(sb);
     r.phase = Phase::Running;
     r.adopted = true;

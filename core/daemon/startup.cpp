@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -17,6 +18,7 @@
 #include "core/daemon/daemon.hpp"
 #include "core/run.hpp"
 #include "io/reactor.hpp"
+#include "net/bridge_config.hpp"
 
 namespace nucleus::core {
 
@@ -92,11 +94,31 @@ void add_daemon_flags(CLI::App& app, DaemonConfig& config) {
     app.add_option("--max-sandboxes", config.max_sandboxes, "Sandboxes held at once (more get 429)")->capture_default_str();
     app.add_option("--keep-exited", config.keep_exited, "Exited sandboxes kept for inspect before the oldest go")
         ->capture_default_str();
+    app.add_option("--bridge", config.bridge, "Bridge of --network bridge sandboxes (default $NUCLEUS_BRIDGE or nucleus0)");
+    app.add_option("--bridge-subnet", config.bridge_subnet,
+                   "Its IPv4 subnet (default $NUCLEUS_BRIDGE_SUBNET or 10.201.0.0/16)");
+    app.add_option("--bridge-subnet6", config.bridge_subnet6,
+                   "Its IPv6 subnet, or none (default $NUCLEUS_BRIDGE_SUBNET6 or fd4e:7563:6c65::/64)");
+}
+
+// Flags over the environment, validated before anything starts.
+static Status configure_bridge(const DaemonConfig& config) {
+    auto env = [](const char* key, const std::string& flag) {
+        const char* v = std::getenv(key);
+        return !flag.empty() ? flag : v ? std::string(v) : std::string();
+    };
+    auto c = net::make_bridge_config(env("NUCLEUS_BRIDGE", config.bridge),
+                                     env("NUCLEUS_BRIDGE_SUBNET", config.bridge_subnet),
+                                     env("NUCLEUS_BRIDGE_SUBNET6", config.bridge_subnet6));
+    if (!c) return std::move(c).error().wrap("--bridge, --bridge-subnet or --bridge-subnet6");
+    net::set_runtime_bridge_config(std::move(*c));
+    return {};
 }
 
 int run_daemon(DaemonConfig config) {
     auto group = check_config(config);
     if (!group) return fail(group.error().describe());
+    if (auto st = configure_bridge(config); !st) return fail(st.error().describe());
     raise_fd_limit();
     if (auto st = make_directories(config); !st) return fail(st.error().describe());
     auto paths = prepare_runtime_paths();

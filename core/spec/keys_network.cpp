@@ -1,5 +1,6 @@
 // Egress allow rules (--network egress): `allow_domain`, `allow_cidr` and
-// `allow_from_file` make the sandbox's EgressPolicy (net/egress_policy.hpp).
+// `allow_from_file` make the sandbox's EgressPolicy (net/egress_policy.hpp);
+// `publish` takes the ports a --network bridge sandbox publishes.
 // Applied right after `network` (core/spec/keys.cpp): with rules and no
 // `network` key the sandbox gets `--network egress`; `none` or `host`
 // with rules is refused, since the rules would silently mean nothing.
@@ -78,6 +79,24 @@ Status apply_allow_from_file(const json& value, SandboxSpec& spec, const SpecKey
     return network_for_rules(spec, key);
 }
 
+// -p/--publish: [IP:]HOST:CONTAINER[/tcp|udp], needs --network bridge.
+Status apply_publish(const json& value, SandboxSpec& spec, const SpecKey& key) {
+    NUCLEUS_TRY_ASSIGN(auto texts, text_list(value, key));
+    for (const auto& text : texts) {
+        auto port = net::parse_published_port(text);
+        if (!port) return bad(key, port.error().describe());
+        for (const auto& other : spec.publish)
+            if (other.host_port == port->host_port && other.protocol == port->protocol && other.family == port->family &&
+                other.host_v4 == port->host_v4 && other.host_v6 == port->host_v6)
+                return bad(key, shown(text) + " publishes host port " + std::to_string(port->host_port) + "/" +
+                                    std::string(net::to_string(port->protocol)) + " twice");
+        spec.publish.push_back(*port);
+    }
+    if (!spec.publish.empty() && spec.network != net::NetworkMode::Bridge)
+        return bad(key, "needs --network bridge (a sandbox without its own routed network has no port to publish)");
+    return {};
+}
+
 constexpr SpecKey rows[] = {
     {.key = "allow_domain", .flags = "--allow-domain", .value_name = "NAME[:PORTS]",
      .help = "Egress: allow NAME, or every name below it with *.NAME (ports default to 443,80; :* for any)",
@@ -92,6 +111,9 @@ constexpr SpecKey rows[] = {
     {.key = "allow_from_file", .flags = "--allow-from-file", .value_name = "FILE",
      .help = "Egress: allow rules from FILE, one NAME or CIDR rule per line, # comments",
      .shape = KeyShape::List, .resolve = resolve_rule_files, .apply = apply_allow_from_file},
+    {.key = "publish", .flags = "-p,--publish", .value_name = "[IP:]HOST:CONTAINER[/PROTO]",
+     .help = "Publish a port with --network bridge (IP default 127.0.0.1; tcp or udp, default tcp)",
+     .shape = KeyShape::List, .apply = apply_publish},
 };
 
 }  // namespace

@@ -45,7 +45,7 @@ Status apply_hostname(const json& value, SandboxSpec& spec, const SpecKey& key) 
 Status apply_network(const json& value, SandboxSpec& spec, const SpecKey& key) {
     NUCLEUS_TRY_ASSIGN(auto name, text(value, key));
     auto mode = net::parse_network_mode(name);
-    if (!mode) return bad(key, "must be none, host or egress, got " + shown(name));
+    if (!mode) return bad(key, "must be none, host, egress or bridge, got " + shown(name));
     spec.network = *mode;
     spec.network_given = true;
     return {};
@@ -85,9 +85,11 @@ constexpr SpecKey rows[] = {
     {.key = "hostname", .flags = "--hostname", .value_name = "NAME",
      .help = "Hostname inside the sandbox (default: the short id)", .apply = apply_hostname},
     {.key = "network", .flags = "--network", .value_name = "MODE",
-     .help = "none (default: own namespace with lo), host, or egress (the default with --allow-*)",
+     .help = "none (default: own namespace with lo), host, egress (the default with --allow-*), or bridge "
+             "(veth on a host bridge with NAT)",
      .doc = "`none` (default): own network namespace with only `lo`, up; `host`: share the host's; `egress`: "
-            "`none` plus deny-by-default egress through the runtime (see Egress for agents)",
+            "`none` plus deny-by-default egress through the runtime (see Egress for agents); `bridge`: a veth "
+            "on a host bridge with NAT and published ports (see Bridge networking)",
      .apply = apply_network},
     {.key = "time_namespace", .flags = "--time-namespace", .help = "Give the sandbox its own time namespace",
      .shape = KeyShape::Switch, .apply = apply_time_namespace},

@@ -275,7 +275,7 @@ TEST_CASE("bad flags and documents exit 125 with a specific message and leave no
         {{"-v", "/tmp:relative", "--", "true"}, "must be an absolute path"},
         {{"-v", "/tmp:/proc/x", "--", "true"}, "runtime-managed"},
         {{"-v", "/tmp:/data:rx", "--", "true"}, "mode must be ro or rw"},
-        {{"--network", "bridge", "--", "true"}, "must be none, host or egress"},
+        {{"--network", "bridged", "--", "true"}, "must be none, host, egress or bridge"},
         {{"-u", "root", "--", "true"}, "not a numeric id"},
         {{"-u", "70000", "--", "true"}, "outside the sandbox's range"},
         {{"--cap-add", "CAP_FLY", "--", "true"}, "unknown capability"},

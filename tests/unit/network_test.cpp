@@ -7,7 +7,10 @@ using namespace nucleus::net;
 TEST_CASE("network modes parse and decide the namespace") {
     CHECK(parse_network_mode("none") == NetworkMode::None);
     CHECK(parse_network_mode("host") == NetworkMode::Host);
-    CHECK_FALSE(parse_network_mode("bridge"));
+    CHECK(parse_network_mode("bridge") == NetworkMode::Bridge);
+    CHECK_FALSE(parse_network_mode("egress-or-not"));
+    CHECK(to_string(NetworkMode::Bridge) == "bridge");
+    CHECK(needs_network_namespace(NetworkMode::Bridge));
     CHECK(needs_network_namespace(NetworkMode::None));
     CHECK_FALSE(needs_network_namespace(NetworkMode::Host));
 }

@@ -39,7 +39,7 @@ TEST_CASE("a minimal document gives the agent defaults") {
 
 TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"bogus", 1}})) == "unknown setting \"bogus\"");
-    CHECK(error_of(with_command({{"network", "bridge"}})).starts_with("network (--network): must be none, host or egress"));
+    CHECK(error_of(with_command({{"network", "bridged"}})).starts_with("network (--network): must be none, host, egress or bridge"));
     CHECK(error_of(with_command({{"user", "root"}})).find("not a numeric id") != std::string::npos);
     CHECK(error_of(with_command({{"user", "70000"}})).find("outside the sandbox's range") != std::string::npos);
     CHECK(error_of(with_command({{"rootfs", "/nonexistent/rootfs"}})).starts_with("rootfs (--rootfs): \"/nonexistent/rootfs\""));
@@ -239,6 +239,21 @@ TEST_CASE("a rootfs the sandbox cannot traverse is refused naming it") {
     REQUIRE_FALSE(ancestor);
     CHECK(ancestor.error().message.find(": \"" + base.string() + "\" (mode 0700") != std::string::npos);
     fs::remove_all(base);
+}
+
+TEST_CASE("published ports need --network bridge and are parsed once each") {
+    auto spec = spec_from_document(with_command({{"network", "bridge"}, {"publish", {"8080:80", "0.0.0.0:53:53/udp"}}}));
+    REQUIRE(spec);
+    CHECK(spec->network == nucleus::net::NetworkMode::Bridge);
+    REQUIRE(spec->publish.size() == 2);
+    CHECK(nucleus::net::to_string(spec->publish[0]) == "127.0.0.1:8080:80/tcp");
+    CHECK(error_of(with_command({{"publish", {"8080:80"}}})).find("needs --network bridge") != std::string::npos);
+    CHECK(error_of(with_command({{"network", "bridge"}, {"publish", {"8080:80", "127.0.0.1:8080:81"}}}))
+              .find("publishes host port 8080/tcp twice") != std::string::npos);
+    CHECK(error_of(with_command({{"network", "bridge"}, {"publish", 8080}})).starts_with("publish (--publish): must be"));
+    CHECK(error_of(with_command({{"network", "bridge"}, {"publish", {"[::1]:80:80"}}})).find("[::1]") != std::string::npos);
+    // The same host port over UDP, or on another address, is another port.
+    CHECK(spec_from_document(with_command({{"network", "bridge"}, {"publish", {"8080:80", "8080:80/udp", "0.0.0.0:8080:80"}}})));
 }
 
 TEST_CASE("network keys: allow rules make egress the default; none and host refuse them") {
