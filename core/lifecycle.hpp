@@ -160,6 +160,10 @@ json teardown(const SandboxSpec& spec, Sandbox& sb, Outcome& outcome, bool quiet
 // state record (a warning is reported if that fails).
 void readopt_bridge(const SandboxSpec& spec, Sandbox& sb);
 
+// The start event: ids, namespaces, network, mounts, identity, layers
+// (core/lifecycle_records.cpp, as the other records).
+json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pid, const SandboxSpec& spec);
+
 // The final event: exit code or signal, reason, times, cleanup.
 json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup);
 
