@@ -174,13 +174,20 @@ char type_of(mode_t mode) {
 
 const char* type_name(char type) {
     switch (type) {
-        case 'f': return "file";
-        case 'd': return "directory";
-        case 'l': return "symlink";
-        case 'c': return "char device";
-        case 'b': return "block device";
-        case 'p': return "fifo";
-        default: return "socket";
+        case 'f':
+            return "file";
+        case 'd':
+            return "directory";
+        case 'l':
+            return "symlink";
+        case 'c':
+            return "char device";
+        case 'b':
+            return "block device";
+        case 'p':
+            return "fifo";
+        default:
+            return "socket";
     }
 }
 
@@ -335,7 +342,8 @@ private:
                 target.resize(static_cast<size_t>(n));
                 return target;
             }
-            if (target.size() >= (size_t{1} << 20)) return Error::plain("readlink " + escape(p.rel) + ": target too long");
+            if (target.size() >= (size_t{1} << 20))
+                return Error::plain("readlink " + escape(p.rel) + ": target too long");
             target.resize(target.size() * 2);
         }
     }
@@ -371,7 +379,8 @@ Result<std::pair<std::string, Entry>> parse_line(std::string_view line) {
     if (fields[0].size() != 1 || std::string_view("fdlcbps").find(fields[0][0]) == std::string_view::npos)
         return Error::plain("bad type \"" + escape(fields[0]) + "\"");
     e.type = fields[0][0];
-    if (fields[1].size() != 4 || !parse_number(fields[1], e.mode, 8)) return Error::plain("mode: expected 4 octal digits");
+    if (fields[1].size() != 4 || !parse_number(fields[1], e.mode, 8))
+        return Error::plain("mode: expected 4 octal digits");
     if (!parse_number(fields[2], e.uid, 10)) return Error::plain("bad uid");
     if (!parse_number(fields[3], e.gid, 10)) return Error::plain("bad gid");
     if (!parse_number(fields[4], e.size, 10)) return Error::plain("bad size");
@@ -421,7 +430,9 @@ Result<std::string> read_manifest(int dir_fd, const std::string& path, int nofol
     struct stat st {};
     if (::fstat(fd->get(), &st) < 0) return Error::from_errno("fstat " + path);
     if (!S_ISREG(st.st_mode)) return Error::plain(path + ": not a regular file");
-    auto too_big = [&] { return Error::plain(path + ": larger than " + std::to_string(max_manifest_bytes) + " bytes"); };
+    auto too_big = [&] {
+        return Error::plain(path + ": larger than " + std::to_string(max_manifest_bytes) + " bytes");
+    };
     if (static_cast<uint64_t>(st.st_size) > max_manifest_bytes) return too_big();
     std::string text;
     text.reserve(static_cast<size_t>(st.st_size));
@@ -458,12 +469,14 @@ std::string describe_change(const std::string& path, const Entry& want, const En
     } else {
         if (want.mode != have.mode) {
             std::string gained = special_bits(have.mode & ~want.mode);
-            parts.push_back("mode " + octal4(want.mode) + " -> " + octal4(have.mode) + (gained.empty() ? "" : ", now " + gained));
+            parts.push_back("mode " + octal4(want.mode) + " -> " + octal4(have.mode) +
+                            (gained.empty() ? "" : ", now " + gained));
         }
         if (want.uid != have.uid || want.gid != have.gid)
             parts.push_back("owner " + std::to_string(want.uid) + ":" + std::to_string(want.gid) + " -> " +
                             std::to_string(have.uid) + ":" + std::to_string(have.gid));
-        if (want.size != have.size) parts.push_back("size " + std::to_string(want.size) + " -> " + std::to_string(have.size));
+        if (want.size != have.size)
+            parts.push_back("size " + std::to_string(want.size) + " -> " + std::to_string(have.size));
         if (want.hash != have.hash) parts.push_back(have.type == 'l' ? "symlink target differs" : "sha256 differs");
     }
     std::string text = "modified: " + escape(path) + " (";
@@ -496,7 +509,8 @@ std::vector<std::string> compare(const Entries& want, const Entries& have) {
 
 Result<std::string> temp_name() {
     unsigned char random[8];
-    if (::getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random)) return Error::from_errno("getrandom");
+    if (::getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random))
+        return Error::from_errno("getrandom");
     std::string name = std::string(attestation_file) + ".tmp-";
     for (unsigned char c : random) {
         name += hex_digits[c >> 4];
@@ -568,7 +582,8 @@ Result<std::vector<std::string>> verify_rootfs(const std::string& dir, const std
     // directory fd and never through a symlink planted in its place.
     bool inside = manifest_path.empty();
     std::string origin = inside ? join(dir, attestation_file) : manifest_path;
-    auto text = inside ? read_manifest(root->get(), attestation_file, O_NOFOLLOW) : read_manifest(AT_FDCWD, manifest_path, 0);
+    auto text =
+        inside ? read_manifest(root->get(), attestation_file, O_NOFOLLOW) : read_manifest(AT_FDCWD, manifest_path, 0);
     if (!text) return std::move(text).error().wrap("reading the attestation");
     auto want = parse_manifest(*text, origin);
     if (!want) return std::move(want).error();

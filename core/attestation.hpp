@@ -32,10 +32,10 @@ inline constexpr const char* attestation_file = ".nucleus-rootfs-sha256";
 inline constexpr size_t max_manifest_bytes = size_t{256} << 20;
 
 struct AttestSummary {
-    uint64_t entries = 0;        // lines written, header excluded
-    uint64_t bytes_hashed = 0;   // regular-file content read
-    std::string manifest_path;   // DIR/.nucleus-rootfs-sha256
-    std::string manifest_sha256; // of the manifest's bytes, for pinning
+    uint64_t entries = 0;  // lines written, header excluded
+    uint64_t bytes_hashed = 0;  // regular-file content read
+    std::string manifest_path;  // DIR/.nucleus-rootfs-sha256
+    std::string manifest_sha256;  // of the manifest's bytes, for pinning
 };
 
 // Writes DIR/.nucleus-rootfs-sha256 atomically (temporary file in DIR,

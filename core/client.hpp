@@ -50,7 +50,6 @@ std::string string_field(const nlohmann::json& object, const char* key);
 
 // --- The pure parts, exposed for tests ------------------------------------
 
-
 // Docker's wording: "Less than a second ago", "3 seconds ago",
 // "About a minute ago", "5 minutes ago", "About an hour ago", "3 hours ago",
 // "2 days ago", "3 weeks ago", "4 months ago", "2 years ago".

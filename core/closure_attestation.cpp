@@ -190,8 +190,7 @@ Result<std::vector<std::string>> verify_closure(const ClosureManifest& manifest)
         if (digest->size != p.nar_size)
             diffs.push_back("modified: " + p.path + " (nar size " + std::to_string(p.nar_size) + " -> " +
                             std::to_string(digest->size) + ")");
-        else if (!hash_matches(p.nar_hash, *digest))
-            diffs.push_back("modified: " + p.path + " (nar hash differs)");
+        else if (!hash_matches(p.nar_hash, *digest)) diffs.push_back("modified: " + p.path + " (nar hash differs)");
     }
     return diffs;
 }

@@ -16,7 +16,7 @@ namespace nucleus::core {
 
 struct NarDigest {
     std::string sha256_hex;
-    std::string sha256_nix32;   // Nix's base32 (what "sha256:" + 52 characters means)
+    std::string sha256_nix32;  // Nix's base32 (what "sha256:" + 52 characters means)
     std::string sha256_base64;  // SRI ("sha256-" + base64)
     uint64_t size = 0;
 };

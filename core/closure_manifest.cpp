@@ -36,7 +36,8 @@ bool valid_store_name(std::string_view name) {
     std::string_view rest = name.substr(33);
     if (rest.empty() || rest[0] == '.') return false;
     return std::all_of(rest.begin(), rest.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("+-._?=").find(c) != std::string_view::npos;
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               std::string_view("+-._?=").find(c) != std::string_view::npos;
     });
 }
 
@@ -48,14 +49,17 @@ bool valid_store_dir(const std::string& dir) {
 
 bool valid_hash(std::string_view h) {
     auto all = [](std::string_view s, std::string_view chars) {
-        return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) { return chars.find(c) != std::string_view::npos; });
+        return !s.empty() &&
+               std::all_of(s.begin(), s.end(), [&](char c) { return chars.find(c) != std::string_view::npos; });
     };
     if (h.starts_with("sha256:")) {
         std::string_view v = h.substr(7);
-        return (v.size() == 52 && all(v, "0123456789abcdfghijklmnpqrsvwxyz")) || (v.size() == 64 && all(v, "0123456789abcdef"));
+        return (v.size() == 52 && all(v, "0123456789abcdfghijklmnpqrsvwxyz")) ||
+               (v.size() == 64 && all(v, "0123456789abcdef"));
     }
     if (h.starts_with("sha256-"))
-        return h.size() == 7 + 44 && all(h.substr(7), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=");
+        return h.size() == 7 + 44 &&
+               all(h.substr(7), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=");
     return false;
 }
 
@@ -64,7 +68,8 @@ bool valid_env_key(const std::string& key) {
 }
 
 Result<std::string> get_string(const json& obj, const char* key, const std::string& where) {
-    if (!obj.contains(key) || !obj.at(key).is_string()) return Error::plain(where + ": \"" + key + "\" must be a string");
+    if (!obj.contains(key) || !obj.at(key).is_string())
+        return Error::plain(where + ": \"" + key + "\" must be a string");
     return obj.at(key).get<std::string>();
 }
 
@@ -160,8 +165,8 @@ Result<ClosureManifest> parse_document(const json& doc) {
     if (!doc.is_object()) return Error::plain("a closure manifest must be a JSON object");
     if (!doc.contains("nucleus_closure_manifest") || doc.at("nucleus_closure_manifest") != manifest_version)
         return Error::plain("not a closure manifest (\"nucleus_closure_manifest\": 1 is missing)");
-    static const std::set<std::string> known = {"nucleus_closure_manifest", "name", "store_dir", "roots", "entrypoint",
-                                                "env", "paths"};
+    static const std::set<std::string> known = {
+        "nucleus_closure_manifest", "name", "store_dir", "roots", "entrypoint", "env", "paths"};
     for (const auto& [key, value] : doc.items())
         if (!known.count(key)) return Error::plain("unknown key \"" + key + "\"");
     ClosureManifest m;
@@ -180,7 +185,8 @@ Result<ClosureManifest> parse_document(const json& doc) {
         if (!p) return std::move(p).error();
         m.paths.push_back(std::move(*p));
     }
-    std::sort(m.paths.begin(), m.paths.end(), [](const ClosurePath& a, const ClosurePath& b) { return a.path < b.path; });
+    std::sort(m.paths.begin(), m.paths.end(),
+              [](const ClosurePath& a, const ClosurePath& b) { return a.path < b.path; });
     if (doc.contains("roots")) {
         auto roots = get_paths(doc.at("roots"), "roots");
         if (!roots) return std::move(roots).error();
@@ -195,7 +201,8 @@ Result<ClosureManifest> parse_document(const json& doc) {
 json document_of(const ClosureManifest& m) {
     json paths = json::array();
     for (const auto& p : m.paths)
-        paths.push_back({{"path", p.path}, {"nar_hash", p.nar_hash}, {"nar_size", p.nar_size}, {"references", p.references}});
+        paths.push_back(
+            {{"path", p.path}, {"nar_hash", p.nar_hash}, {"nar_size", p.nar_size}, {"references", p.references}});
     json env = json::object();
     for (const auto& [k, v] : m.env) env[k] = io::bytes_json(v);
     return {{"nucleus_closure_manifest", manifest_version},
@@ -248,7 +255,8 @@ Result<ClosureManifest> closure_manifest_from_attrs(const json& attrs) {
         return Error::plain("the attributes need \"closure\" (exportReferencesGraph) and \"manifest\"");
     const json& spec = attrs.at("manifest");
     const json& closure = attrs.at("closure");
-    if (!spec.is_object() || !closure.is_array()) return Error::plain("\"manifest\" must be an object, \"closure\" a list");
+    if (!spec.is_object() || !closure.is_array())
+        return Error::plain("\"manifest\" must be an object, \"closure\" a list");
     json doc = {{"nucleus_closure_manifest", manifest_version},
                 {"name", spec.value("name", json("rootfs"))},
                 {"store_dir", spec.value("storeDir", json("/nix/store"))},
@@ -281,7 +289,8 @@ int closure_manifest_command(const std::string& attrs_file, const std::string& o
         const char* top = std::getenv("NIX_BUILD_TOP");
         file = named && *named ? named : top && *top ? std::string(top) + "/.attrs.json" : "";
     }
-    if (file.empty()) return fail(Error::plain("no --attrs given, and not run as a Nix builder (no NIX_ATTRS_JSON_FILE)"));
+    if (file.empty())
+        return fail(Error::plain("no --attrs given, and not run as a Nix builder (no NIX_ATTRS_JSON_FILE)"));
     auto text = read_bounded(file);
     if (!text) return fail(text.error());
     json attrs = json::parse(*text, nullptr, false);

@@ -46,14 +46,14 @@ struct ClosurePath {
 };
 
 struct ClosureManifest {
-    std::string file;             // where it was read from ("" when parsed from text)
-    std::string sha256;           // of the manifest's bytes: what audit records pin
+    std::string file;  // where it was read from ("" when parsed from text)
+    std::string sha256;  // of the manifest's bytes: what audit records pin
     std::string name;
     std::string store_dir;
     std::vector<std::string> roots;
-    std::vector<std::string> entrypoint;                    // empty: none
-    std::vector<std::pair<std::string, std::string>> env;   // in key order
-    std::vector<ClosurePath> paths;                         // in path order
+    std::vector<std::string> entrypoint;  // empty: none
+    std::vector<std::pair<std::string, std::string>> env;  // in key order
+    std::vector<ClosurePath> paths;  // in path order
 };
 
 // Parses and validates a manifest's text; `origin` names it in errors.

@@ -35,7 +35,8 @@ Status resolve_rootfs_closure(nlohmann::json& document, const SpecKey&, const Re
 Status apply_rootfs_closure(const nlohmann::json& value, SandboxSpec& spec, const SpecKey&) {
     if (!value.is_object() || !value.contains("content") || !value["content"].is_string())
         return bad("internal: the manifest was not resolved");
-    std::string origin = value.contains("path") && value["path"].is_string() ? value["path"].get<std::string>() : "(inline)";
+    std::string origin =
+        value.contains("path") && value["path"].is_string() ? value["path"].get<std::string>() : "(inline)";
     if (spec.rootfs) return bad("cannot be combined with --rootfs (a sandbox has one root)");
     auto manifest = parse_closure_manifest(value["content"].get<std::string>(), origin);
     if (!manifest) return bad(manifest.error().describe());

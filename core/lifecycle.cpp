@@ -42,7 +42,6 @@
 
 namespace nucleus::core::lifecycle {
 
-
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -55,13 +54,13 @@ std::string random_id() {
         // getrandom(2) does not fail for 16 bytes once the pool is ready;
         // fall back on time and pid rather than refuse to run.
         auto now = Clock::now().time_since_epoch().count();
-        for (size_t i = 0; i < sizeof bytes; ++i) bytes[i] = static_cast<unsigned char>((now >> (i % 8 * 8)) ^ ::getpid() ^ i);
+        for (size_t i = 0; i < sizeof bytes; ++i)
+            bytes[i] = static_cast<unsigned char>((now >> (i % 8 * 8)) ^ ::getpid() ^ i);
     }
     char out[33];
     for (size_t i = 0; i < sizeof bytes; ++i) std::snprintf(out + 2 * i, 3, "%02x", bytes[i]);
     return out;
 }
-
 
 // The login name for `uid` from /etc/passwd (no NSS in a static binary;
 // /etc/subuid names local users anyway).
@@ -109,7 +108,8 @@ Result<isolation::UserNamespaceMaps> build_maps(const SandboxSpec& spec, Sandbox
             std::vector<IdMapping> m;
             if (keep > 0) m.push_back({0, base, keep});
             m.push_back({keep, keep, 1});
-            if (keep + 1 < isolation::id_range_size) m.push_back({keep + 1, base + keep + 1, isolation::id_range_size - keep - 1});
+            if (keep + 1 < isolation::id_range_size)
+                m.push_back({keep + 1, base + keep + 1, isolation::id_range_size - keep - 1});
             return m;
         };
         maps.method = isolation::UserNamespaceMaps::Method::Direct;
@@ -136,7 +136,9 @@ Result<isolation::UserNamespaceMaps> build_maps(const SandboxSpec& spec, Sandbox
 
 // Creates the flock'd state record (once), naming the cgroup to clean up.
 Status write_record(Sandbox& sb, const std::string& cgroup_path) {
-    sb.record_json = {{"id", sb.id}, {"name", sb.name}, {"supervisor", ::getpid()},
+    sb.record_json = {{"id", sb.id},
+                      {"name", sb.name},
+                      {"supervisor", ::getpid()},
                       {"cgroup", cgroup_path.empty() ? json(nullptr) : json(cgroup_path)}};
     for (const auto& [key, value] : sb.record_extra.items()) sb.record_json[key] = value;
     auto record = SandboxRecord::create(sb.paths, sb.id, sb.record_json);
@@ -154,7 +156,8 @@ isolation::CgroupLimits usable_limits(const SandboxSpec& spec, const std::vector
     isolation::CgroupLimits limits = spec.limits;
     auto missing = [&](const char* c) { return std::find(available.begin(), available.end(), c) == available.end(); };
     auto requested = [&](const char* flag) {
-        return std::find(spec.requested_limits.begin(), spec.requested_limits.end(), flag) != spec.requested_limits.end();
+        return std::find(spec.requested_limits.begin(), spec.requested_limits.end(), flag) !=
+               spec.requested_limits.end();
     };
     auto drop = [&](const char* controller, std::initializer_list<const char*> flags) {
         if (!missing(controller)) return;
@@ -163,7 +166,8 @@ isolation::CgroupLimits usable_limits(const SandboxSpec& spec, const std::vector
             if (requested(f)) given += (given.empty() ? "--" : ", --") + std::string(f);
         std::replace(given.begin(), given.end(), '_', '-');
         if (!given.empty())
-            sb.degraded.push_back(std::string(controller) + " controller unavailable in " + where + ": " + given + " not applied");
+            sb.degraded.push_back(std::string(controller) + " controller unavailable in " + where + ": " + given +
+                                  " not applied");
         else if (std::string(controller) == "pids" && limits.pids_max)
             sb.notes.push_back("pids controller unavailable in " + where + ": default pids limit not applied");
     };
@@ -245,7 +249,9 @@ Result<Sandbox::Copy> make_copy(const std::string& host, const char* what, uint6
     ::fstat(source->get(), &st);
     Sandbox::Copy copy;
     if (::geteuid() == 0) {
-        NUCLEUS_TRY_ASSIGN(copy.mount, isolation::detached_tmpfs({.size_bytes = size, .uid = owner.uid, .gid = owner.gid,
+        NUCLEUS_TRY_ASSIGN(copy.mount, isolation::detached_tmpfs({.size_bytes = size,
+                                                                  .uid = owner.uid,
+                                                                  .gid = owner.gid,
                                                                   .mode = static_cast<mode_t>(st.st_mode & 01777),
                                                                   .noexec = !exec}));
         NUCLEUS_TRY_ASSIGN(copy.root, isolation::open_mount_root(copy.mount.get()));
@@ -259,8 +265,8 @@ Result<Sandbox::Copy> make_copy(const std::string& host, const char* what, uint6
     auto given = copy_tree(source->get(), copy.root.get(), owner);
     if (!given) {
         if (given.error().code == ENOSPC)
-            return Error::plain(std::string("copying the ") + what + " in: " + host + " holds more than --workspace-size (" +
-                                std::to_string(size >> 20) + " MiB)");
+            return Error::plain(std::string("copying the ") + what + " in: " + host +
+                                " holds more than --workspace-size (" + std::to_string(size >> 20) + " MiB)");
         return std::move(given).error().wrap(std::string("copying the ") + what + " in");
     }
     copy.given = std::move(*given);
@@ -356,7 +362,8 @@ Status verify_integrity(const SandboxSpec& spec) {
         return Error::plain(text);
     };
     if (spec.verify_rootfs_attestation && spec.rootfs) NUCLEUS_TRY(verify(*spec.rootfs, "rootfs"));
-    if (spec.verify_rootfs_attestation && spec.rootfs_closure) NUCLEUS_TRY(verify_closure_integrity(*spec.rootfs_closure));
+    if (spec.verify_rootfs_attestation && spec.rootfs_closure)
+        NUCLEUS_TRY(verify_closure_integrity(*spec.rootfs_closure));
     if (spec.verify_context_integrity) NUCLEUS_TRY(verify(*spec.context, "context"));
     return {};
 }
@@ -389,13 +396,13 @@ Result<Sinks> open_sinks(asio::any_io_executor ex, const SandboxSpec& spec, cons
     return sinks;
 }
 
-
 // An OOM kill takes the whole sandbox (memory.oom.group), so PID 1 dies of
 // SIGKILL: that exit is the OOM killer's, not an ordinary signal. A workload
 // that failed after fork/clone hit pids.max is reported as such.
 void refine_reason(Outcome& o, const isolation::CgroupEventCounts& c) {
     if (o.reason == "signal" && o.signal == SIGKILL && c.memory_oom_kill > 0) o.reason = "oom_kill";
-    else if ((o.reason == "exit" || o.reason == "signal") && o.exit_code != 0 && c.pids_max > 0) o.reason = "pids_limit";
+    else if ((o.reason == "exit" || o.reason == "signal") && o.exit_code != 0 && c.pids_max > 0)
+        o.reason = "pids_limit";
 }
 
 int exit_code_for_spawn_failure(const isolation::SpawnFailure& f, std::string& reason) {
@@ -428,7 +435,6 @@ void classify(Outcome& o, const SupervisionResult& s) {
         o.reason = "exit";
     }
 }
-
 
 asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     Outcome outcome;
@@ -468,12 +474,19 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
         if (ctx.on_started) ctx.on_started(process);
         EventLog* events = ctx.events;
         std::string id = ctx.sb->id;
-        SupervisionInput input{&process, ctx.sb->cgroup ? &*ctx.sb->cgroup : nullptr, ctx.spec->timeout_seconds,
-                               ctx.out_pipe->read.release(), ctx.err_pipe->read.release(), &*sinks->out, &*sinks->err,
+        SupervisionInput input{&process,
+                               ctx.sb->cgroup ? &*ctx.sb->cgroup : nullptr,
+                               ctx.spec->timeout_seconds,
+                               ctx.out_pipe->read.release(),
+                               ctx.err_pipe->read.release(),
+                               &*sinks->out,
+                               &*sinks->err,
                                [events, id](const isolation::CgroupEventCounts& c) {
                                    (void)events->emit({{"event", "limits"}, {"id", id}, {"counts", counts_json(c)}});
                                },
-                               spawned.value().seccomp_listener.get(), ctx.trace, ctx.forward_signals,
+                               spawned.value().seccomp_listener.get(),
+                               ctx.trace,
+                               ctx.forward_signals,
                                ctx.shared_pump_buffer};
         auto egress = serve_network(*ctx.spec, ctx.sb->network, co_await asio::this_coro::executor, ctx.resolver,
                                     ctx.events, ctx.sb->id);
@@ -501,7 +514,6 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     co_return outcome;
 }
 
-
 // A parent inside a sandbox's cgroup ("sandbox-<32 hex digits>", the name
 // prepare_cgroup() gives each) would put the new sandbox in another's
 // subtree: killed with it, and keeping its cgroup from ever being removed.
@@ -510,7 +522,8 @@ Status check_cgroup_parent(const std::string& parent) {
         size_t end = std::min(parent.find('/', start), parent.size());
         std::string_view part = std::string_view(parent).substr(start, end - start);
         bool sandbox = part.size() == 8 + 32 && part.starts_with("sandbox-") &&
-                       std::all_of(part.begin() + 8, part.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+                       std::all_of(part.begin() + 8, part.end(),
+                                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
         if (sandbox)
             return Error::plain("--cgroup-parent \"" + parent + "\" is inside the cgroup of sandbox " +
                                 std::string(part.substr(8)) + "; a sandbox cannot be placed in another's");
@@ -526,7 +539,8 @@ Status admit(const SandboxSpec& spec, EventLog& audit) {
     if (allowed) allowed = check_mode_rules(spec, host);
     if (allowed) allowed = verify_integrity(spec);
     if (!allowed)
-        (void)audit.emit({{"audit", "refused"}, {"mode", std::string(to_string(spec.mode))},
+        (void)audit.emit({{"audit", "refused"},
+                          {"mode", std::string(to_string(spec.mode))},
                           {"reason", allowed.error().describe()}});
     return allowed;
 }
@@ -556,8 +570,8 @@ void wipe(isolation::LaunchRequest& request) {
 
 // Everything up to the reactor: ids, cgroup, copies, plan. On failure,
 // whatever was made so far is undone by the caller's teardown.
-Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, Sandbox& sb,
-                                                        io::PipePair& out, io::PipePair& err, int devnull) {
+Result<std::unique_ptr<isolation::LaunchPlan>> prepare(const SandboxSpec& spec, Sandbox& sb, io::PipePair& out,
+                                                       io::PipePair& err, int devnull) {
     auto maps = build_maps(spec, sb);
     if (!maps) return std::move(maps).error().wrap("preparing user namespace");
     sb.maps = std::move(*maps);
@@ -636,8 +650,9 @@ SyncResult sync_workspace(const SandboxSpec& spec, Sandbox& sb) {
         return result;
     }
     result.conflicts = report ? report->conflicts : std::vector<std::string>{report.error().describe()};
-    result.summary = result.conflicts.front() +
-                     (result.conflicts.size() > 1 ? " and " + std::to_string(result.conflicts.size() - 1) + " more" : "");
+    result.summary =
+        result.conflicts.front() +
+        (result.conflicts.size() > 1 ? " and " + std::to_string(result.conflicts.size() - 1) + " more" : "");
     result.kept = keep_copy(spec, sb, owner, result.conflicts);
     return result;
 }

@@ -59,10 +59,10 @@ struct Sandbox {
     // unprivileged, in a directory under the private dir. The root fds are
     // how the copy is reached, also after the sandbox is gone.
     struct Copy {
-        std::string path;        // on-disk copy, or a description of the tmpfs
-        io::unique_fd mount;     // the detached tmpfs, when there is one
-        io::unique_fd root;      // the copy's root directory
-        Manifest given;          // what copy-in gave the sandbox
+        std::string path;  // on-disk copy, or a description of the tmpfs
+        io::unique_fd mount;  // the detached tmpfs, when there is one
+        io::unique_fd root;  // the copy's root directory
+        Manifest given;  // what copy-in gave the sandbox
     };
     std::optional<Copy> workspace_copy;
     std::optional<Copy> context_copy;
@@ -93,13 +93,13 @@ constexpr int exit_sync_failed = 122;
 
 struct Outcome {
     int exit_code = exit_runtime_error;
-    std::string reason;            // exit, signal, timeout, setup_failed, not_found, cannot_execute
+    std::string reason;  // exit, signal, timeout, setup_failed, not_found, cannot_execute
     std::optional<int> signal;
-    std::string error;             // for runtime failures
+    std::string error;  // for runtime failures
     std::optional<SupervisionResult> supervision;
     Status cgroup_removed;
     double wall_ms = 0;
-    std::optional<isolation::CgroupStats> stats;        // read before removal
+    std::optional<isolation::CgroupStats> stats;  // read before removal
     std::optional<isolation::CgroupEventCounts> counts;
     json egress;  // --network egress: the decisions' counters (EgressStats)
 };
@@ -113,7 +113,7 @@ struct RunContext {
     io::PipePair* out_pipe;
     io::PipePair* err_pipe;
     Sinks* sinks;
-    bool forward_signals = true;   // SIGINT/SIGTERM/SIGHUP to the sandbox (`run` only)
+    bool forward_signals = true;  // SIGINT/SIGTERM/SIGHUP to the sandbox (`run` only)
     bool shared_pump_buffer = false;  // one read buffer for every sandbox (daemon)
     // Called once the workload is running (after exec), with its host pid.
     std::function<void(const io::ProcessHandle&)> on_started;
@@ -147,7 +147,7 @@ struct SyncResult {
     bool complete = false;
     std::vector<std::string> conflicts;  // "path: why", or the error that stopped the sync
     std::string summary;
-    std::string kept;                    // where the copy is kept, if it could be
+    std::string kept;  // where the copy is kept, if it could be
 };
 SyncResult sync_workspace(const SandboxSpec& spec, Sandbox& sb);
 

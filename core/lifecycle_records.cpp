@@ -35,49 +35,57 @@ json limits_json(const isolation::CgroupLimits& l) {
 }
 
 json policy_json(const SandboxSpec& spec) {
-    json seccomp = spec.seccomp_profile
-                       ? json{{"source", io::bytes_json(spec.seccomp_profile->path)}, {"sha256", spec.seccomp_profile->sha256}}
-                       : json{{"source", "built-in default"}};
+    json seccomp = spec.seccomp_profile ? json{{"source", io::bytes_json(spec.seccomp_profile->path)},
+                                               {"sha256", spec.seccomp_profile->sha256}}
+                                        : json{{"source", "built-in default"}};
     seccomp["mode"] = spec.seccomp_mode == SeccompMode::Trace ? "trace" : "enforce";
     seccomp["log_denied"] = spec.seccomp_log_denied;
     json out = {{"seccomp", seccomp}};
     if (spec.caps_policy)
-        out["caps"] = {{"source", io::bytes_json(spec.caps_policy->path)}, {"sha256", spec.caps_policy->sha256},
+        out["caps"] = {{"source", io::bytes_json(spec.caps_policy->path)},
+                       {"sha256", spec.caps_policy->sha256},
                        {"bounding", isolation::capability_list(spec.caps_policy->bounding)},
                        {"ambient", isolation::capability_list(spec.caps_policy->ambient)}};
     if (spec.landlock_policy)
-        out["landlock"] = {{"source", io::bytes_json(spec.landlock_policy->path)}, {"sha256", spec.landlock_policy->sha256},
-                           {"min_abi", spec.landlock_policy->min_abi}, {"rules", spec.landlock_policy->rules.size()}};
+        out["landlock"] = {{"source", io::bytes_json(spec.landlock_policy->path)},
+                           {"sha256", spec.landlock_policy->sha256},
+                           {"min_abi", spec.landlock_policy->min_abi},
+                           {"rules", spec.landlock_policy->rules.size()}};
     return out;
 }
 
 json request_audit(const SandboxSpec& spec) {
-    return {{"audit", "request"},
-            {"mode", std::string(to_string(spec.mode))},
-            {"policies", policy_json(spec)},
-            {"cap_add", isolation::capability_list(spec.cap_add)},
-            {"network", std::string(net::to_string(spec.network))},
-            {"rootfs", spec.rootfs ? io::bytes_json(*spec.rootfs) : json(nullptr)},
-            {"rootfs_closure", spec.rootfs_closure ? json{{"manifest", io::bytes_json(spec.rootfs_closure->file)},
-                                                          {"sha256", spec.rootfs_closure->sha256},
-                                                          {"paths", spec.rootfs_closure->paths.size()}}
-                                                    : json(nullptr)},
-            {"verify_rootfs_attestation", spec.verify_rootfs_attestation},
-            {"verify_context_integrity", spec.verify_context_integrity},
-            {"require_kernel_lockdown", spec.require_kernel_lockdown ? json(*spec.require_kernel_lockdown) : json(nullptr)},
-            {"secrets", spec.secrets.size()},
-            {"secret_env", spec.secret_env.size()}};
+    return {
+        {"audit", "request"},
+        {"mode", std::string(to_string(spec.mode))},
+        {"policies", policy_json(spec)},
+        {"cap_add", isolation::capability_list(spec.cap_add)},
+        {"network", std::string(net::to_string(spec.network))},
+        {"rootfs", spec.rootfs ? io::bytes_json(*spec.rootfs) : json(nullptr)},
+        {"rootfs_closure", spec.rootfs_closure ? json{{"manifest", io::bytes_json(spec.rootfs_closure->file)},
+                                                      {"sha256", spec.rootfs_closure->sha256},
+                                                      {"paths", spec.rootfs_closure->paths.size()}}
+                                               : json(nullptr)},
+        {"verify_rootfs_attestation", spec.verify_rootfs_attestation},
+        {"verify_context_integrity", spec.verify_context_integrity},
+        {"require_kernel_lockdown", spec.require_kernel_lockdown ? json(*spec.require_kernel_lockdown) : json(nullptr)},
+        {"secrets", spec.secrets.size()},
+        {"secret_env", spec.secret_env.size()}};
 }
 
 json applied_audit(const SandboxSpec& spec, const Sandbox& sb, const isolation::LaunchPlan& plan) {
     return {{"audit", "applied"},
             {"id", sb.id},
             {"mode", std::string(to_string(spec.mode))},
-            {"seccomp", {{"enforced", plan.seccomp_instructions > 0}, {"instructions", plan.seccomp_instructions},
-                         {"digest", plan.seccomp_digest}}},
-            {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi}, {"reason", plan.landlock.reason}}},
-            {"capabilities", {{"kept", isolation::capability_list(plan.child.caps_keep)},
-                              {"bounding", isolation::capability_list(plan.child.caps_bounding)}}},
+            {"seccomp",
+             {{"enforced", plan.seccomp_instructions > 0},
+              {"instructions", plan.seccomp_instructions},
+              {"digest", plan.seccomp_digest}}},
+            {"landlock",
+             {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi}, {"reason", plan.landlock.reason}}},
+            {"capabilities",
+             {{"kept", isolation::capability_list(plan.child.caps_keep)},
+              {"bounding", isolation::capability_list(plan.child.caps_bounding)}}},
             {"no_new_privs", true},
             {"user_namespace", {{"uid_map", one_line(isolation::format_map(plan.maps.uid))}}},
             {"mount_verification", "before exec"},
@@ -92,7 +100,9 @@ void record_trace(const SandboxSpec& spec, const isolation::SyscallTrace& trace,
     std::vector<std::string> denied;
     for (const auto& name : trace.names())
         if (!isolation::default_policy_allows(name)) denied.push_back(name);
-    (void)audit.emit({{"audit", "seccomp_trace"}, {"log", *spec.seccomp_log}, {"syscalls", trace.names().size()},
+    (void)audit.emit({{"audit", "seccomp_trace"},
+                      {"log", *spec.seccomp_log},
+                      {"syscalls", trace.names().size()},
                       {"denied_by_default_policy", denied}});
 }
 
@@ -110,14 +120,22 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
         {"network", std::string(net::to_string(spec.network))},
         {"egress_rules", spec.egress.describe()},
         {"mounts", io::bytes_json_array(plan.mount_summary)},
-        {"user", {{"uid", spec.uid}, {"gid", spec.gid},
-                  {"uid_map", one_line(isolation::format_map(plan.maps.uid))},
-                  {"gid_map", one_line(isolation::format_map(plan.maps.gid))}}},
-        {"seccomp", {{"enforced", plan.seccomp_instructions > 0}, {"profile", "default"},
-                     {"default_action", "errno(ENOSYS)"}, {"instructions", plan.seccomp_instructions},
-                     {"digest", plan.seccomp_digest}}},
-        {"landlock", {{"enforced", plan.landlock.enforced}, {"abi", plan.landlock.abi},
-                      {"scoped", plan.landlock.scoped}, {"reason", plan.landlock.reason}}},
+        {"user",
+         {{"uid", spec.uid},
+          {"gid", spec.gid},
+          {"uid_map", one_line(isolation::format_map(plan.maps.uid))},
+          {"gid_map", one_line(isolation::format_map(plan.maps.gid))}}},
+        {"seccomp",
+         {{"enforced", plan.seccomp_instructions > 0},
+          {"profile", "default"},
+          {"default_action", "errno(ENOSYS)"},
+          {"instructions", plan.seccomp_instructions},
+          {"digest", plan.seccomp_digest}}},
+        {"landlock",
+         {{"enforced", plan.landlock.enforced},
+          {"abi", plan.landlock.abi},
+          {"scoped", plan.landlock.scoped},
+          {"reason", plan.landlock.reason}}},
         {"capabilities", {{"kept", isolation::capability_list(spec.cap_add)}, {"no_new_privs", true}}},
         {"degraded", io::bytes_json_array(sb.degraded)},
         {"notes", io::bytes_json_array(sb.notes)},
@@ -126,8 +144,11 @@ json start_record(const Sandbox& sb, const isolation::LaunchPlan& plan, pid_t pi
 }
 
 json counts_json(const isolation::CgroupEventCounts& c) {
-    return {{"memory_high", c.memory_high}, {"memory_max", c.memory_max}, {"memory_oom", c.memory_oom},
-            {"memory_oom_kill", c.memory_oom_kill}, {"pids_max", c.pids_max}};
+    return {{"memory_high", c.memory_high},
+            {"memory_max", c.memory_max},
+            {"memory_oom", c.memory_oom},
+            {"memory_oom_kill", c.memory_oom_kill},
+            {"pids_max", c.pids_max}};
 }
 
 json stats_json(const isolation::CgroupStats& s) {
@@ -172,10 +193,15 @@ json cpu_usage(const Outcome& o) {
 }
 
 json final_record(const Sandbox& sb, const Outcome& outcome, const json& cleanup) {
-    json record = {{"event", "exit"}, {"id", sb.id}, {"name", sb.name},
-                   {"exit_code", outcome.exit_code}, {"reason", outcome.reason.empty() ? "setup_failed" : outcome.reason},
+    json record = {{"event", "exit"},
+                   {"id", sb.id},
+                   {"name", sb.name},
+                   {"exit_code", outcome.exit_code},
+                   {"reason", outcome.reason.empty() ? "setup_failed" : outcome.reason},
                    {"signal", outcome.signal ? json(*outcome.signal) : json(nullptr)},
-                   {"wall_ms", outcome.wall_ms}, {"cpu", cpu_usage(outcome)}, {"cleanup", cleanup}};
+                   {"wall_ms", outcome.wall_ms},
+                   {"cpu", cpu_usage(outcome)},
+                   {"cleanup", cleanup}};
     if (outcome.stats) record["stats"] = stats_json(*outcome.stats);
     if (outcome.counts) record["limit_events"] = counts_json(*outcome.counts);
     if (!outcome.egress.is_null()) record["egress"] = outcome.egress;

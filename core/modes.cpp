@@ -24,9 +24,12 @@ std::optional<ServiceMode> parse_service_mode(std::string_view text) {
 
 std::string_view to_string(ServiceMode mode) {
     switch (mode) {
-        case ServiceMode::Agent: return "agent";
-        case ServiceMode::StrictAgent: return "strict-agent";
-        case ServiceMode::Production: return "production";
+        case ServiceMode::Agent:
+            return "agent";
+        case ServiceMode::StrictAgent:
+            return "strict-agent";
+        case ServiceMode::Production:
+            return "production";
     }
     return "agent";
 }
@@ -214,7 +217,8 @@ Status check_settings_in_mode(const SandboxSpec& spec) {
         for (auto mode : {ServiceMode::Agent, ServiceMode::StrictAgent, ServiceMode::Production})
             if (key->modes & mode_bit(mode)) allowed += (allowed.empty() ? "" : " and ") + std::string(to_string(mode));
         return Error::plain(mode_name(spec) + " mode refuses " + long_flag(*key) + ": it is for " + allowed +
-                            " mode only, and " + mode_name(spec) + " fails closed when a layer cannot be applied [rule " +
+                            " mode only, and " + mode_name(spec) +
+                            " fails closed when a layer cannot be applied [rule " +
                             std::string(key->mode_rule.empty() ? "setting-allowed-in-mode" : key->mode_rule) + "]");
     }
     return {};

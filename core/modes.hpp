@@ -34,7 +34,7 @@ struct HostFacts {
     std::optional<std::string> cgroup2_mount;
     std::vector<std::string> controllers;  // offered where the sandbox's cgroup will be made
     int landlock_abi = 0;
-    std::string lockdown;                   // "none", "integrity", "confidentiality", or "" if unknown
+    std::string lockdown;  // "none", "integrity", "confidentiality", or "" if unknown
 };
 
 HostFacts probe_host(const SandboxSpec& spec);

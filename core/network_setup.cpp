@@ -48,8 +48,8 @@ std::shared_ptr<net::EgressService> serve_network(const SandboxSpec& spec, Netwo
     net::EgressService::Options options;
     options.policy = spec.egress;
     options.owns_resolver = !resolver;
-    options.resolver = resolver ? std::move(resolver)
-                                : std::make_shared<net::UpstreamResolver>(executor, net::host_resolver_config());
+    options.resolver =
+        resolver ? std::move(resolver) : std::make_shared<net::UpstreamResolver>(executor, net::host_resolver_config());
     if (events && events->enabled()) {
         options.on_event = [events, id](nlohmann::json record) {
             record["id"] = id;

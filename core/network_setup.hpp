@@ -22,7 +22,7 @@ namespace nucleus::core {
 struct SandboxSpec;
 
 struct NetworkSetup {
-    io::unique_fd channel;        // ours: the child's sockets arrive here
+    io::unique_fd channel;  // ours: the child's sockets arrive here
     io::unique_fd channel_child;  // the child's end, closed once it has sent
     std::optional<net::EgressSockets> sockets;
 };

@@ -51,8 +51,8 @@ Result<toml::table> parse_toml(const std::string& text, const std::string& origi
     try {
         return toml::parse(text, origin);
     } catch (const toml::parse_error& e) {
-        return Error::plain(origin + ":" + std::to_string(e.source().begin.line) + ": invalid TOML: " +
-                            std::string(e.description()));
+        return Error::plain(origin + ":" + std::to_string(e.source().begin.line) +
+                            ": invalid TOML: " + std::string(e.description()));
     }
 }
 
@@ -95,7 +95,8 @@ Result<CapsPolicy> parse_caps_policy(const std::string& text, const std::string&
     policy.bounding = *bounding;
     policy.ambient = *ambient;
     if (policy.ambient & ~policy.bounding)
-        return Error::plain(origin + ": ambient lists " + isolation::capability_list(policy.ambient & ~policy.bounding) +
+        return Error::plain(origin + ": ambient lists " +
+                            isolation::capability_list(policy.ambient & ~policy.bounding) +
                             ", which bounding does not allow");
     return policy;
 }
@@ -103,11 +104,11 @@ Result<CapsPolicy> parse_caps_policy(const std::string& text, const std::string&
 std::optional<std::pair<uint64_t, int>> landlock_access_from_name(const std::string& name) {
     namespace fs = kabi::landlock_fs;
     static const std::vector<std::tuple<const char*, uint64_t, int>> names = {
-        {"execute", fs::execute, 1},       {"write_file", fs::write_file, 1}, {"read_file", fs::read_file, 1},
-        {"read_dir", fs::read_dir, 1},     {"remove_dir", fs::remove_dir, 1}, {"remove_file", fs::remove_file, 1},
-        {"make_char", fs::make_char, 1},   {"make_dir", fs::make_dir, 1},     {"make_reg", fs::make_reg, 1},
-        {"make_sock", fs::make_sock, 1},   {"make_fifo", fs::make_fifo, 1},   {"make_block", fs::make_block, 1},
-        {"make_sym", fs::make_sym, 1},     {"refer", fs::refer, 2},           {"truncate", fs::truncate, 3},
+        {"execute", fs::execute, 1},     {"write_file", fs::write_file, 1}, {"read_file", fs::read_file, 1},
+        {"read_dir", fs::read_dir, 1},   {"remove_dir", fs::remove_dir, 1}, {"remove_file", fs::remove_file, 1},
+        {"make_char", fs::make_char, 1}, {"make_dir", fs::make_dir, 1},     {"make_reg", fs::make_reg, 1},
+        {"make_sock", fs::make_sock, 1}, {"make_fifo", fs::make_fifo, 1},   {"make_block", fs::make_block, 1},
+        {"make_sym", fs::make_sym, 1},   {"refer", fs::refer, 2},           {"truncate", fs::truncate, 3},
         {"ioctl_dev", fs::ioctl_dev, 5},
     };
     for (const auto& [n, bit, abi] : names)
@@ -144,8 +145,8 @@ Result<LandlockPolicy> parse_landlock_policy(const std::string& text, const std:
             auto right = name ? landlock_access_from_name(*name) : std::nullopt;
             if (!right) return at(origin, item, "unknown Landlock right \"" + name.value_or("?") + "\"");
             if (right->second > policy.min_abi)
-                return at(origin, item, "\"" + *name + "\" needs Landlock ABI " + std::to_string(right->second) +
-                                            "; raise min_abi");
+                return at(origin, item,
+                          "\"" + *name + "\" needs Landlock ABI " + std::to_string(right->second) + "; raise min_abi");
             parsed.access |= right->first;
         }
         policy.rules.push_back(std::move(parsed));
@@ -166,7 +167,8 @@ std::string profile_from_trace(const std::vector<std::string>& syscalls) {
 namespace {
 
 int line_of(const std::string& text, size_t byte) {
-    return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(std::min(byte, text.size())), '\n'));
+    return 1 + static_cast<int>(
+                   std::count(text.begin(), text.begin() + static_cast<long>(std::min(byte, text.size())), '\n'));
 }
 
 // An errno by its name ("EPERM"), as Podman's profiles give it.
@@ -192,8 +194,8 @@ Result<int> parse_errno(const json& number, const json& name, const std::string&
         auto named = name.is_string() ? errno_from_name(name.get<std::string>()) : std::nullopt;
         if (!named) return Error::plain(where + ": " + name_key + " must be an errno name such as EPERM");
         if (err && *err != *named)
-            return Error::plain(where + ": " + name_key + " " + name.get<std::string>() + " disagrees with " + number_key +
-                                " " + std::to_string(*err));
+            return Error::plain(where + ": " + name_key + " " + name.get<std::string>() + " disagrees with " +
+                                number_key + " " + std::to_string(*err));
         err = named;
     }
     return err.value_or(1);  // EPERM: what runc and Docker use when neither is given
@@ -222,21 +224,22 @@ Result<isolation::SeccompArgCondition> parse_arg(const json& arg, const std::str
             return Error::plain(where + ": unknown arg field \"" + k + "\"");
     if (!arg.contains("index") || !arg["index"].is_number_unsigned() || arg["index"].get<unsigned>() > 5)
         return Error::plain(where + ": arg index must be 0-5");
-    if (!arg.contains("value") || !arg["value"].is_number_unsigned()) return Error::plain(where + ": arg value must be a number");
+    if (!arg.contains("value") || !arg["value"].is_number_unsigned())
+        return Error::plain(where + ": arg value must be a number");
     static const std::vector<std::pair<const char*, Op>> ops = {
-        {"SCMP_CMP_NE", Op::NotEqual}, {"SCMP_CMP_LT", Op::Less},         {"SCMP_CMP_LE", Op::LessOrEqual},
-        {"SCMP_CMP_EQ", Op::Equal},    {"SCMP_CMP_GE", Op::GreaterOrEqual}, {"SCMP_CMP_GT", Op::Greater},
+        {"SCMP_CMP_NE", Op::NotEqual},          {"SCMP_CMP_LT", Op::Less},
+        {"SCMP_CMP_LE", Op::LessOrEqual},       {"SCMP_CMP_EQ", Op::Equal},
+        {"SCMP_CMP_GE", Op::GreaterOrEqual},    {"SCMP_CMP_GT", Op::Greater},
         {"SCMP_CMP_MASKED_EQ", Op::MaskedEqual}};
     std::string op = arg.contains("op") && arg["op"].is_string() ? arg["op"].get<std::string>() : "";
     auto it = std::find_if(ops.begin(), ops.end(), [&](const auto& o) { return op == o.first; });
     if (it == ops.end()) return Error::plain(where + ": unknown arg op \"" + op + "\"");
-    uint64_t two = arg.contains("valueTwo") && arg["valueTwo"].is_number_unsigned() ? arg["valueTwo"].get<uint64_t>() : 0;
+    uint64_t two =
+        arg.contains("valueTwo") && arg["valueTwo"].is_number_unsigned() ? arg["valueTwo"].get<uint64_t>() : 0;
     return isolation::SeccompArgCondition{arg["index"].get<unsigned>(), it->second, arg["value"].get<uint64_t>(), two};
 }
 
-bool native_arch(const std::string& arch) {
-    return arch == "amd64" || arch == "x86_64" || arch == "SCMP_ARCH_X86_64";
-}
+bool native_arch(const std::string& arch) { return arch == "amd64" || arch == "x86_64" || arch == "SCMP_ARCH_X86_64"; }
 
 std::vector<int> kernel_version() {
     utsname u{};
@@ -275,7 +278,8 @@ bool rule_applies(const json& entry, uint64_t kept_caps) {
         const json& inc = entry["includes"];
         if (inc.contains("caps") && !caps_held(inc["caps"], true)) return false;
         if (inc.contains("arches") && !arch_match(inc["arches"])) return false;
-        if (inc.contains("minKernel") && inc["minKernel"].is_string() && !kernel_at_least(inc["minKernel"])) return false;
+        if (inc.contains("minKernel") && inc["minKernel"].is_string() && !kernel_at_least(inc["minKernel"]))
+            return false;
     }
     if (entry.contains("excludes") && entry["excludes"].is_object()) {
         const json& exc = entry["excludes"];
@@ -296,10 +300,12 @@ Status parse_profile_flags(const json& flags, const std::string& origin, Seccomp
         if (name == "SECCOMP_FILTER_FLAG_LOG") profile.log_denied = true;
         else if (name == "SECCOMP_FILTER_FLAG_TSYNC") continue;
         else if (name == "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
-            return Error::plain(origin + ": flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW is refused: it turns off the kernel's "
-                                         "speculative store bypass mitigation for the sandbox");
+            return Error::plain(origin +
+                                ": flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW is refused: it turns off the kernel's "
+                                "speculative store bypass mitigation for the sandbox");
         else if (name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
-            return Error::plain(origin + ": flags: " + name + " has no meaning here: it is for notifications, which are not supported");
+            return Error::plain(origin + ": flags: " + name +
+                                " has no meaning here: it is for notifications, which are not supported");
         else return Error::plain(origin + ": flags: unknown flag " + name);
     }
     return {};
@@ -345,10 +351,12 @@ Result<SeccompProfile> parse_seccomp_profile(const std::string& text, const std:
     // OCI runtime-spec, Docker and Podman fields. listenerPath and
     // listenerMetadata belong to SCMP_ACT_NOTIFY, which is not supported.
     static const std::vector<std::string> known = {"defaultAction", "defaultErrnoRet", "defaultErrno", "architectures",
-                                                   "archMap", "syscalls", "flags"};
+                                                   "archMap",       "syscalls",        "flags"};
     for (const auto& [k, v] : doc.items()) {
         if (k == "listenerPath" || k == "listenerMetadata")
-            return Error::plain(origin + ": field \"" + k + "\" has no meaning here: seccomp notifications (SCMP_ACT_NOTIFY) are not forwarded to an agent");
+            return Error::plain(
+                origin + ": field \"" + k +
+                "\" has no meaning here: seccomp notifications (SCMP_ACT_NOTIFY) are not forwarded to an agent");
         if (std::find(known.begin(), known.end(), k) == known.end())
             return Error::plain(origin + ": unknown field \"" + k + "\"");
     }
@@ -379,13 +387,15 @@ Result<SeccompProfile> parse_seccomp_profile(const std::string& text, const std:
         const json& entry = syscalls[i];
         std::string where = origin + ": syscalls[" + std::to_string(i) + "]";
         if (!entry.is_object()) return Error::plain(where + ": must be an object");
-        static const std::vector<std::string> entry_keys = {"names", "name", "action", "errnoRet", "errno", "args",
-                                                            "comment", "includes", "excludes"};
+        static const std::vector<std::string> entry_keys = {"names", "name",    "action",   "errnoRet", "errno",
+                                                            "args",  "comment", "includes", "excludes"};
         for (const auto& [k, v] : entry.items())
             if (std::find(entry_keys.begin(), entry_keys.end(), k) == entry_keys.end())
                 return Error::plain(where + ": unknown field \"" + k + "\"");
-        for (const char* filter : {"includes", "excludes"}) NUCLEUS_TRY(check_filter(entry.value(filter, json()), where, filter));
-        auto err = parse_errno(entry.value("errnoRet", json()), entry.value("errno", json()), where, "errnoRet", "errno");
+        for (const char* filter : {"includes", "excludes"})
+            NUCLEUS_TRY(check_filter(entry.value(filter, json()), where, filter));
+        auto err =
+            parse_errno(entry.value("errnoRet", json()), entry.value("errno", json()), where, "errnoRet", "errno");
         if (!err) return std::move(err).error();
         auto action = parse_action(entry.value("action", json()), *err, where);
         if (!action) return std::move(action).error();
@@ -403,8 +413,7 @@ Result<SeccompProfile> parse_seccomp_profile(const std::string& text, const std:
         if (names.empty()) return Error::plain(where + ": names must list at least one syscall");
         if (!rule_applies(entry, kept_caps)) continue;
         for (const auto& n : names) {
-            if (!isolation::seccomp_knows_syscall(n))
-                return Error::plain(where + ": unknown syscall \"" + n + "\"");
+            if (!isolation::seccomp_knows_syscall(n)) return Error::plain(where + ": unknown syscall \"" + n + "\"");
             profile.policy.rules.push_back({n, *action, conditions});
         }
     }

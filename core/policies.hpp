@@ -17,12 +17,12 @@ namespace nucleus::core {
 struct CapsPolicy {
     std::string path, sha256;
     uint64_t bounding = 0;  // capabilities the sandbox may ever hold (--cap-add must stay inside)
-    uint64_t ambient = 0;   // kept and raised for the workload
+    uint64_t ambient = 0;  // kept and raised for the workload
 };
 
 struct LandlockPolicyRule {
-    std::string path;   // inside the sandbox
-    uint64_t access;    // LANDLOCK_ACCESS_FS_* bits
+    std::string path;  // inside the sandbox
+    uint64_t access;  // LANDLOCK_ACCESS_FS_* bits
 };
 
 struct LandlockPolicy {

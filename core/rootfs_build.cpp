@@ -65,12 +65,14 @@ Result<std::string> read_magic(const std::string& path) {
 // The minimal /etc, as isolation/launch_plan.cpp generates it for the
 // default agent root (root, the agent user 1000, nobody).
 const std::pair<const char*, const char*> etc_files[] = {
-    {"etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                   "agent:x:1000:1000:agent:/home/agent:/bin/sh\n"
-                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
+    {"etc/passwd",
+     "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+     "agent:x:1000:1000:agent:/home/agent:/bin/sh\n"
+     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
     {"etc/group", "root:x:0:\nagent:x:1000:\nnogroup:x:65534:\n"},
-    {"etc/nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
-                          "protocols: files\nservices: files\nethers: files\nrpc: files\n"},
+    {"etc/nsswitch.conf",
+     "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
+     "protocols: files\nservices: files\nethers: files\nrpc: files\n"},
     {"etc/hosts", "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"},
 };
 
@@ -87,8 +89,9 @@ public:
         auto magic = read_magic(placed->first);
         if (!magic) return std::move(magic).error();
         if (!isolation::has_elf_magic(*magic))
-            return Error::plain(path + ": not an ELF file (a script or data; add its interpreter with --from-host and "
-                                       "the script itself with --add)");
+            return Error::plain(path +
+                                ": not an ELF file (a script or data; add its interpreter with --from-host and "
+                                "the script itself with --add)");
         return add_closure(path, true);
     }
 
@@ -271,8 +274,10 @@ private:
         if (required && !closure->missing.empty()) {
             std::string list;
             for (const auto& m : closure->missing) list += (list.empty() ? "" : ", ") + m;
-            return Error::plain(path + ": libraries not found by the loader's search (RPATH, RUNPATH, ld.so.cache, "
-                                       "default directories): " + list);
+            return Error::plain(path +
+                                ": libraries not found by the loader's search (RPATH, RUNPATH, ld.so.cache, "
+                                "default directories): " +
+                                list);
         }
         for (const auto& m : closure->missing) summary_.warnings.push_back("library " + m + " not found");
         for (const auto& file : closure->files) {
@@ -437,13 +442,13 @@ int rootfs_build_command(const RootfsBuildRequest& request) {
         return exit_runtime_error;
     }
     for (const auto& w : summary->warnings) std::fprintf(stderr, "nucleus: warning: %s\n", w.c_str());
-    std::printf("built %s: %llu files (%llu bytes), %llu symlinks, %llu directories; %llu ELF objects\n"
-                "manifest %s/%s\nsha256 %s\n",
-                request.output.c_str(), static_cast<unsigned long long>(summary->files),
-                static_cast<unsigned long long>(summary->bytes), static_cast<unsigned long long>(summary->symlinks),
-                static_cast<unsigned long long>(summary->directories),
-                static_cast<unsigned long long>(summary->elf_objects), request.output.c_str(), attestation_file,
-                summary->manifest_sha256.c_str());
+    std::printf(
+        "built %s: %llu files (%llu bytes), %llu symlinks, %llu directories; %llu ELF objects\n"
+        "manifest %s/%s\nsha256 %s\n",
+        request.output.c_str(), static_cast<unsigned long long>(summary->files),
+        static_cast<unsigned long long>(summary->bytes), static_cast<unsigned long long>(summary->symlinks),
+        static_cast<unsigned long long>(summary->directories), static_cast<unsigned long long>(summary->elf_objects),
+        request.output.c_str(), attestation_file, summary->manifest_sha256.c_str());
     return 0;
 }
 

@@ -36,14 +36,14 @@ namespace nucleus::core {
 
 struct RootfsBuildRequest {
     std::vector<std::string> programs;  // --from-host
-    std::vector<std::string> adds;      // --add
-    std::string output;                 // -o
+    std::vector<std::string> adds;  // --add
+    std::string output;  // -o
 };
 
 struct RootfsBuildSummary {
     uint64_t files = 0, symlinks = 0, directories = 0, bytes = 0;
-    uint64_t elf_objects = 0;            // programs and libraries resolved
-    std::vector<std::string> warnings;   // skipped special files, unresolved plugin libraries
+    uint64_t elf_objects = 0;  // programs and libraries resolved
+    std::vector<std::string> warnings;  // skipped special files, unresolved plugin libraries
     std::string manifest_sha256;
 };
 

@@ -29,14 +29,15 @@ json record_entry(const net::SandboxBridge& b) {
 }  // namespace
 
 Result<std::optional<SandboxNetwork>> prepare_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
-                                                      const std::string& state_root, json& record_extra) {
+                                                     const std::string& state_root, json& record_extra) {
     if (spec.network != net::NetworkMode::Bridge) return std::optional<SandboxNetwork>();
     SandboxNetwork network;
     if (::geteuid() != 0) {
         if (egress_limit(spec).limited)
-            return Error::plain("--network bridge with an egress limit (production mode denies all egress without "
-                                "allow rules) needs root for nftables on the host; as a non-root user, use "
-                                "--network none or run as root");
+            return Error::plain(
+                "--network bridge with an egress limit (production mode denies all egress without "
+                "allow rules) needs root for nftables on the host; as a non-root user, use "
+                "--network none or run as root");
         auto plan = net::plan_pasta(spec.publish);
         if (!plan) return std::move(plan).error();
         network.pasta_plan = std::move(*plan);
@@ -99,7 +100,7 @@ json bridge_summary(const SandboxNetwork& network) {
 }
 
 std::optional<SandboxNetwork> readopt_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
-                                              const std::string& state_root, const json& record, std::string& warning) {
+                                             const std::string& state_root, const json& record, std::string& warning) {
     const json& n = record.is_object() ? record.value("network", json()) : json();
     if (!n.is_object() || n.value("mode", "") != "bridge" || !n["index"].is_number_unsigned()) return std::nullopt;
     auto config = net::make_bridge_config(n.value("bridge", ""), n.value("subnet", ""), n.value("subnet6", ""));

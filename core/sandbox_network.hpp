@@ -27,7 +27,7 @@ namespace nucleus::core {
 
 struct SandboxNetwork {
     std::unique_ptr<net::SandboxBridge> bridge;  // root
-    std::optional<net::PastaPlan> pasta_plan;    // non-root
+    std::optional<net::PastaPlan> pasta_plan;  // non-root
     io::ProcessHandle pasta;
 };
 
@@ -37,7 +37,7 @@ net::EgressLimit egress_limit(const SandboxSpec& spec);
 
 // Nothing for other network modes. `record_extra` gets the leased address.
 Result<std::optional<SandboxNetwork>> prepare_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
-                                                      const std::string& state_root, nlohmann::json& record_extra);
+                                                     const std::string& state_root, nlohmann::json& record_extra);
 
 // Takes a plain pointer: the network outlives the spawn that awaits this.
 asio::awaitable<Status> attach_bridge(SandboxNetwork* network, pid_t pid);
@@ -52,7 +52,7 @@ nlohmann::json bridge_summary(const SandboxNetwork& network);
 // A daemon re-adopting a running sandbox leases its address again, from
 // the "network" entry prepare_bridge put in its state record.
 std::optional<SandboxNetwork> readopt_bridge(const SandboxSpec& spec, const std::string& sandbox_id,
-                                              const std::string& state_root, const nlohmann::json& record,
-                                              std::string& warning);
+                                             const std::string& state_root, const nlohmann::json& record,
+                                             std::string& warning);
 
 }  // namespace nucleus::core

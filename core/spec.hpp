@@ -37,7 +37,7 @@ enum class SeccompMode { Enforce, Trace };
 
 struct SecretSpec {
     std::string source;  // host file
-    std::string name;    // file name under /run/secrets
+    std::string name;  // file name under /run/secrets
 };
 
 struct VolumeSpec {
@@ -56,13 +56,13 @@ struct UlimitSpec {
 struct SandboxSpec {
     ServiceMode mode = ServiceMode::Agent;
     bool allow_degraded_security = false;
-    std::string name;                      // empty: derived from the id
-    std::optional<std::string> rootfs;     // absolute, canonical
+    std::string name;  // empty: derived from the id
+    std::optional<std::string> rootfs;  // absolute, canonical
     std::optional<ClosureManifest> rootfs_closure;  // a Nix store closure as the root (core/closure_spec.hpp)
     net::NetworkMode network = net::NetworkMode::None;
     std::vector<net::PublishedPort> publish;  // --network bridge only (core/spec/keys_network.cpp)
-    bool network_given = false;            // `network` was set (else allow rules mean egress)
-    net::EgressPolicy egress;              // --allow-* rules (core/spec/keys_network.cpp)
+    bool network_given = false;  // `network` was set (else allow rules mean egress)
+    net::EgressPolicy egress;  // --allow-* rules (core/spec/keys_network.cpp)
     bool time_namespace = false;
     std::optional<std::string> hostname;
     uint32_t uid = 1000;
@@ -75,29 +75,29 @@ struct SandboxSpec {
     bool workspace_exec = false;
     uint64_t workspace_size = uint64_t(1) << 30;  // copy-in-out's private copy
     std::vector<VolumeSpec> volumes;
-    std::optional<std::string> context;    // absolute, canonical
+    std::optional<std::string> context;  // absolute, canonical
     std::optional<std::string> workdir;
 
-    std::vector<std::string> env;          // final KEY=VALUE list (-e, --env-file merged)
-    uint64_t cap_add = 0;                  // capability mask kept
+    std::vector<std::string> env;  // final KEY=VALUE list (-e, --env-file merged)
+    uint64_t cap_add = 0;  // capability mask kept
     std::vector<UlimitSpec> ulimits;
 
     // Resources (cgroup v2). `requested` lists the flags the user gave, for
     // messages when a controller is missing; the pids default is not in it.
     isolation::CgroupLimits limits;
     std::vector<std::string> requested_limits;
-    std::optional<uint64_t> tmpfs_size;    // /tmp and home, charged to the sandbox's memory
-    std::string cgroup_parent = "nucleus"; // relative to the cgroup2 mount
+    std::optional<uint64_t> tmpfs_size;  // /tmp and home, charged to the sandbox's memory
+    std::string cgroup_parent = "nucleus";  // relative to the cgroup2 mount
 
     // Security policies (pinned by SHA-256 when asked).
     SeccompMode seccomp_mode = SeccompMode::Enforce;
-    std::optional<std::string> seccomp_log;        // trace output (NDJSON)
-    std::optional<SeccompProfile> seccomp_profile; // nullopt: the built-in default
+    std::optional<std::string> seccomp_log;  // trace output (NDJSON)
+    std::optional<SeccompProfile> seccomp_profile;  // nullopt: the built-in default
     bool seccomp_log_denied = false;
     std::optional<CapsPolicy> caps_policy;
     std::optional<LandlockPolicy> landlock_policy;
     std::vector<SecretSpec> secrets;
-    std::vector<std::string> secret_env;           // KEY=VALUE from --env-fd, never in argv
+    std::vector<std::string> secret_env;  // KEY=VALUE from --env-fd, never in argv
     bool verify_rootfs_attestation = false;
     bool verify_context_integrity = false;
     std::optional<std::string> require_kernel_lockdown;  // integrity | confidentiality
@@ -141,8 +141,7 @@ Result<SandboxSpec> spec_from_resolved(const nlohmann::json& resolved, DocumentS
 Result<SandboxSpec> spec_from_document(const nlohmann::json& document, DocumentSource source = DocumentSource::Run);
 
 // Parses a config file's text as JSON or TOML (by `format`: "json"/"toml").
-Result<nlohmann::json> parse_config_text(const std::string& text, const std::string& format,
-                                         const std::string& origin);
+Result<nlohmann::json> parse_config_text(const std::string& text, const std::string& format, const std::string& origin);
 
 // Reads a config file (at most 1 MiB, nested at most 64 levels), JSON or
 // TOML by its extension.

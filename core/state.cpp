@@ -22,7 +22,8 @@ Status make_dir(const std::string& path, mode_t mode) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) < 0) return Error::from_errno("stat " + path);
     if (!S_ISDIR(st.st_mode)) return Error::plain(path + " is not a directory");
-    if (st.st_uid != ::geteuid()) return Error::plain(path + " is owned by uid " + std::to_string(st.st_uid) + ", not us");
+    if (st.st_uid != ::geteuid())
+        return Error::plain(path + " is owned by uid " + std::to_string(st.st_uid) + ", not us");
     return {};
 }
 
@@ -130,7 +131,8 @@ Result<bool> clean_one(const std::string& file) {
             // (or run) retries, and nothing is forgotten on the host.
             int err = rc < 0 ? errno : 0;
             if (err != 0 && err != ENOENT)
-                return Error::from_errno("removing cgroup " + path + " (the stale record " + file + " is kept for a later gc)", err);
+                return Error::from_errno(
+                    "removing cgroup " + path + " (the stale record " + file + " is kept for a later gc)", err);
         }
     }
     std::string dir = file.substr(0, file.size() - 5);  // strip ".json"

@@ -41,8 +41,7 @@ Result<RuntimePaths> prepare_runtime_paths();
 class SandboxRecord {
 public:
     // Creates and locks <id>.json, then writes `record` into it.
-    static Result<SandboxRecord> create(const RuntimePaths& paths, const std::string& id,
-                                        const nlohmann::json& record);
+    static Result<SandboxRecord> create(const RuntimePaths& paths, const std::string& id, const nlohmann::json& record);
     // Takes over an existing record (the daemon re-adopting a sandbox after
     // a restart): opens and locks it; the private directory is kept if there.
     static Result<SandboxRecord> adopt(const RuntimePaths& paths, const std::string& id);

@@ -89,8 +89,12 @@ public:
     using Handler = asio::any_completion_handler<void(SupervisionResult)>;
 
     Supervision(asio::any_io_executor ex, SupervisionInput in, Handler handler)
-        : ex_(ex), in_(std::move(in)), handler_(std::move(handler)),
-          exit_(ex), out_(ex, in_.stdout_read), err_(ex, in_.stderr_read) {}
+        : ex_(ex),
+          in_(std::move(in)),
+          handler_(std::move(handler)),
+          exit_(ex),
+          out_(ex, in_.stdout_read),
+          err_(ex, in_.stderr_read) {}
 
     void start() {
         std::error_code ec;
@@ -109,9 +113,8 @@ public:
 
 private:
     void arm_exit() {
-        exit_.async_wait(asio::posix::descriptor_base::wait_read, [self = shared_from_this()](std::error_code ec) {
-            self->on_exit_ready(ec);
-        });
+        exit_.async_wait(asio::posix::descriptor_base::wait_read,
+                         [self = shared_from_this()](std::error_code ec) { self->on_exit_ready(ec); });
     }
 
     void on_exit_ready(std::error_code ec) {
@@ -179,12 +182,12 @@ private:
         }
         if (in_.seccomp_listener >= 0 && in_.trace) {
             trace_running_ = true;
-            asio::co_spawn(ex_, isolation::answer_notifications(in_.seccomp_listener, *in_.trace),
-                           asio::bind_cancellation_slot(trace_cancel_.slot(),
-                                                        [self = shared_from_this()](std::exception_ptr) {
-                                                            self->trace_running_ = false;
-                                                            self->maybe_finish();
-                                                        }));
+            asio::co_spawn(
+                ex_, isolation::answer_notifications(in_.seccomp_listener, *in_.trace),
+                asio::bind_cancellation_slot(trace_cancel_.slot(), [self = shared_from_this()](std::exception_ptr) {
+                    self->trace_running_ = false;
+                    self->maybe_finish();
+                }));
         }
     }
 
@@ -272,9 +275,9 @@ asio::awaitable<Status> remove_cgroup(isolation::SandboxCgroup& cgroup) {
     asio::steady_timer limit(executor, std::chrono::seconds(10));
     for (;;) {
         if (reread(watch).find("populated 0") != std::string::npos) co_return cgroup.remove();
-        auto woke = co_await (watch.async_wait(asio::posix::descriptor_base::wait_error,
-                                               asio::as_tuple(asio::use_awaitable)) ||
-                              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+        auto woke =
+            co_await (watch.async_wait(asio::posix::descriptor_base::wait_error, asio::as_tuple(asio::use_awaitable)) ||
+                      limit.async_wait(asio::as_tuple(asio::use_awaitable)));
         if (woke.index() == 1) co_return Error{EBUSY, "cgroup " + cgroup.path() + " still populated after 10 s"};
     }
 }
@@ -289,9 +292,9 @@ asio::awaitable<Status> set_frozen(isolation::SandboxCgroup& cgroup, bool frozen
     asio::steady_timer limit(executor, std::chrono::seconds(10));
     for (;;) {
         if (reread(watch).find(done) != std::string::npos) co_return Status{};
-        auto woke = co_await (watch.async_wait(asio::posix::descriptor_base::wait_error,
-                                               asio::as_tuple(asio::use_awaitable)) ||
-                              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+        auto woke =
+            co_await (watch.async_wait(asio::posix::descriptor_base::wait_error, asio::as_tuple(asio::use_awaitable)) ||
+                      limit.async_wait(asio::as_tuple(asio::use_awaitable)));
         if (woke.index() == 1) co_return Error{ETIMEDOUT, std::string("cgroup ") + cgroup.path() + " not " + done};
     }
 }

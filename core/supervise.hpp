@@ -33,7 +33,7 @@ struct SupervisionInput {
     io::ProcessHandle* process;
     isolation::SandboxCgroup* cgroup;  // null when running without one
     std::optional<double> timeout_seconds;
-    int stdout_read;   // owned by the caller until adopted here
+    int stdout_read;  // owned by the caller until adopted here
     int stderr_read;
     io::OutputSink* stdout_sink;
     io::OutputSink* stderr_sink;

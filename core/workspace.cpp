@@ -29,7 +29,9 @@ bool same_mtime(const struct stat& a, const struct stat& b) {
 
 std::string join(const std::string& rel, const std::string& name) { return rel.empty() ? name : rel + "/" + name; }
 
-Error at(const std::string& rel, const char* what, int err = errno) { return Error::from_errno(what + (" " + rel), err); }
+Error at(const std::string& rel, const char* what, int err = errno) {
+    return Error::from_errno(what + (" " + rel), err);
+}
 
 Result<io::unique_fd> open_dir_at(int dirfd, const std::string& name, const std::string& rel) {
     int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -250,7 +252,8 @@ bool keep_same_file(Sync& sync, int copy_dir, int host_dir, const std::string& n
     if ((ts.st_mode & 07777) != (ss.st_mode & safe_mode_mask)) {
         int fd = ::openat(host_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         io::unique_fd file(fd);
-        if (fd < 0 || ::fchmod(fd, ss.st_mode & safe_mode_mask) < 0) sync.conflict(rel, std::string("chmod: ") + std::strerror(errno));
+        if (fd < 0 || ::fchmod(fd, ss.st_mode & safe_mode_mask) < 0)
+            sync.conflict(rel, std::string("chmod: ") + std::strerror(errno));
     }
     if (!same_mtime(ss, ts)) {
         if (auto st = set_times_at(host_dir, name, ss, rel); !st) sync.conflict(rel, st.error().describe());
@@ -261,7 +264,8 @@ bool keep_same_file(Sync& sync, int copy_dir, int host_dir, const std::string& n
 
 // One entry of the copy, synced to the host.
 Status sync_entry(Sync& sync, int copy_dir, int host_dir, const std::string& name, const std::string& rel, int depth) {
-    struct stat ss {}, ts {};
+    struct stat ss {
+    }, ts{};
     if (::fstatat(copy_dir, name.c_str(), &ss, AT_SYMLINK_NOFOLLOW) < 0) return at(rel, "stat");
     bool exists = ::fstatat(host_dir, name.c_str(), &ts, AT_SYMLINK_NOFOLLOW) == 0;
     // The sandbox never saw the host's fifos, sockets and devices, and
@@ -271,7 +275,8 @@ Status sync_entry(Sync& sync, int copy_dir, int host_dir, const std::string& nam
         NUCLEUS_TRY_ASSIGN(auto copy_sub, open_dir_at(copy_dir, name, rel));
         NUCLEUS_TRY_ASSIGN(auto host_sub, open_dir_at(host_dir, name, rel));
         NUCLEUS_TRY(sync_contents(sync, copy_sub.get(), host_sub.get(), rel, depth + 1));
-        if ((ts.st_mode & 07777) != (ss.st_mode & safe_mode_mask) && ::fchmod(host_sub.get(), ss.st_mode & safe_mode_mask) < 0)
+        if ((ts.st_mode & 07777) != (ss.st_mode & safe_mode_mask) &&
+            ::fchmod(host_sub.get(), ss.st_mode & safe_mode_mask) < 0)
             sync.conflict(rel, std::string("chmod: ") + std::strerror(errno));
         return {};
     }
@@ -281,7 +286,8 @@ Status sync_entry(Sync& sync, int copy_dir, int host_dir, const std::string& nam
         ssize_t nb = ::readlinkat(host_dir, name.c_str(), b.data(), b.size());
         if (na >= 0 && na == nb && std::memcmp(a.data(), b.data(), static_cast<size_t>(na)) == 0) return {};
     }
-    if (exists && S_ISREG(ss.st_mode) && S_ISREG(ts.st_mode) && keep_same_file(sync, copy_dir, host_dir, name, rel, ss, ts))
+    if (exists && S_ISREG(ss.st_mode) && S_ISREG(ts.st_mode) &&
+        keep_same_file(sync, copy_dir, host_dir, name, rel, ss, ts))
         return {};
     // Changed, new, or another kind: replace it, unless the host's is not
     // what the sandbox was given.
@@ -293,8 +299,9 @@ Status sync_entry(Sync& sync, int copy_dir, int host_dir, const std::string& nam
         }
         if (S_ISDIR(ts.st_mode)) {
             if (!remove_seen(sync, host_dir, name, rel, depth)) {
-                sync.conflict(rel, "the sandbox replaced this directory, but on the host it holds entries the sandbox "
-                                   "never saw (kept, with the directory)");
+                sync.conflict(rel,
+                              "the sandbox replaced this directory, but on the host it holds entries the sandbox "
+                              "never saw (kept, with the directory)");
                 return {};
             }
         } else {

@@ -4,9 +4,7 @@
 
 namespace nucleus {
 
-Error Error::from_errno(std::string message, int code) {
-    return Error{code, std::move(message)};
-}
+Error Error::from_errno(std::string message, int code) { return Error{code, std::move(message)}; }
 
 Error Error::wrap(std::string_view context) && {
     std::string joined;

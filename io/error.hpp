@@ -17,8 +17,8 @@
 namespace nucleus {
 
 struct Error {
-    int code = 0;          // errno, or 0 for a non-kernel failure
-    std::string message;   // "step: context", without the strerror text
+    int code = 0;  // errno, or 0 for a non-kernel failure
+    std::string message;  // "step: context", without the strerror text
 
     static Error from_errno(std::string message, int code = errno);
     static Error plain(std::string message) { return Error{0, std::move(message)}; }
@@ -83,9 +83,9 @@ using Status = Result<void>;
 
 // Propagates a failed Result from the enclosing function (which returns a
 // Result of any type). Evaluates `expr` once.
-#define NUCLEUS_TRY(expr)                                        \
-    do {                                                         \
-        auto nucleus_try_result_ = (expr);                       \
+#define NUCLEUS_TRY(expr)                                                        \
+    do {                                                                         \
+        auto nucleus_try_result_ = (expr);                                       \
         if (!nucleus_try_result_) return std::move(nucleus_try_result_).error(); \
     } while (0)
 
@@ -95,8 +95,7 @@ using Status = Result<void>;
 // Binds the value of a Result, or propagates its error:
 //   NUCLEUS_TRY_ASSIGN(auto fd, io::open_fd(path, O_RDONLY));
 // At most one per line (the temporary is named after the line).
-#define NUCLEUS_TRY_ASSIGN(decl, expr)                                                              \
-    auto NUCLEUS_CONCAT(nucleus_try_, __LINE__) = (expr);                                           \
-    if (!NUCLEUS_CONCAT(nucleus_try_, __LINE__))                                                    \
-        return std::move(NUCLEUS_CONCAT(nucleus_try_, __LINE__)).error();                           \
+#define NUCLEUS_TRY_ASSIGN(decl, expr)                                                                             \
+    auto NUCLEUS_CONCAT(nucleus_try_, __LINE__) = (expr);                                                          \
+    if (!NUCLEUS_CONCAT(nucleus_try_, __LINE__)) return std::move(NUCLEUS_CONCAT(nucleus_try_, __LINE__)).error(); \
     decl = std::move(*NUCLEUS_CONCAT(nucleus_try_, __LINE__))

@@ -38,9 +38,7 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-int errno_of(const std::error_code& ec) {
-    return ec.category() == std::system_category() ? ec.value() : EPIPE;
-}
+int errno_of(const std::error_code& ec) { return ec.category() == std::system_category() ? ec.value() : EPIPE; }
 
 std::string status_line(int status) {
     const char* reason = http_status_str(static_cast<http_status>(status));
@@ -49,9 +47,7 @@ std::string status_line(int status) {
 
 // Messages may quote bytes from the request or the host (a path, an id
 // given as %ff): dump_json replaces what is not UTF-8 instead of throwing.
-std::string error_body(std::string_view message) {
-    return dump_json(nlohmann::json{{"error", message}});
-}
+std::string error_body(std::string_view message) { return dump_json(nlohmann::json{{"error", message}}); }
 
 // Bounds the bytes read ahead while a handler runs (pipelined requests).
 constexpr size_t max_read_ahead = 64 << 10;
@@ -60,8 +56,11 @@ constexpr size_t max_read_ahead = 64 << 10;
 
 struct Server::State {
     State(asio::any_io_executor ex, std::string socket_path, Limits l)
-        : executor(ex), acceptor(ex), drained(ex, asio::steady_timer::time_point::max()),
-          path(std::move(socket_path)), limits(l) {}
+        : executor(ex),
+          acceptor(ex),
+          drained(ex, asio::steady_timer::time_point::max()),
+          path(std::move(socket_path)),
+          limits(l) {}
 
     asio::any_io_executor executor;
     stream_protocol::acceptor acceptor;
@@ -70,7 +69,7 @@ struct Server::State {
     Limits limits;
     Handler handler;
     std::list<detail::Connection> connections;
-    size_t closing = 0;     // connections shut down to make room, not yet ended
+    size_t closing = 0;  // connections shut down to make room, not yet ended
     size_t long_lived = 0;  // requests in a long-lived place
     bool stopping = false;
     bool path_owned = true;  // the socket at `path` is ours to unlink
@@ -83,9 +82,12 @@ public:
     using Clock = std::chrono::steady_clock;
 
     Connection(Server::State& server, stream_protocol::socket socket)
-        : server_(server), socket_(std::move(socket)), parser_(server.limits),
+        : server_(server),
+          socket_(std::move(socket)),
+          parser_(server.limits),
           gone_event_(server.executor, asio::steady_timer::time_point::max()),
-          tokens_(server.limits.request_burst), refilled_(Clock::now()) {}
+          tokens_(server.limits.request_burst),
+          refilled_(Clock::now()) {}
 
     asio::awaitable<void> run();
 
@@ -153,13 +155,13 @@ private:
     Server::State& server_;
     stream_protocol::socket socket_;
     detail::RequestParser parser_;
-    std::string pending_;                 // read but not yet parsed
+    std::string pending_;  // read but not yet parsed
     std::array<char, 16 << 10> buffer_;  // one read
-    asio::steady_timer gone_event_;       // never expires; cancelled when the peer is gone
-    bool gone_ = false;                   // EOF, error, or stop()
+    asio::steady_timer gone_event_;  // never expires; cancelled when the peer is gone
+    bool gone_ = false;  // EOF, error, or stop()
     bool write_failed_ = false;
     bool keep_alive_ = true;
-    bool waiting_ = false;                // in read_request()
+    bool waiting_ = false;  // in read_request()
     bool evicted_ = false;
     bool long_lived_ = false;
     Clock::time_point waiting_since_;
@@ -187,9 +189,8 @@ asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bu
         if (err != 0) {
             write_failed_ = true;
             shut_down();
-            co_return Error::from_errno(err == ETIMEDOUT ? "writing the response: the client stopped reading"
-                                                         : "writing the response",
-                                        err);
+            co_return Error::from_errno(
+                err == ETIMEDOUT ? "writing the response: the client stopped reading" : "writing the response", err);
         }
         for (; first < count && n >= parts[first].size(); ++first) n -= parts[first].size();
         if (first < count) parts[first] += n;
@@ -255,8 +256,8 @@ asio::awaitable<Connection::Outcome> Connection::read_request() {
             }
         }
         if (gone_) co_return Outcome::Closed;
-        auto result = co_await (socket_.async_read_some(asio::buffer(buffer_), use_tuple) ||
-                                deadline.async_wait(use_tuple));
+        auto result =
+            co_await (socket_.async_read_some(asio::buffer(buffer_), use_tuple) || deadline.async_wait(use_tuple));
         if (result.index() == 1) co_return Outcome::Closed;  // too slow: slow-loris or idle keep-alive
         auto [ec, n] = std::get<0>(result);
         if (ec || n == 0) {
@@ -388,7 +389,8 @@ asio::awaitable<Status> Responder::send_error(int status, std::string_view messa
 asio::awaitable<Status> Responder::send_empty(int status) {
     if (state_ != State::Idle) co_return Error::plain("a response was already sent");
     state_ = State::Failed;
-    if (auto st = co_await write_head(status, "", status == 204 || status == 304 ? "" : "Content-Length: 0\r\n"); !st) co_return st;
+    if (auto st = co_await write_head(status, "", status == 204 || status == 304 ? "" : "Content-Length: 0\r\n"); !st)
+        co_return st;
     state_ = State::Done;
     co_return Status{};
 }
@@ -397,8 +399,7 @@ asio::awaitable<Status> Responder::begin_stream(int status, std::string_view con
     if (state_ != State::Idle) co_return Error::plain("a response was already sent");
     if (!enter_long_lived()) {
         (void)co_await send_error(503, "too many streams and waits open (" +
-                                           std::to_string(connection_.limits().max_long_lived) +
-                                           "); try again later");
+                                           std::to_string(connection_.limits().max_long_lived) + "); try again later");
         co_return Error{EBUSY, "no place for another long-lived request"};
     }
     state_ = State::Failed;
@@ -534,8 +535,8 @@ namespace {
 void refuse_busy(stream_protocol::socket& socket) {
     static const std::string response = [] {
         std::string body = error_body("too many connections");
-        return status_line(503) + "Content-Type: application/json\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        return status_line(503) + "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\nConnection: close\r\n\r\n" + body;
     }();
     std::error_code ec;
     socket.non_blocking(true, ec);
@@ -559,8 +560,15 @@ bool make_room(Server::State& s) {
 bool transient_accept_error(const std::error_code& ec) {
     if (ec.category() != std::system_category()) return false;
     switch (ec.value()) {
-        case ECONNABORTED: case EINTR: case EPROTO: case EPERM: case EAGAIN:
-        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        case ECONNABORTED:
+        case EINTR:
+        case EPROTO:
+        case EPERM:
+        case EAGAIN:
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
             return true;
         default:
             return false;

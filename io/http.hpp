@@ -46,12 +46,12 @@
 namespace nucleus::io::http {
 
 struct Request {
-    std::string method;                           // "GET"
-    std::string target;                           // as sent: "/v1/sandboxes?all=true"
-    std::string path;                             // percent-decoded: "/v1/sandboxes"
-    std::map<std::string, std::string> query;     // percent-decoded ('+' is a space); last one wins
+    std::string method;  // "GET"
+    std::string target;  // as sent: "/v1/sandboxes?all=true"
+    std::string path;  // percent-decoded: "/v1/sandboxes"
+    std::map<std::string, std::string> query;  // percent-decoded ('+' is a space); last one wins
     std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
-    std::string body;                             // Content-Length or (bounded) chunked
+    std::string body;  // Content-Length or (bounded) chunked
 
     // The first header of that name (case-insensitive), or "" when absent.
     std::string header(std::string_view name) const;
@@ -84,8 +84,7 @@ public:
     // of any size costs the connection one chunk buffer. The caller keeps
     // `fd` open until this completes. A file that turns out shorter than
     // `length` closes the connection (the promised length cannot be kept).
-    asio::awaitable<Status> send_file(int status, std::string_view content_type, int fd, off_t offset,
-                                      size_t length);
+    asio::awaitable<Status> send_file(int status, std::string_view content_type, int fd, off_t offset, size_t length);
 
     // Marks this request long-lived (it may park for minutes: a stream, a
     // wait for an exit): it takes one of Limits::max_long_lived places
@@ -125,8 +124,8 @@ private:
 using Handler = std::function<asio::awaitable<void>(const Request&, Responder&)>;
 
 struct Limits {
-    size_t max_header_bytes = 16 << 10;   // request line + headers -> 431
-    size_t max_body_bytes = 1 << 20;      // -> 413 (Content-Length checked first)
+    size_t max_header_bytes = 16 << 10;  // request line + headers -> 431
+    size_t max_body_bytes = 1 << 20;  // -> 413 (Content-Length checked first)
     // Open connections. A new one beyond this closes the connection that
     // has waited longest for its next request; when every connection is
     // busy with one, the new one is answered 503 and closed.
@@ -134,7 +133,7 @@ struct Limits {
     // Requests that park (streams, long waits): beyond this, 503. Kept below
     // max_connections so that ordinary requests always find a place.
     size_t max_long_lived = 256;
-    double requests_per_second = 200;     // per connection, token bucket -> 429
+    double requests_per_second = 200;  // per connection, token bucket -> 429
     double request_burst = 400;
     // From the end of the previous response (or accept) until the whole
     // request has arrived; then the connection is closed without a reply.

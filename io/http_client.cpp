@@ -59,7 +59,7 @@ struct ResponseParser {
     const std::function<bool(std::string_view)>* on_data = nullptr;  // streaming 2xx bodies
     bool in_value = false;
     bool complete = false;
-    bool stopped = false;     // on_data asked to stop
+    bool stopped = false;  // on_data asked to stop
     bool too_large = false;
 
     static ResponseParser& self(http_parser* p) { return *static_cast<ResponseParser*>(p->data); }

@@ -58,7 +58,8 @@ size_t RequestParser::feed(std::string_view data) {
     }
     auto err = HTTP_PARSER_ERRNO(&parser_);
     if (reject_status == 0 && err == HPE_HEADER_OVERFLOW) reject(431, "request header too large");
-    if (reject_status == 0 && err != HPE_OK) reject(400, std::string("malformed request: ") + http_errno_description(err));
+    if (reject_status == 0 && err != HPE_OK)
+        reject(400, std::string("malformed request: ") + http_errno_description(err));
     if (reject_status == 0 && !headers_done_ && message_bytes_ > limits_.max_header_bytes) header_too_large();
     if (reject_status == 0 && n < data.size()) reject(400, "malformed request");
     return n;
@@ -88,9 +89,7 @@ Status RequestParser::split_target() {
     const std::string& t = request.target;
     if (http_parser_parse_url(t.data(), t.size(), 0, &url) != 0 || !(url.field_set & (1 << UF_PATH)))
         return Error::plain("malformed request target \"" + t + "\"");
-    auto field = [&](int f) {
-        return std::string_view(t).substr(url.field_data[f].off, url.field_data[f].len);
-    };
+    auto field = [&](int f) { return std::string_view(t).substr(url.field_data[f].off, url.field_data[f].len); };
     auto path = percent_decode(field(UF_PATH), false);
     if (!path) return Error::plain("malformed request path: " + path.error().message);
     request.path = std::move(*path);

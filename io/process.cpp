@@ -35,9 +35,16 @@ Result<ExitStatus> ProcessHandle::try_reap() const {
     if (rc < 0) return Error::from_errno("waitid " + std::to_string(pid_));
     if (info.si_pid == 0) return Error::plain("process " + std::to_string(pid_) + " is still running");
     switch (info.si_code) {
-        case CLD_EXITED: status.value = info.si_status; break;
-        case CLD_DUMPED: status.core_dumped = true; [[fallthrough]];
-        default: status.signaled = true; status.value = info.si_status; break;
+        case CLD_EXITED:
+            status.value = info.si_status;
+            break;
+        case CLD_DUMPED:
+            status.core_dumped = true;
+            [[fallthrough]];
+        default:
+            status.signaled = true;
+            status.value = info.si_status;
+            break;
     }
     return status;
 }
@@ -49,8 +56,8 @@ asio::awaitable<Result<ExitStatus>> ProcessHandle::wait_exit() const {
     // The stream_descriptor owns the duplicate; ours stays valid for signals.
     asio::posix::stream_descriptor watch(executor, dup->release());
     for (;;) {
-        auto [ec] = co_await watch.async_wait(asio::posix::descriptor_base::wait_read,
-                                              asio::as_tuple(asio::use_awaitable));
+        auto [ec] =
+            co_await watch.async_wait(asio::posix::descriptor_base::wait_read, asio::as_tuple(asio::use_awaitable));
         if (ec == asio::error::operation_aborted)
             co_return Error{ECANCELED, "waiting for process " + std::to_string(pid_)};
         if (ec) co_return Error{ec.value(), "waiting for process " + std::to_string(pid_)};

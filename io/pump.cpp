@@ -95,8 +95,7 @@ asio::awaitable<PumpResult> pump(asio::posix::stream_descriptor source, OutputSi
     std::array<char, 64 * 1024> buffer;
     PumpResult result;
     for (;;) {
-        auto [ec, n] = co_await source.async_read_some(asio::buffer(buffer),
-                                                       asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] = co_await source.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
         if (ec == asio::error::eof) break;
         if (ec) {
             if (result.status.ok()) result.status = Error{ec.value(), "reading sandbox output"};

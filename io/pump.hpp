@@ -48,10 +48,10 @@ private:
     OutputSink() = default;
     Status rotate();
     Status open_lazily();
-    unique_fd file_;                                   // regular file: write(2)
-    bool lazy_ = false;                                // rotating_log: file_ opens at the first write
-    std::string path_;                                 // rotating logs only
-    uint64_t max_bytes_ = 0;                           // 0: no cap
+    unique_fd file_;  // regular file: write(2)
+    bool lazy_ = false;  // rotating_log: file_ opens at the first write
+    std::string path_;  // rotating logs only
+    uint64_t max_bytes_ = 0;  // 0: no cap
     uint64_t size_ = 0;
     std::function<void()> on_write_;
     std::optional<asio::posix::stream_descriptor> stream_;  // everything else

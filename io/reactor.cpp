@@ -32,7 +32,8 @@ Status io_uring_unavailable(int err) {
     if (auto disabled = read_file("/proc/sys/kernel/io_uring_disabled"); disabled) {
         std::string v = trimmed(*disabled);
         if (v == "2") cause = "kernel.io_uring_disabled=2 forbids io_uring for every process";
-        else if (v == "1") cause = "kernel.io_uring_disabled=1 allows io_uring only for members of kernel.io_uring_group";
+        else if (v == "1")
+            cause = "kernel.io_uring_disabled=1 allows io_uring only for members of kernel.io_uring_group";
     }
     if (cause.empty() && (err == EPERM || err == EACCES || err == ENOSYS) && under_seccomp_filter())
         cause = "a seccomp filter on this process (e.g. a container runtime's default profile) refuses io_uring_setup";

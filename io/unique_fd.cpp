@@ -73,9 +73,7 @@ Status write_all(int fd, std::string_view content) {
     return {};
 }
 
-Status write_file(const std::string& path, std::string_view content) {
-    return write_file_at(AT_FDCWD, path, content);
-}
+Status write_file(const std::string& path, std::string_view content) { return write_file_at(AT_FDCWD, path, content); }
 
 Status write_file_at(int dirfd, const std::string& path, std::string_view content) {
     auto fd = open_at(dirfd, path, O_WRONLY | O_NOCTTY);
@@ -84,8 +82,7 @@ Status write_file_at(int dirfd, const std::string& path, std::string_view conten
     // there is an error, so no loop.
     ssize_t n = ::write(fd->get(), content.data(), content.size());
     if (n < 0) return Error::from_errno("write " + path);
-    if (static_cast<size_t>(n) != content.size())
-        return Error::plain("write " + path + ": short write");
+    if (static_cast<size_t>(n) != content.size()) return Error::plain("write " + path + ": short write");
     return {};
 }
 

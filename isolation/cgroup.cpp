@@ -121,10 +121,12 @@ Status delegate_controllers(const std::string& mount, const std::string& parent,
             if (std::find(on.begin(), on.end(), c) == on.end()) wanted += (wanted.empty() ? "+" : " +") + c;
         if (!wanted.empty()) {
             if (level != mount && has_processes(level)) {
-                if (level != own) return Error::plain(level + " has processes; cannot enable controllers for its children");
+                if (level != own)
+                    return Error::plain(level + " has processes; cannot enable controllers for its children");
                 NUCLEUS_TRY(move_self_to_leaf(level));
             }
-            NUCLEUS_TRY(io::write_file(level + "/cgroup.subtree_control", wanted).wrap("enabling " + wanted + " in " + level));
+            NUCLEUS_TRY(
+                io::write_file(level + "/cgroup.subtree_control", wanted).wrap("enabling " + wanted + " in " + level));
         }
         if (pos >= rel.size()) break;
         auto next = rel.find('/', pos + 1);

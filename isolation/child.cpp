@@ -66,8 +66,7 @@ long make_file(const char* path, uint32_t mode) noexcept {
 long set_attr(const char* path, uint64_t attr_set, bool recursive) noexcept {
     if (attr_set == 0) return 0;
     kabi::MountAttr attr{.attr_set = attr_set, .attr_clr = 0, .propagation = 0, .userns_fd = 0};
-    return call(kabi::sys_mount_setattr, AT_FDCWD, path, recursive ? kabi::at_recursive : 0u, &attr,
-                sizeof attr);
+    return call(kabi::sys_mount_setattr, AT_FDCWD, path, recursive ? kabi::at_recursive : 0u, &attr, sizeof attr);
 }
 
 long bind_mount(const MountOp& op) noexcept {
@@ -80,8 +79,7 @@ long bind_mount(const MountOp& op) noexcept {
 }
 
 long write_file(const MountOp& op) noexcept {
-    long fd = call(SYS_openat, AT_FDCWD, op.target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                   op.mode);
+    long fd = call(SYS_openat, AT_FDCWD, op.target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, op.mode);
     if (fd < 0) return fd;
     size_t done = 0;
     while (done < op.data_len) {
@@ -109,28 +107,36 @@ long mount_fs(const MountOp& op, const char* fstype) noexcept {
 
 long apply_mount(const MountOp& op) noexcept {
     switch (op.kind) {
-        case MountKind::Mkdir: return make_dir(op.target, op.mode);
+        case MountKind::Mkdir:
+            return make_dir(op.target, op.mode);
         case MountKind::AttachFd: {
             long rc = make_dir(op.target, 0755);
             if (rc < 0) return rc;
             return call(kabi::sys_move_mount, op.fd, "", AT_FDCWD, op.target, kabi::move_mount_f_empty_path);
         }
-        case MountKind::Bind: return bind_mount(op);
-        case MountKind::Tmpfs: return mount_fs(op, "tmpfs");
-        case MountKind::Proc: return mount_fs(op, "proc");
-        case MountKind::Sysfs: return mount_fs(op, "sysfs");
-        case MountKind::Devpts: return mount_fs(op, "devpts");
+        case MountKind::Bind:
+            return bind_mount(op);
+        case MountKind::Tmpfs:
+            return mount_fs(op, "tmpfs");
+        case MountKind::Proc:
+            return mount_fs(op, "proc");
+        case MountKind::Sysfs:
+            return mount_fs(op, "sysfs");
+        case MountKind::Devpts:
+            return mount_fs(op, "devpts");
         case MountKind::Symlink: {
             long rc = call(SYS_symlink, op.source, op.target);
             return rc == -EEXIST ? 0 : rc;
         }
-        case MountKind::WriteFile: return write_file(op);
+        case MountKind::WriteFile:
+            return write_file(op);
         case MountKind::MaskFile:
             return call(SYS_mount, "/dev/null", op.target, nullptr, MS_BIND, nullptr);
         case MountKind::MaskDir:
             return call(SYS_mount, "tmpfs", op.target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         "size=0,nr_inodes=1,mode=555");
-        case MountKind::SetAttr: return set_attr(op.target, op.attr_set, op.recursive);
+        case MountKind::SetAttr:
+            return set_attr(op.target, op.attr_set, op.recursive);
         case MountKind::ReadOnly: {
             long rc = call(SYS_mount, op.target, op.target, nullptr, MS_BIND | MS_REC, nullptr);
             if (rc < 0) return rc;
@@ -166,7 +172,9 @@ Outcome enter_root(const ChildPlan& plan) noexcept {
     return {ChildStep::PivotRoot, rc, plan.staging};
 }
 
-Outcome root_read_only() noexcept { return {ChildStep::RootReadOnly, set_attr("/", kabi::mount_attr_rdonly, false), "/"}; }
+Outcome root_read_only() noexcept {
+    return {ChildStep::RootReadOnly, set_attr("/", kabi::mount_attr_rdonly, false), "/"};
+}
 
 Outcome set_hostname(const ChildPlan& plan) noexcept {
     if (!plan.hostname) return {ChildStep::Hostname};

@@ -16,8 +16,8 @@ namespace {
 
 using raw::call;
 
-constexpr int sol_netlink = 270;        // SOL_NETLINK
-constexpr int netlink_cap_ack = 10;     // NETLINK_CAP_ACK: errors echo only the header
+constexpr int sol_netlink = 270;  // SOL_NETLINK
+constexpr int netlink_cap_ack = 10;  // NETLINK_CAP_ACK: errors echo only the header
 
 constexpr uint16_t big_endian16(uint16_t v) { return static_cast<uint16_t>(v << 8 | v >> 8); }
 

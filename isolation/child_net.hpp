@@ -26,15 +26,15 @@
 namespace nucleus::isolation {
 
 struct NetlinkScript {
-    int protocol = 0;               // NETLINK_ROUTE, NETLINK_NETFILTER
+    int protocol = 0;  // NETLINK_ROUTE, NETLINK_NETFILTER
     const uint8_t* bytes = nullptr;  // one or more nlmsghdr messages (a batch)
     size_t length = 0;
-    unsigned acks = 0;              // messages carrying NLM_F_ACK
+    unsigned acks = 0;  // messages carrying NLM_F_ACK
 };
 
 struct ListenSocket {
-    int family = 0;    // AF_INET (127.0.0.1) or AF_INET6 (::1, IPV6_V6ONLY)
-    int type = 0;      // SOCK_STREAM (listens) or SOCK_DGRAM
+    int family = 0;  // AF_INET (127.0.0.1) or AF_INET6 (::1, IPV6_V6ONLY)
+    int type = 0;  // SOCK_STREAM (listens) or SOCK_DGRAM
     uint16_t port = 0;
 };
 
@@ -44,8 +44,8 @@ struct ChildNetwork {
     const NetlinkScript* scripts = nullptr;
     size_t script_count = 0;
     const ListenSocket* sockets = nullptr;
-    size_t socket_count = 0;   // at most max_listen_sockets
-    int channel_fd = -1;       // SOCK_SEQPACKET end the sockets are sent on
+    size_t socket_count = 0;  // at most max_listen_sockets
+    int channel_fd = -1;  // SOCK_SEQPACKET end the sockets are sent on
 };
 
 // 0 or -errno; `detail` names what failed (static text).

@@ -62,8 +62,8 @@ const char* child_step_name(ChildStep step) noexcept;
 struct ChildReport {
     enum Kind : uint32_t { Ready = 1, Failed = 2, Listener = 3 };  // Listener: err holds the fd
     uint32_t kind;
-    uint32_t step;   // ChildStep
-    int32_t err;     // errno
+    uint32_t step;  // ChildStep
+    int32_t err;  // errno
     char detail[116];
 };
 static_assert(sizeof(ChildReport) == 128);

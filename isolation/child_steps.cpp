@@ -24,38 +24,70 @@ namespace nucleus::isolation {
 
 const char* child_step_name(ChildStep step) noexcept {
     switch (step) {
-        case ChildStep::WaitMaps: return "waiting for the user namespace maps";
-        case ChildStep::SetupIdentity: return "taking the setup identity";
-        case ChildStep::JoinNamespaces: return "joining the sandbox's namespaces";
-        case ChildStep::CloneIntoPidNamespace: return "cloning into the sandbox's PID namespace";
-        case ChildStep::Stdio: return "setting up stdio";
-        case ChildStep::Session: return "creating a new session";
-        case ChildStep::Signals: return "resetting signal handlers";
-        case ChildStep::Propagation: return "making mounts private";
-        case ChildStep::StagingRoot: return "mounting the root tmpfs";
-        case ChildStep::Mount: return "mounting";
-        case ChildStep::PivotRoot: return "pivot_root";
-        case ChildStep::RootReadOnly: return "making the root read-only";
-        case ChildStep::Hostname: return "setting the hostname";
-        case ChildStep::Loopback: return "bringing up lo";
-        case ChildStep::Network: return "setting up the network namespace:";
-        case ChildStep::Rlimits: return "setting rlimits";
-        case ChildStep::Workdir: return "changing to the working directory";
-        case ChildStep::LandlockRules: return "adding Landlock rules";
-        case ChildStep::BoundingSet: return "dropping the capability bounding set";
-        case ChildStep::KeepCaps: return "keeping capabilities across setuid";
-        case ChildStep::Groups: return "setting supplementary groups";
-        case ChildStep::SetGid: return "setting the gid";
-        case ChildStep::SetUid: return "setting the uid";
-        case ChildStep::Capabilities: return "setting capabilities";
-        case ChildStep::AmbientCaps: return "setting ambient capabilities";
-        case ChildStep::NoNewPrivs: return "setting no_new_privs";
-        case ChildStep::LandlockRestrict: return "enforcing Landlock";
-        case ChildStep::ParentDeath: return "setting the parent-death signal";
-        case ChildStep::CloseFds: return "closing inherited descriptors";
-        case ChildStep::Ready: return "reporting readiness";
-        case ChildStep::Seccomp: return "loading the seccomp filter";
-        case ChildStep::Exec: return "executing the command";
+        case ChildStep::WaitMaps:
+            return "waiting for the user namespace maps";
+        case ChildStep::SetupIdentity:
+            return "taking the setup identity";
+        case ChildStep::JoinNamespaces:
+            return "joining the sandbox's namespaces";
+        case ChildStep::CloneIntoPidNamespace:
+            return "cloning into the sandbox's PID namespace";
+        case ChildStep::Stdio:
+            return "setting up stdio";
+        case ChildStep::Session:
+            return "creating a new session";
+        case ChildStep::Signals:
+            return "resetting signal handlers";
+        case ChildStep::Propagation:
+            return "making mounts private";
+        case ChildStep::StagingRoot:
+            return "mounting the root tmpfs";
+        case ChildStep::Mount:
+            return "mounting";
+        case ChildStep::PivotRoot:
+            return "pivot_root";
+        case ChildStep::RootReadOnly:
+            return "making the root read-only";
+        case ChildStep::Hostname:
+            return "setting the hostname";
+        case ChildStep::Loopback:
+            return "bringing up lo";
+        case ChildStep::Network:
+            return "setting up the network namespace:";
+        case ChildStep::Rlimits:
+            return "setting rlimits";
+        case ChildStep::Workdir:
+            return "changing to the working directory";
+        case ChildStep::LandlockRules:
+            return "adding Landlock rules";
+        case ChildStep::BoundingSet:
+            return "dropping the capability bounding set";
+        case ChildStep::KeepCaps:
+            return "keeping capabilities across setuid";
+        case ChildStep::Groups:
+            return "setting supplementary groups";
+        case ChildStep::SetGid:
+            return "setting the gid";
+        case ChildStep::SetUid:
+            return "setting the uid";
+        case ChildStep::Capabilities:
+            return "setting capabilities";
+        case ChildStep::AmbientCaps:
+            return "setting ambient capabilities";
+        case ChildStep::NoNewPrivs:
+            return "setting no_new_privs";
+        case ChildStep::LandlockRestrict:
+            return "enforcing Landlock";
+        case ChildStep::ParentDeath:
+            return "setting the parent-death signal";
+        case ChildStep::CloseFds:
+            return "closing inherited descriptors";
+        case ChildStep::Ready:
+            return "reporting readiness";
+        case ChildStep::Seccomp:
+            return "loading the seccomp filter";
+        case ChildStep::Exec:
+            return "executing the command";
     }
     return "unknown step";
 }
@@ -241,8 +273,7 @@ Outcome close_inherited(int keep_a, int keep_b) noexcept {
 
 Outcome seccomp(const ChildPlan& plan) noexcept {
     if (!plan.seccomp_filter) return {ChildStep::Seccomp};
-    sock_fprog prog{plan.seccomp_len,
-                    const_cast<sock_filter*>(static_cast<const sock_filter*>(plan.seccomp_filter))};
+    sock_fprog prog{plan.seccomp_len, const_cast<sock_filter*>(static_cast<const sock_filter*>(plan.seccomp_filter))};
     return {ChildStep::Seccomp, call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.seccomp_flags, &prog)};
 }
 

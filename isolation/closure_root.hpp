@@ -22,7 +22,7 @@
 namespace nucleus::isolation {
 
 struct ClosureRoot {
-    std::string store_dir;           // absolute, e.g. /nix/store
+    std::string store_dir;  // absolute, e.g. /nix/store
     std::vector<std::string> paths;  // store paths granted read+execute
 };
 

@@ -16,10 +16,10 @@ namespace nucleus::isolation {
 
 struct TmpfsOptions {
     uint64_t size_bytes = 0;  // 0: the kernel's default (half of RAM)
-    uid_t uid = 0;            // owner of the root directory (host ids)
+    uid_t uid = 0;  // owner of the root directory (host ids)
     gid_t gid = 0;
     mode_t mode = 0755;
-    bool noexec = true;       // nosuid and nodev always
+    bool noexec = true;  // nosuid and nodev always
 };
 
 // fsopen("tmpfs") + fsconfig + fsmount. Needs CAP_SYS_ADMIN in the initial

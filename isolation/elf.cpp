@@ -32,7 +32,8 @@ public:
     uint64_t get(uint64_t offset, int bytes) const {
         uint64_t value = 0;
         for (int i = 0; i < bytes; ++i) {
-            uint64_t byte = static_cast<unsigned char>(data_[offset + static_cast<uint64_t>(little_ ? i : bytes - 1 - i)]);
+            uint64_t byte =
+                static_cast<unsigned char>(data_[offset + static_cast<uint64_t>(little_ ? i : bytes - 1 - i)]);
             value |= byte << (8 * i);
         }
         return value;
@@ -81,7 +82,8 @@ Result<std::vector<Segment>> read_segments(const Reader& r, const Layout& l) {
         phnum = r.get(shoff + l.sh_info_at, 4);
     }
     if (phnum == 0) return std::vector<Segment>{};
-    if (phentsize < l.ph_size) return Error::plain("program header size " + std::to_string(phentsize) + " is too small");
+    if (phentsize < l.ph_size)
+        return Error::plain("program header size " + std::to_string(phentsize) + " is too small");
     if (phnum > (uint64_t{1} << 20) || !r.fits(phoff, phnum * phentsize))
         return Error::plain("the program header table runs past the end of the file");
     std::vector<Segment> segments;
@@ -128,8 +130,10 @@ Status read_dynamic(const Reader& r, const Layout& l, const Segment& dyn, const 
         if (e.tag == dt_strtab) strtab = e.value;
         else if (e.tag == dt_strsz) strsz = e.value;
         else if (e.tag == dt_flags_1) info.nodeflib = (e.value & df_1_nodeflib) != 0;
-        else if (e.tag == dt_needed || e.tag == dt_soname || e.tag == dt_rpath || e.tag == dt_runpath) entries.push_back(e);
-        if (entries.size() > max_needed) return Error::plain("more than " + std::to_string(max_needed) + " dynamic names");
+        else if (e.tag == dt_needed || e.tag == dt_soname || e.tag == dt_rpath || e.tag == dt_runpath)
+            entries.push_back(e);
+        if (entries.size() > max_needed)
+            return Error::plain("more than " + std::to_string(max_needed) + " dynamic names");
     }
     if (entries.empty()) return {};
     if (!strtab) return Error::plain("the dynamic section names libraries but has no DT_STRTAB");
@@ -155,7 +159,11 @@ Status read_dynamic(const Reader& r, const Layout& l, const Segment& dyn, const 
 
 }  // namespace
 
-bool has_elf_magic(std::string_view data) { return data.size() >= 4 && data.substr(0, 4) == "\x7f" "ELF"; }
+bool has_elf_magic(std::string_view data) {
+    return data.size() >= 4 && data.substr(0, 4) ==
+                                   "\x7f"
+                                   "ELF";
+}
 
 Result<ElfInfo> parse_elf(std::string_view data) {
     if (!has_elf_magic(data)) return Error::plain("not an ELF file (no \\x7fELF magic)");
@@ -164,7 +172,8 @@ Result<ElfInfo> parse_elf(std::string_view data) {
     uint8_t cls = static_cast<uint8_t>(data[4]);
     uint8_t order = static_cast<uint8_t>(data[5]);
     if (cls != elfclass32 && cls != elfclass64) return Error::plain("unknown ELF class " + std::to_string(cls));
-    if (order != elfdata2lsb && order != elfdata2msb) return Error::plain("unknown ELF byte order " + std::to_string(order));
+    if (order != elfdata2lsb && order != elfdata2msb)
+        return Error::plain("unknown ELF byte order " + std::to_string(order));
     info.is_64 = cls == elfclass64;
     info.little_endian = order == elfdata2lsb;
     if (info.is_64 && data.size() < 64) return Error::plain("truncated ELF header");
@@ -224,7 +233,8 @@ Result<std::vector<LdCacheEntry>> parse_ld_so_cache(std::string_view data) {
         if (count > (uint64_t{1} << 24) || !r.fits(old_header, count * old_entry))
             return Error::plain("the old entry table runs past the end of the cache");
         start = (old_header + count * old_entry + 3) & ~uint64_t{3};  // ALIGN_CACHE: alignof(cache_file_new) is 4
-        if (!r.fits(start, new_magic.size()) || data.substr(static_cast<size_t>(start), new_magic.size()) != new_magic) {
+        if (!r.fits(start, new_magic.size()) ||
+            data.substr(static_cast<size_t>(start), new_magic.size()) != new_magic) {
             // Old format only: its strings follow its table.
             uint64_t table_end = old_header + count * old_entry;
             return read_table(r, old_header, count, old_entry, table_end, data.size());

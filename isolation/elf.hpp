@@ -24,13 +24,13 @@ struct ElfInfo {
     bool is_64 = false;
     bool little_endian = true;
     uint16_t machine = 0;  // EM_*: a library of another machine or class is skipped by the loader
-    uint16_t type = 0;     // ET_EXEC, ET_DYN, ...
+    uint16_t type = 0;  // ET_EXEC, ET_DYN, ...
     std::optional<std::string> interpreter;  // PT_INTERP
-    std::vector<std::string> needed;         // DT_NEEDED, in order
-    std::optional<std::string> rpath;        // DT_RPATH (colon-separated, unexpanded)
-    std::optional<std::string> runpath;      // DT_RUNPATH
-    std::optional<std::string> soname;       // DT_SONAME
-    bool nodeflib = false;                   // DF_1_NODEFLIB: no cache, no default directories
+    std::vector<std::string> needed;  // DT_NEEDED, in order
+    std::optional<std::string> rpath;  // DT_RPATH (colon-separated, unexpanded)
+    std::optional<std::string> runpath;  // DT_RUNPATH
+    std::optional<std::string> soname;  // DT_SONAME
+    bool nodeflib = false;  // DF_1_NODEFLIB: no cache, no default directories
 
     // The loader accepts a library for a program when class and machine match.
     bool compatible_with(const ElfInfo& other) const { return is_64 == other.is_64 && machine == other.machine; }
@@ -49,8 +49,8 @@ Result<ElfInfo> parse_elf(std::string_view data);
 struct LdCacheEntry {
     std::string soname;
     std::string path;
-    int32_t flags = 0;     // FLAG_ELF_LIBC6 | FLAG_X8664_LIB64, ...
-    uint64_t hwcap = 0;    // non-zero: a glibc-hwcaps or legacy hwcap subdirectory
+    int32_t flags = 0;  // FLAG_ELF_LIBC6 | FLAG_X8664_LIB64, ...
+    uint64_t hwcap = 0;  // non-zero: a glibc-hwcaps or legacy hwcap subdirectory
 };
 
 // Entries in the cache's order (the loader takes the first that fits).

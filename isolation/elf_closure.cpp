@@ -74,10 +74,14 @@ std::vector<std::string> split_dirs(const std::string& list) {
 
 std::string triplet(uint16_t machine) {
     switch (machine) {
-        case em_x86_64: return "x86_64-linux-gnu";
-        case em_aarch64: return "aarch64-linux-gnu";
-        case em_386: return "i386-linux-gnu";
-        default: return "";
+        case em_x86_64:
+            return "x86_64-linux-gnu";
+        case em_aarch64:
+            return "aarch64-linux-gnu";
+        case em_386:
+            return "i386-linux-gnu";
+        default:
+            return "";
     }
 }
 
@@ -96,10 +100,10 @@ bool is_dir(const std::string& path) {
 }
 
 struct Object {
-    std::string path;     // as found (logical, without the root)
+    std::string path;  // as found (logical, without the root)
     ElfInfo info;
-    int loader = -1;      // index of the object that needed it; -1 for the program
-    std::string origin;   // $ORIGIN: the directory it was found in
+    int loader = -1;  // index of the object that needed it; -1 for the program
+    std::string origin;  // $ORIGIN: the directory it was found in
 };
 
 // The program's $ORIGIN comes from its canonical path (the kernel's
@@ -161,7 +165,8 @@ private:
             loaded_[name] = same->second;  // the same file under another name
             return {};
         }
-        if (objects_.size() >= max_objects) return Error::plain("more than " + std::to_string(max_objects) + " libraries");
+        if (objects_.size() >= max_objects)
+            return Error::plain("more than " + std::to_string(max_objects) + " libraries");
         int index = static_cast<int>(objects_.size());
         loaded_[name] = index;
         if (info.soname) loaded_.emplace(*info.soname, index);
@@ -195,7 +200,9 @@ private:
     Result<Found> search(const std::string& name, int requester) {
         const Object& asking = objects_[static_cast<size_t>(requester)];
         if (name.find('/') != std::string::npos) {
-            if (name[0] != '/') return Error::plain(asking.path + " needs \"" + name + "\", a path relative to the run-time working directory");
+            if (name[0] != '/')
+                return Error::plain(asking.path + " needs \"" + name +
+                                    "\", a path relative to the run-time working directory");
             return try_path(name);
         }
         if (!asking.info.runpath) {
@@ -219,7 +226,7 @@ private:
 
     const LoaderConfig& loader_;
     std::vector<Object> objects_;
-    std::map<std::string, int> loaded_;   // names (DT_NEEDED, DT_SONAME) -> object, -1 for missing
+    std::map<std::string, int> loaded_;  // names (DT_NEEDED, DT_SONAME) -> object, -1 for missing
     std::map<std::string, int> by_path_;
     ElfClosure closure_;
 };

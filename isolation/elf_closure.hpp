@@ -33,10 +33,10 @@ struct LoaderConfig {
     // Every path below is looked up under `root` ("" = this host); tests
     // build a fake tree. Paths in results never include it.
     std::string root;
-    std::vector<LdCacheEntry> cache;        // empty: no /etc/ld.so.cache
+    std::vector<LdCacheEntry> cache;  // empty: no /etc/ld.so.cache
     std::vector<std::string> default_dirs;  // after the cache
-    std::string lib_token = "lib";          // $LIB
-    std::string platform_token;             // $PLATFORM (AT_PLATFORM)
+    std::string lib_token = "lib";  // $LIB
+    std::string platform_token;  // $PLATFORM (AT_PLATFORM)
 };
 
 // The host's loader: `root`/etc/ld.so.cache when it is there and

@@ -24,9 +24,9 @@ struct IdMapping {
 
 struct UserNamespaceMaps {
     enum class Method {
-        Direct,               // we may write any map (root on the host)
+        Direct,  // we may write any map (root on the host)
         DirectDenySetgroups,  // unprivileged: one id, setgroups must be "deny"
-        Helper,               // unprivileged with /etc/subuid: newuidmap/newgidmap
+        Helper,  // unprivileged with /etc/subuid: newuidmap/newgidmap
     };
     Method method = Method::Direct;
     std::vector<IdMapping> uid;
@@ -40,7 +40,7 @@ int64_t map_to_host(const std::vector<IdMapping>& map, uint32_t inside);
 
 constexpr uint32_t id_range_size = 65536;
 constexpr uint32_t id_range_base = 1'000'000'000;  // far above /etc/subuid's usual 100000+
-constexpr uint32_t id_range_slots = 16384;          // base + slots*size stays below 2^31
+constexpr uint32_t id_range_slots = 16384;  // base + slots*size stays below 2^31
 
 class IdRangeLease {
 public:

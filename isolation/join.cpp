@@ -191,8 +191,8 @@ asio::awaitable<Result<io::ProcessHandle>> spawn_joined(JoinRequest request, Joi
     auto executor = co_await asio::this_coro::executor;
     asio::posix::stream_descriptor pipe(executor, report->read.release());
     ChildReport record{};
-    auto [ec, n] = co_await asio::async_read(pipe, asio::buffer(&record, sizeof record),
-                                             asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await asio::async_read(pipe, asio::buffer(&record, sizeof record), asio::as_tuple(asio::use_awaitable));
     // The grandchild's pid is written before it runs and before I can
     // report or exit, so after the read it is final.
     pid_t grandchild_pid = __atomic_load_n(&plan.grandchild_pid, __ATOMIC_ACQUIRE);

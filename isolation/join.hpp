@@ -20,16 +20,16 @@
 namespace nucleus::isolation {
 
 struct JoinRequest {
-    int target_pidfd = -1;   // pidfd of the sandbox's PID 1 (borrowed)
-    pid_t target_pid = -1;   // its pid, for messages
-    int cgroup_fd = -1;      // O_PATH dirfd of the sandbox's cgroup (CLONE_INTO_CGROUP), -1: none
+    int target_pidfd = -1;  // pidfd of the sandbox's PID 1 (borrowed)
+    pid_t target_pid = -1;  // its pid, for messages
+    int cgroup_fd = -1;  // O_PATH dirfd of the sandbox's cgroup (CLONE_INTO_CGROUP), -1: none
     // The plan the sandbox was launched with; must stay alive for the call.
     // Trace-mode plans (seccomp listener) cannot be joined.
     const LaunchPlan* plan = nullptr;
-    std::vector<std::string> argv;               // argv[0] without '/': searched in env's PATH
-    std::optional<std::vector<std::string>> env; // nullopt: the workload's PATH and HOME
-    std::string workdir;                         // empty: the workload's
-    int stdio[3] = {-1, -1, -1};                 // borrowed; the caller keeps them open
+    std::vector<std::string> argv;  // argv[0] without '/': searched in env's PATH
+    std::optional<std::vector<std::string>> env;  // nullopt: the workload's PATH and HOME
+    std::string workdir;  // empty: the workload's
+    int stdio[3] = {-1, -1, -1};  // borrowed; the caller keeps them open
 };
 
 // How a join failed: the step (JoinStep, 0 when not a child step) and errno,

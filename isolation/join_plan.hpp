@@ -21,13 +21,13 @@ namespace nucleus::isolation {
 using JoinStep = ChildStep;
 
 struct JoinChildPlan {
-    int report_fd = -1;         // write end, CLOEXEC: children -> parent
-    int report_peer_fd = -1;    // the parent's read end, closed by the intermediate
-    int target_pidfd = -1;      // setns(2) target: the sandbox's PID 1
-    uint64_t namespaces = 0;    // CLONE_NEW* to join (those the sandbox was created with)
+    int report_fd = -1;  // write end, CLOEXEC: children -> parent
+    int report_peer_fd = -1;  // the parent's read end, closed by the intermediate
+    int target_pidfd = -1;  // setns(2) target: the sandbox's PID 1
+    uint64_t namespaces = 0;  // CLONE_NEW* to join (those the sandbox was created with)
     void* grandchild_stack = nullptr;
     size_t grandchild_stack_size = 0;
-    pid_t grandchild_pid = 0;   // written by clone3 (CLONE_PARENT_SETTID): the host pid
+    pid_t grandchild_pid = 0;  // written by clone3 (CLONE_PARENT_SETTID): the host pid
     int stdio[3] = {-1, -1, -1};
 
     // The sandbox's first-process plan: identity, capabilities, rlimits,

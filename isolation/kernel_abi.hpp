@@ -66,12 +66,11 @@ constexpr unsigned move_mount_f_empty_path = 0x00000004;
 // personality(2): the query value (returns the current persona, sets none).
 constexpr uint64_t personality_query = 0xffffffff;
 
-
 // Landlock (include/uapi/linux/landlock.h)
 struct LandlockRulesetAttr {
     uint64_t handled_access_fs;
     uint64_t handled_access_net;  // ABI >= 4
-    uint64_t scoped;              // ABI >= 6
+    uint64_t scoped;  // ABI >= 6
 };
 struct LandlockPathBeneathAttr {
     uint64_t allowed_access;
@@ -94,12 +93,12 @@ constexpr uint64_t make_sock = 1ULL << 9;
 constexpr uint64_t make_fifo = 1ULL << 10;
 constexpr uint64_t make_block = 1ULL << 11;
 constexpr uint64_t make_sym = 1ULL << 12;
-constexpr uint64_t refer = 1ULL << 13;     // ABI 2
+constexpr uint64_t refer = 1ULL << 13;  // ABI 2
 constexpr uint64_t truncate = 1ULL << 14;  // ABI 3
-constexpr uint64_t ioctl_dev = 1ULL << 15; // ABI 5
+constexpr uint64_t ioctl_dev = 1ULL << 15;  // ABI 5
 }  // namespace landlock_fs
 constexpr uint64_t landlock_scope_abstract_unix_socket = 1ULL << 0;  // ABI 6
-constexpr uint64_t landlock_scope_signal = 1ULL << 1;                // ABI 6
+constexpr uint64_t landlock_scope_signal = 1ULL << 1;  // ABI 6
 
 // getsockopt(2) on a socket accepted through an nftables redirect: the
 // destination the client asked for (conntrack's original tuple).

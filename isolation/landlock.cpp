@@ -15,9 +15,9 @@ int landlock_abi() {
 
 uint64_t landlock_handled_rights(int abi) {
     if (abi <= 0) return 0;
-    uint64_t rights = fs::execute | fs::write_file | fs::read_file | fs::read_dir | fs::remove_dir |
-                      fs::remove_file | fs::make_char | fs::make_dir | fs::make_reg | fs::make_sock |
-                      fs::make_fifo | fs::make_block | fs::make_sym;
+    uint64_t rights = fs::execute | fs::write_file | fs::read_file | fs::read_dir | fs::remove_dir | fs::remove_file |
+                      fs::make_char | fs::make_dir | fs::make_reg | fs::make_sock | fs::make_fifo | fs::make_block |
+                      fs::make_sym;
     if (abi >= 2) rights |= fs::refer;
     if (abi >= 3) rights |= fs::truncate;
     if (abi >= 5) rights |= fs::ioctl_dev;
@@ -30,11 +30,21 @@ uint64_t landlock_rights(LandlockAccess access, int abi) {
                            fs::make_sock | fs::make_fifo | fs::make_sym | fs::refer | fs::truncate;
     uint64_t rights = 0;
     switch (access) {
-        case LandlockAccess::ReadOnly: rights = read; break;
-        case LandlockAccess::ReadExec: rights = read | fs::execute; break;
-        case LandlockAccess::ReadWrite: rights = read | write; break;
-        case LandlockAccess::ReadWriteExec: rights = read | write | fs::execute; break;
-        case LandlockAccess::Device: rights = read | fs::write_file | fs::truncate | fs::ioctl_dev; break;
+        case LandlockAccess::ReadOnly:
+            rights = read;
+            break;
+        case LandlockAccess::ReadExec:
+            rights = read | fs::execute;
+            break;
+        case LandlockAccess::ReadWrite:
+            rights = read | write;
+            break;
+        case LandlockAccess::ReadWriteExec:
+            rights = read | write | fs::execute;
+            break;
+        case LandlockAccess::Device:
+            rights = read | fs::write_file | fs::truncate | fs::ioctl_dev;
+            break;
     }
     return rights & landlock_handled_rights(abi);
 }

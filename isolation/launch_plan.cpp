@@ -23,9 +23,9 @@ constexpr uint64_t ro_attrs = kabi::mount_attr_rdonly | kabi::mount_attr_nosuid 
 // Host directories that make up the default agent root (read-only binds).
 constexpr const char* system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/nix/store"};
 // Host /etc entries the default root needs; files and directories, bound read-only.
-constexpr const char* etc_entries[] = {"resolv.conf", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
-                                       "ssl", "ca-certificates", "ca-certificates.conf", "alternatives",
-                                       "localtime", "mime.types"};
+constexpr const char* etc_entries[] = {"resolv.conf",  "nsswitch.conf", "ld.so.cache",     "ld.so.conf",
+                                       "ld.so.conf.d", "ssl",           "ca-certificates", "ca-certificates.conf",
+                                       "alternatives", "localtime",     "mime.types"};
 // Names in a --rootfs top level that the runtime provides itself.
 const std::set<std::string> reserved_top_level = {"proc", "dev", "sys", "tmp", "home", "workspace", "context", "run"};
 
@@ -48,14 +48,16 @@ std::optional<std::string> root_conflict(const std::optional<std::string>& rootf
         if (DIR* dir = ::opendir(rootfs->c_str())) {
             while (dirent* entry = ::readdir(dir)) {
                 std::string name = entry->d_name;
-                if (name != "." && name != ".." && !reserved_top_level.count(name)) entries.push_back({"/" + name, false});
+                if (name != "." && name != ".." && !reserved_top_level.count(name))
+                    entries.push_back({"/" + name, false});
             }
             ::closedir(dir);
         }
     } else {
         for (const char* dir : system_dirs) entries.push_back({dir, false});
         for (const char* entry : etc_entries) entries.push_back({std::string("/etc/") + entry, false});
-        for (const char* file : {"/etc/passwd", "/etc/group", "/etc/hostname", "/etc/hosts"}) entries.push_back({file, true});
+        for (const char* file : {"/etc/passwd", "/etc/group", "/etc/hostname", "/etc/hosts"})
+            entries.push_back({file, true});
     }
     auto host_path = [&](const std::string& inside) { return rootfs ? *rootfs + inside : inside; };
     const std::string what = rootfs ? "the rootfs's read-only " : "the read-only system bind ";
@@ -85,7 +87,8 @@ std::optional<std::string> root_conflict(const std::optional<std::string>& rootf
             if (::lstat(path.c_str(), &part) < 0)
                 return "target " + target + " is inside " + what + entry +
                        " and does not exist there (its mount point cannot be created)";
-            if (S_ISLNK(part.st_mode)) return "target " + target + " goes through a symlink in the rootfs (" + path + ")";
+            if (S_ISLNK(part.st_mode))
+                return "target " + target + " goes through a symlink in the rootfs (" + path + ")";
             from = slash + 1;
         }
         return std::nullopt;
@@ -235,9 +238,11 @@ private:
         for (const auto& dir : store_parents(closure.store_dir)) mkdir(dir);
         NUCLEUS_TRY(mirror(closure.store_dir, closure.store_dir, false));
         for (const auto& path : closure.paths)
-            if (uint64_t rights = closure_path_rights(path, abi_)) plan_.landlock_rules_.push_back({keep(path), rights});
+            if (uint64_t rights = closure_path_rights(path, abi_))
+                plan_.landlock_rules_.push_back({keep(path), rights});
         mkdir("/etc");
-        for (const auto& entry : closure_host_etc_entries()) NUCLEUS_TRY(mirror("/etc/" + entry, "/etc/" + entry, false));
+        for (const auto& entry : closure_host_etc_entries())
+            NUCLEUS_TRY(mirror("/etc/" + entry, "/etc/" + entry, false));
         write_file("/etc/passwd", passwd());
         write_file("/etc/group", group());
         write_file("/etc/hostname", req_.hostname + "\n");
@@ -245,7 +250,8 @@ private:
         if (!req_.hosts_file.empty()) write_file("/etc/hosts", req_.hosts_file);
         rule("/etc", LandlockAccess::ReadOnly);
         expect({.path = "/", .read_only = true, .nosuid = false, .nodev = false, .noexec = false});
-        plan_.mount_summary.push_back("/ (tmpfs, ro; closure of " + std::to_string(closure.paths.size()) + " store paths)");
+        plan_.mount_summary.push_back("/ (tmpfs, ro; closure of " + std::to_string(closure.paths.size()) +
+                                      " store paths)");
         return {};
     }
 
@@ -282,8 +288,9 @@ private:
     void plan_secrets() {
         mkdir("/run");
         if (req_.secrets.empty()) return;
-        tmpfs("/run/secrets", "mode=0500,size=1m,nr_inodes=1024,uid=" + std::to_string(req_.uid) +
-                                  ",gid=" + std::to_string(req_.gid), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        tmpfs("/run/secrets",
+              "mode=0500,size=1m,nr_inodes=1024,uid=" + std::to_string(req_.uid) + ",gid=" + std::to_string(req_.gid),
+              MS_NOSUID | MS_NODEV | MS_NOEXEC);
         for (const auto& secret : req_.secrets) {
             MountOp& op = add(MountKind::WriteFile, "/run/secrets/" + secret.name);
             std::string& stored = plan_.strings_.emplace_back(secret.content);
@@ -357,7 +364,8 @@ private:
     Status bind_request(const BindRequest& b, const char* what) {
         struct stat st {};
         bool attach = b.mount_fd >= 0;
-        if (!attach && ::stat(b.source.c_str(), &st) < 0) return Error::from_errno(std::string(what) + " source " + b.source);
+        if (!attach && ::stat(b.source.c_str(), &st) < 0)
+            return Error::from_errno(std::string(what) + " source " + b.source);
         bool is_file = !attach && !S_ISDIR(st.st_mode);
         for (size_t pos = b.target.find('/', 1); pos != std::string::npos; pos = b.target.find('/', pos + 1))
             mkdir(b.target.substr(0, pos));
@@ -379,8 +387,11 @@ private:
         if (req_.workspace) NUCLEUS_TRY(bind_request(*req_.workspace, "workspace"));
         for (const auto& v : req_.volumes) NUCLEUS_TRY(bind_request(v, "volume"));
         if (req_.context_dir)
-            NUCLEUS_TRY(bind_request({.source = *req_.context_dir, .target = "/context", .writable = false,
-                                      .exec = req_.context_exec, .mount_fd = req_.context_mount_fd},
+            NUCLEUS_TRY(bind_request({.source = *req_.context_dir,
+                                      .target = "/context",
+                                      .writable = false,
+                                      .exec = req_.context_exec,
+                                      .mount_fd = req_.context_mount_fd},
                                      "context"));
         return {};
     }
@@ -509,9 +520,9 @@ private:
         if (req_.new_network_namespace && (!req_.netlink_scripts.empty() || !req_.listen_sockets.empty())) {
             plan_.netlink_scripts_ = req_.netlink_scripts;
             plan_.listen_sockets_ = req_.listen_sockets;
-            plan_.network_ = ChildNetwork{plan_.netlink_scripts_.data(), plan_.netlink_scripts_.size(),
-                                          plan_.listen_sockets_.data(), plan_.listen_sockets_.size(),
-                                          req_.network_channel_fd};
+            plan_.network_ =
+                ChildNetwork{plan_.netlink_scripts_.data(), plan_.netlink_scripts_.size(), plan_.listen_sockets_.data(),
+                             plan_.listen_sockets_.size(), req_.network_channel_fd};
             plan_.child.network = &plan_.network_;
         }
 

@@ -34,15 +34,15 @@ struct BindRequest {
 };
 
 struct LaunchRequest {
-    std::string staging_dir;               // host directory the root is assembled on
-    std::optional<std::string> rootfs;     // nullopt: the host's system directories
-    std::optional<ClosureRoot> closure;    // a Nix store closure as the root (isolation/closure_root.hpp)
+    std::string staging_dir;  // host directory the root is assembled on
+    std::optional<std::string> rootfs;  // nullopt: the host's system directories
+    std::optional<ClosureRoot> closure;  // a Nix store closure as the root (isolation/closure_root.hpp)
     bool new_network_namespace = true;
     bool time_namespace = false;
-    bool die_with_supervisor = true;       // PR_SET_PDEATHSIG(SIGKILL) in the child
+    bool die_with_supervisor = true;  // PR_SET_PDEATHSIG(SIGKILL) in the child
     std::string hostname;
-    std::string hosts_file;                // /etc/hosts for the default root (net/)
-    std::string resolv_conf;               // generated /etc/resolv.conf (default root); empty: the host's
+    std::string hosts_file;  // /etc/hosts for the default root (net/)
+    std::string resolv_conf;  // generated /etc/resolv.conf (default root); empty: the host's
     // Set-up of the sandbox's own network namespace, applied by the child
     // (isolation/child_net.hpp): netlink messages, then listening sockets
     // sent back on `network_channel_fd` (borrowed; the caller keeps it open).
@@ -57,15 +57,15 @@ struct LaunchRequest {
     std::optional<BindRequest> workspace;  // target /workspace
     std::vector<BindRequest> volumes;
     std::optional<std::string> context_dir;  // a private copy, bound read-only at /context
-    int context_mount_fd = -1;               // or a detached mount holding it (see BindRequest)
+    int context_mount_fd = -1;  // or a detached mount holding it (see BindRequest)
     bool context_exec = false;
-    std::string workdir;                   // empty: /workspace if any, else home
+    std::string workdir;  // empty: /workspace if any, else home
     std::vector<std::string> argv;
-    std::vector<std::string> env;          // KEY=VALUE, final
+    std::vector<std::string> env;  // KEY=VALUE, final
     std::vector<RlimitSetting> rlimits;
     uint64_t caps_keep = 0;
     std::optional<uint64_t> caps_bounding;  // nullopt: the same as caps_keep
-    std::optional<uint64_t> tmpfs_size;    // size= for /tmp and home
+    std::optional<uint64_t> tmpfs_size;  // size= for /tmp and home
     // A Landlock policy's rules replace the default ones (path, access bits).
     std::optional<std::vector<std::pair<std::string, uint64_t>>> landlock_rules;
     int landlock_min_abi = 1;
@@ -73,13 +73,13 @@ struct LaunchRequest {
     std::optional<std::vector<sock_filter>> seccomp_filter;
     unsigned seccomp_flags = 0;
     struct Secret {
-        std::string name;     // file name under /run/secrets
+        std::string name;  // file name under /run/secrets
         std::string content;  // wiped by LaunchPlan::wipe_secrets()
     };
     std::vector<Secret> secrets;
     bool landlock = true;
     bool seccomp = true;
-    int stdio[3] = {-1, -1, -1};           // borrowed; the caller keeps them open
+    int stdio[3] = {-1, -1, -1};  // borrowed; the caller keeps them open
 };
 
 // A flag promise the parent checks in the child's mountinfo before exec.

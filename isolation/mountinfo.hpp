@@ -19,13 +19,13 @@ namespace nucleus::isolation {
 struct MountInfoEntry {
     uint64_t mount_id = 0;
     uint64_t parent_id = 0;
-    std::string device;         // "major:minor"
-    std::string root;           // decoded: the bound sub-tree of the filesystem
-    std::string mount_point;    // decoded, as the reading process sees it
-    std::string options;        // per-mount: "ro,nosuid,nodev,relatime"
+    std::string device;  // "major:minor"
+    std::string root;  // decoded: the bound sub-tree of the filesystem
+    std::string mount_point;  // decoded, as the reading process sees it
+    std::string options;  // per-mount: "ro,nosuid,nodev,relatime"
     std::vector<std::string> optional_fields;  // "shared:1", "master:2", ...
-    std::string fstype;         // "tmpfs", "cgroup2", "fuse.sshfs"
-    std::string source;         // decoded
+    std::string fstype;  // "tmpfs", "cgroup2", "fuse.sshfs"
+    std::string source;  // decoded
     std::string super_options;  // per-superblock
 
     // Whether `option` is one of the comma-separated per-mount options.

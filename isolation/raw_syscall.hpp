@@ -13,8 +13,7 @@
 
 namespace nucleus::raw {
 
-inline long syscall6(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
-                     long a6 = 0) noexcept {
+inline long syscall6(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0) noexcept {
     long ret;
     register long r10 __asm__("r10") = a4;
     register long r8 __asm__("r8") = a5;

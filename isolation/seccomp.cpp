@@ -15,13 +15,20 @@ namespace {
 
 uint32_t to_libseccomp(const SeccompAction& action) {
     switch (action.kind) {
-        case SeccompAction::Kind::Allow: return SCMP_ACT_ALLOW;
-        case SeccompAction::Kind::Errno: return SCMP_ACT_ERRNO(static_cast<uint16_t>(action.errno_value));
-        case SeccompAction::Kind::KillProcess: return SCMP_ACT_KILL_PROCESS;
-        case SeccompAction::Kind::KillThread: return SCMP_ACT_KILL_THREAD;
-        case SeccompAction::Kind::Log: return SCMP_ACT_LOG;
-        case SeccompAction::Kind::Trap: return SCMP_ACT_TRAP;
-        case SeccompAction::Kind::Notify: return SCMP_ACT_NOTIFY;
+        case SeccompAction::Kind::Allow:
+            return SCMP_ACT_ALLOW;
+        case SeccompAction::Kind::Errno:
+            return SCMP_ACT_ERRNO(static_cast<uint16_t>(action.errno_value));
+        case SeccompAction::Kind::KillProcess:
+            return SCMP_ACT_KILL_PROCESS;
+        case SeccompAction::Kind::KillThread:
+            return SCMP_ACT_KILL_THREAD;
+        case SeccompAction::Kind::Log:
+            return SCMP_ACT_LOG;
+        case SeccompAction::Kind::Trap:
+            return SCMP_ACT_TRAP;
+        case SeccompAction::Kind::Notify:
+            return SCMP_ACT_NOTIFY;
     }
     return SCMP_ACT_KILL_PROCESS;
 }
@@ -29,13 +36,20 @@ uint32_t to_libseccomp(const SeccompAction& action) {
 scmp_compare to_libseccomp(SeccompArgCondition::Op op) {
     using Op = SeccompArgCondition::Op;
     switch (op) {
-        case Op::NotEqual: return SCMP_CMP_NE;
-        case Op::Less: return SCMP_CMP_LT;
-        case Op::LessOrEqual: return SCMP_CMP_LE;
-        case Op::Equal: return SCMP_CMP_EQ;
-        case Op::GreaterOrEqual: return SCMP_CMP_GE;
-        case Op::Greater: return SCMP_CMP_GT;
-        case Op::MaskedEqual: return SCMP_CMP_MASKED_EQ;
+        case Op::NotEqual:
+            return SCMP_CMP_NE;
+        case Op::Less:
+            return SCMP_CMP_LT;
+        case Op::LessOrEqual:
+            return SCMP_CMP_LE;
+        case Op::Equal:
+            return SCMP_CMP_EQ;
+        case Op::GreaterOrEqual:
+            return SCMP_CMP_GE;
+        case Op::Greater:
+            return SCMP_CMP_GT;
+        case Op::MaskedEqual:
+            return SCMP_CMP_MASKED_EQ;
     }
     return SCMP_CMP_EQ;
 }
@@ -55,8 +69,8 @@ Status add_rule(scmp_filter_ctx ctx, const SeccompRule& rule, bool skip_unknown)
         if (c.index > 5) return Error::plain(rule.syscall + ": argument index " + std::to_string(c.index) + " > 5");
         args.push_back(scmp_arg_cmp{c.index, to_libseccomp(c.op), c.value, c.value_two});
     }
-    int rc = seccomp_rule_add_array(ctx, to_libseccomp(rule.action), nr, static_cast<unsigned>(args.size()),
-                                    args.data());
+    int rc =
+        seccomp_rule_add_array(ctx, to_libseccomp(rule.action), nr, static_cast<unsigned>(args.size()), args.data());
     // -EACCES: the rule's action equals the default action; nothing to add.
     if (rc < 0 && rc != -EACCES) return Error::from_errno("adding seccomp rule for " + rule.syscall, -rc);
     return {};

@@ -23,7 +23,8 @@ namespace nucleus::isolation {
 Result<std::vector<sock_filter>> compile_trace_filter(int report_fd) {
     SeccompPolicy policy;
     policy.default_action = {SeccompAction::Kind::Notify, 0};
-    policy.rules.push_back({"write", {SeccompAction::Kind::Allow, 0},
+    policy.rules.push_back({"write",
+                            {SeccompAction::Kind::Allow, 0},
                             {{0, SeccompArgCondition::Op::Equal, static_cast<uint64_t>(report_fd), 0}}});
     return compile_seccomp(policy);
 }
@@ -43,7 +44,8 @@ Status SyscallTrace::write_ndjson(const std::string& path) const {
     std::string text;
     for (const auto& [nr, count] : counts_) {
         char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-        nlohmann::json line = {{"syscall", name ? name : "syscall_" + std::to_string(nr)}, {"nr", nr}, {"count", count}};
+        nlohmann::json line = {
+            {"syscall", name ? name : "syscall_" + std::to_string(nr)}, {"nr", nr}, {"count", count}};
         std::free(name);
         text += line.dump() + "\n";
     }
@@ -72,7 +74,8 @@ asio::awaitable<void> answer_notifications(int listener, SyscallTrace& trace) {
     if (!dup) co_return;
     asio::posix::stream_descriptor watch(ex, dup->release());
     for (;;) {
-        auto [ec] = co_await watch.async_wait(asio::posix::descriptor_base::wait_read, asio::as_tuple(asio::use_awaitable));
+        auto [ec] =
+            co_await watch.async_wait(asio::posix::descriptor_base::wait_read, asio::as_tuple(asio::use_awaitable));
         if (ec) co_return;  // cancelled: the sandbox has exited
         short events = listener_events(listener);
         if (!(events & POLLIN)) {

@@ -134,8 +134,8 @@ Status send_byte(int fd) {
 enum class ReportOutcome { Record, Eof, Error };
 
 asio::awaitable<ReportOutcome> read_report(asio::posix::stream_descriptor& pipe, ChildReport& report) {
-    auto [ec, n] = co_await asio::async_read(pipe, asio::buffer(&report, sizeof report),
-                                             asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await asio::async_read(pipe, asio::buffer(&report, sizeof report), asio::as_tuple(asio::use_awaitable));
     if (ec == asio::error::eof && n == 0) co_return ReportOutcome::Eof;
     if (ec || n != sizeof report) co_return ReportOutcome::Error;
     co_return ReportOutcome::Record;
@@ -220,8 +220,10 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
     asio::posix::stream_descriptor report_pipe(executor, report->read.release());
 
     if (auto st = co_await write_id_maps(child.pid(), *request.maps); !st)
-        co_return co_await fail_after_clone(child, plain_failure(std::move(st).error().wrap("writing user namespace maps")));
-    if (auto st = send_byte(control->write.get()); !st) co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
+        co_return co_await fail_after_clone(child,
+                                            plain_failure(std::move(st).error().wrap("writing user namespace maps")));
+    if (auto st = send_byte(control->write.get()); !st)
+        co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
     if (request.attach_network) {
         if (auto st = co_await request.attach_network(child.pid()); !st)
             co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
@@ -230,14 +232,17 @@ asio::awaitable<SpawnResult> spawn_sandbox(SpawnRequest request) {
     ChildReport record{};
     auto outcome = co_await read_report(report_pipe, record);
     if (outcome == ReportOutcome::Eof || outcome == ReportOutcome::Error)
-        co_return co_await fail_after_clone(child, plain_failure(Error::plain("the sandbox's first process died during setup")));
+        co_return co_await fail_after_clone(
+            child, plain_failure(Error::plain("the sandbox's first process died during setup")));
     if (record.kind != ChildReport::Ready) co_return co_await fail_after_clone(child, failure_from(record));
 
     if (request.verify) {
         if (auto st = request.verify(child.pid()); !st)
-            co_return co_await fail_after_clone(child, plain_failure(std::move(st).error().wrap("verifying the sandbox")));
+            co_return co_await fail_after_clone(child,
+                                                plain_failure(std::move(st).error().wrap("verifying the sandbox")));
     }
-    if (auto st = send_byte(control->write.get()); !st) co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
+    if (auto st = send_byte(control->write.get()); !st)
+        co_return co_await fail_after_clone(child, plain_failure(std::move(st).error()));
     control->write.reset();
 
     if (request.trace) {

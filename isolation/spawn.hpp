@@ -13,9 +13,9 @@
 namespace nucleus::isolation {
 
 struct SpawnRequest {
-    ChildPlan* plan = nullptr;   // control/report fds are filled in by spawn_sandbox
-    uint64_t namespaces = 0;     // CLONE_NEW* flags
-    int cgroup_fd = -1;          // O_PATH dirfd of the sandbox's cgroup, or -1
+    ChildPlan* plan = nullptr;  // control/report fds are filled in by spawn_sandbox
+    uint64_t namespaces = 0;  // CLONE_NEW* flags
+    int cgroup_fd = -1;  // O_PATH dirfd of the sandbox's cgroup, or -1
     const UserNamespaceMaps* maps = nullptr;
     // Called once the child has reported Ready, before it may exec: checks
     // from outside what the child claims to have set up (mounts, creds).

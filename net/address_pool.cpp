@@ -60,7 +60,8 @@ Ipv6 Ipv6Subnet::at(uint32_t index) const {
     // The prefix is at most /120 and indices fit the IPv4 subnet's host
     // part, so adding into the low 32 bits never carries into the prefix
     // for the indices handed out (parse_ipv6_subnet keeps host bits zero).
-    uint32_t low = (uint32_t(a.bytes[12]) << 24) | (uint32_t(a.bytes[13]) << 16) | (uint32_t(a.bytes[14]) << 8) | a.bytes[15];
+    uint32_t low =
+        (uint32_t(a.bytes[12]) << 24) | (uint32_t(a.bytes[13]) << 16) | (uint32_t(a.bytes[14]) << 8) | a.bytes[15];
     low += index;
     a.bytes[12] = uint8_t(low >> 24);
     a.bytes[13] = uint8_t(low >> 16);
@@ -91,7 +92,9 @@ Result<Ipv4Subnet> parse_ipv4_subnet(std::string_view text) {
     auto parts = split_cidr(text, 8, 30, "IPv4");
     if (!parts) return std::move(parts).error();
     auto addr = parse_ipv4(parts->first);
-    if (!addr) return Error::plain("\"" + std::string(text) + "\": \"" + std::string(parts->first) + "\" is not an IPv4 address");
+    if (!addr)
+        return Error::plain("\"" + std::string(text) + "\": \"" + std::string(parts->first) +
+                            "\" is not an IPv4 address");
     Ipv4Subnet s{*addr, parts->second};
     if ((addr->value & ~s.mask().value) != 0)
         return Error::plain("\"" + std::string(text) + "\" has host bits set (did you mean " +
@@ -103,7 +106,9 @@ Result<Ipv6Subnet> parse_ipv6_subnet(std::string_view text) {
     auto parts = split_cidr(text, 64, 120, "IPv6");
     if (!parts) return std::move(parts).error();
     auto addr = parse_ipv6(parts->first);
-    if (!addr) return Error::plain("\"" + std::string(text) + "\": \"" + std::string(parts->first) + "\" is not an IPv6 address");
+    if (!addr)
+        return Error::plain("\"" + std::string(text) + "\": \"" + std::string(parts->first) +
+                            "\" is not an IPv6 address");
     Ipv6Subnet s{*addr, parts->second};
     Ipv6 masked = *addr;
     for (int bit = s.prefix; bit < 128; ++bit) masked.bytes[bit / 8] &= uint8_t(~(1u << (7 - bit % 8)));
@@ -141,7 +146,8 @@ Result<std::optional<io::unique_fd>> try_lock(const std::string& path) {
         if (errno == EWOULDBLOCK) return std::optional<io::unique_fd>();
         return Error::from_errno("flock " + path);
     }
-    struct stat held {}, named {};
+    struct stat held {
+    }, named{};
     if (::fstat(fd->get(), &held) < 0 || ::stat(path.c_str(), &named) < 0 || held.st_ino != named.st_ino ||
         held.st_dev != named.st_dev)
         return std::optional<io::unique_fd>();
@@ -199,7 +205,8 @@ Result<AddressLease> lease_this_address(const AddressPlan& plan, const std::stri
                                         const std::string& owner) {
     SandboxAddress a = plan.address(index);
     const std::string what = "leasing sandbox address " + to_string(a.v4);
-    if (index < 2 || index > plan.subnet4.last_index()) return Error::plain(what + ": not a sandbox address of " + to_string(plan.subnet4));
+    if (index < 2 || index > plan.subnet4.last_index())
+        return Error::plain(what + ": not a sandbox address of " + to_string(plan.subnet4));
     NUCLEUS_TRY(make_dir(dir).wrap(what));
     std::string path = dir + "/" + to_string(a.v4);
     auto lock = try_lock(path);

@@ -103,7 +103,8 @@ public:
 private:
     friend Result<AddressLease> lease_address(const AddressPlan&, const std::string&, const std::string&,
                                               const std::function<bool(const SandboxAddress&)>&);
-    friend Result<AddressLease> lease_this_address(const AddressPlan&, const std::string&, uint32_t, const std::string&);
+    friend Result<AddressLease> lease_this_address(const AddressPlan&, const std::string&, uint32_t,
+                                                   const std::string&);
     io::unique_fd lock_;
     std::string path_;
     SandboxAddress address_;

@@ -101,8 +101,9 @@ Status check_collisions(const BridgeConfig& c, const std::vector<rt::AddressInfo
         if (a.v4) {
             Ipv4Subnet theirs{Ipv4{a.v4->value & Ipv4Subnet{Ipv4{}, a.prefix}.mask().value}, a.prefix};
             if (c.plan.subnet4.contains(*a.v4) || theirs.contains(c.plan.subnet4.network))
-                return Error::plain("bridge subnet " + to_string(c.plan.subnet4) + " overlaps " + to_string(*a.v4) + "/" +
-                                    std::to_string(a.prefix) + " on this host; choose another with NUCLEUS_BRIDGE_SUBNET");
+                return Error::plain("bridge subnet " + to_string(c.plan.subnet4) + " overlaps " + to_string(*a.v4) +
+                                    "/" + std::to_string(a.prefix) +
+                                    " on this host; choose another with NUCLEUS_BRIDGE_SUBNET");
         }
         if (a.v6 && c.plan.subnet6 && c.plan.subnet6->contains(*a.v6))
             return Error::plain("bridge IPv6 subnet " + to_string(*c.plan.subnet6) + " holds " + to_string(*a.v6) +
@@ -140,7 +141,8 @@ Status check_existing(NetlinkSession& rt, const BridgeConfig& c, const rt::LinkI
                             (!has4 ? to_string(gw.v4) + "/" + std::to_string(c.plan.subnet4.prefix)
                                    : to_string(*gw.v6) + "/" + std::to_string(c.plan.subnet6->prefix)) +
                             " (its subnets differ from NUCLEUS_BRIDGE_SUBNET/NUCLEUS_BRIDGE_SUBNET6; delete it with "
-                            "`ip link del " + c.name + "` once no sandbox uses it, or set them to match)");
+                            "`ip link del " +
+                            c.name + "` once no sandbox uses it, or set them to match)");
     if (!(link.flags & IFF_UP)) NUCLEUS_TRY(rt.execute(rt::set_up(link.index, c.name)));
     return {};
 }
@@ -204,11 +206,12 @@ Result<io::unique_fd> netlink_socket_in(int netns_fd, int bus) {
 Status configure_sandbox_link(NetlinkSession& host, NetlinkSession& inner, const BridgeConfig& c, int bridge_index,
                               const SandboxAddress& a, int netns_fd) {
     const std::string veth = host_veth_name(a);
-    NUCLEUS_TRY(host.execute(rt::new_veth({.host_name = veth, .peer_name = sandbox_interface,
-                                            .peer_netns_fd = netns_fd, .master_index = bridge_index})));
+    NUCLEUS_TRY(host.execute(rt::new_veth(
+        {.host_name = veth, .peer_name = sandbox_interface, .peer_netns_fd = netns_fd, .master_index = bridge_index})));
     auto link = find_link(inner, sandbox_interface);
     if (!link) return std::move(link).error();
-    if (!*link) return Error::plain(std::string("the sandbox's ") + sandbox_interface + " did not appear in its namespace");
+    if (!*link)
+        return Error::plain(std::string("the sandbox's ") + sandbox_interface + " did not appear in its namespace");
     const int index = (*link)->index;
     const SandboxAddress gw = c.plan.gateway();
     std::vector<NetlinkMessage> batch;
@@ -264,7 +267,8 @@ Result<io::unique_fd> reserve(const PublishedPort& p) {
         rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
     }
     if (rc < 0) {
-        if (errno == EADDRINUSE) return Error{EADDRINUSE, "publishing " + to_string(p) + ": the port is in use on the host"};
+        if (errno == EADDRINUSE)
+            return Error{EADDRINUSE, "publishing " + to_string(p) + ": the port is in use on the host"};
         if (errno == EADDRNOTAVAIL)
             return Error{EADDRNOTAVAIL, "publishing " + to_string(p) + ": the address is not one of this host's"};
         return Error::from_errno("publishing " + to_string(p) + ": bind");

@@ -63,8 +63,8 @@ Result<io::unique_fd> netlink_socket_in(int netns_fd, int bus);
 
 // The veth pair and the sandbox side's configuration; `inner` talks to the
 // sandbox's own namespace. Split out of SandboxBridge::attach for tests.
-Status configure_sandbox_link(NetlinkSession& host, NetlinkSession& inner, const BridgeConfig& config,
-                              int bridge_index, const SandboxAddress& address, int netns_fd);
+Status configure_sandbox_link(NetlinkSession& host, NetlinkSession& inner, const BridgeConfig& config, int bridge_index,
+                              const SandboxAddress& address, int netns_fd);
 
 class SandboxBridge {
 public:

@@ -14,7 +14,8 @@ namespace {
 bool valid_interface_name(const std::string& name) {
     if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
     for (char c : name) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                  c == '.';
         if (!ok) return false;
     }
     return true;
@@ -30,7 +31,8 @@ std::optional<BridgeConfig> runtime_config;
 
 }  // namespace
 
-Result<BridgeConfig> make_bridge_config(const std::string& name, const std::string& subnet4, const std::string& subnet6) {
+Result<BridgeConfig> make_bridge_config(const std::string& name, const std::string& subnet4,
+                                        const std::string& subnet6) {
     BridgeConfig c;
     c.name = name.empty() ? default_bridge_name : name;
     if (!valid_interface_name(c.name))

@@ -40,7 +40,8 @@ inline constexpr const char* default_bridge_subnet6 = "fd4e:7563:6c65::/64";
 // only). The name must be a valid interface name of at most 15 bytes, and
 // the IPv6 subnet must hold at least as many addresses as the IPv4 one
 // (host index i names both of a sandbox's addresses).
-Result<BridgeConfig> make_bridge_config(const std::string& name, const std::string& subnet4, const std::string& subnet6);
+Result<BridgeConfig> make_bridge_config(const std::string& name, const std::string& subnet4,
+                                        const std::string& subnet6);
 
 // From NUCLEUS_BRIDGE, NUCLEUS_BRIDGE_SUBNET and NUCLEUS_BRIDGE_SUBNET6.
 Result<BridgeConfig> bridge_config_from_environment();

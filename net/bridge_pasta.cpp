@@ -79,7 +79,8 @@ Result<pid_t> spawn_with_death_signal(std::vector<std::string>& argv, int ready_
     if (pid == 0) {
         for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
         if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || ::getppid() != parent) ::_exit(126);
-        if (::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(err_fd, 2) < 0 || ::dup2(ready_fd, 3) < 0) ::_exit(126);
+        if (::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(err_fd, 2) < 0 || ::dup2(ready_fd, 3) < 0)
+            ::_exit(126);
         ::sigprocmask(SIG_SETMASK, &old, nullptr);
         ::execve(args[0], args.data(), environ);
         ::_exit(127);
@@ -144,8 +145,8 @@ asio::awaitable<Result<io::ProcessHandle>> start_pasta(PastaPlan plan, pid_t pid
     auto status = co_await process.wait_exit();
     std::string said = drain(err->read.get());
     std::string how = outcome.index() == 1 ? "did not configure the namespace within 30 s"
-                      : status                ? "exited with " + std::to_string(status->shell_code())
-                                              : "failed";
+                      : status             ? "exited with " + std::to_string(status->shell_code())
+                                           : "failed";
     co_return Error::plain("pasta " + how + (said.empty() ? "" : ": " + said));
 }
 

@@ -24,8 +24,20 @@
 namespace nucleus::net::dns {
 
 enum Type : uint16_t {
-    A = 1, NS = 2, CNAME = 5, SOA = 6, NULL_RR = 10, PTR = 12, MX = 15, TXT = 16,
-    AAAA = 28, SRV = 33, OPT = 41, SVCB = 64, HTTPS = 65, ANY = 255,
+    A = 1,
+    NS = 2,
+    CNAME = 5,
+    SOA = 6,
+    NULL_RR = 10,
+    PTR = 12,
+    MX = 15,
+    TXT = 16,
+    AAAA = 28,
+    SRV = 33,
+    OPT = 41,
+    SVCB = 64,
+    HTTPS = 65,
+    ANY = 255,
 };
 enum Class : uint16_t { IN = 1 };
 enum Rcode : uint8_t { NoError = 0, FormErr = 1, ServFail = 2, NXDomain = 3, NotImp = 4, Refused = 5 };
@@ -36,7 +48,7 @@ constexpr int max_pointer_jumps = 32;
 
 struct Header {
     uint16_t id = 0;
-    bool response = false;   // QR
+    bool response = false;  // QR
     uint8_t opcode = 0;
     bool authoritative = false;
     bool truncated = false;  // TC
@@ -58,8 +70,8 @@ struct Record {
     uint16_t klass = 0;
     uint32_t ttl = 0;
     std::vector<uint8_t> data;  // RDATA as on the wire
-    std::string target;         // CNAME: the name it points to, decoded
-    uint32_t soa_minimum = 0;   // SOA: the negative-caching TTL (RFC 2308)
+    std::string target;  // CNAME: the name it points to, decoded
+    uint32_t soa_minimum = 0;  // SOA: the negative-caching TTL (RFC 2308)
 };
 
 struct Message {

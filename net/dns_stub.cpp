@@ -17,7 +17,9 @@ IpAddress offset_in(const Cidr& range, size_t n) {
     return a;
 }
 
-std::vector<uint8_t> rdata_of(const IpAddress& a) { return {a.bytes.begin(), a.bytes.begin() + static_cast<ptrdiff_t>(a.size())}; }
+std::vector<uint8_t> rdata_of(const IpAddress& a) {
+    return {a.bytes.begin(), a.bytes.begin() + static_cast<ptrdiff_t>(a.size())};
+}
 
 }  // namespace
 

@@ -60,7 +60,7 @@ constexpr uint32_t synthetic_ttl = 10;
 struct StubAnswer {
     std::vector<uint8_t> response;  // empty: send nothing (not a query at all)
     bool has_question = false;
-    std::string name;   // presentation form as asked
+    std::string name;  // presentation form as asked
     uint16_t type = 0;
     bool allowed = false;
     std::string reason;  // for denied questions

@@ -203,7 +203,8 @@ void EgressConnection::deny(nlohmann::json record, const std::string& reason) {
 asio::awaitable<void> EgressConnection::run() {
     id_ = state_->add_connection(weak_from_this());
     if (state_->stats_.connections_open > max_connections_per_sandbox) {
-        deny(nlohmann::json::object(), "more than " + std::to_string(max_connections_per_sandbox) + " connections open");
+        deny(nlohmann::json::object(),
+             "more than " + std::to_string(max_connections_per_sandbox) + " connections open");
         co_return;
     }
     auto dest = original_destination(client_.native_handle(), family_);
@@ -217,8 +218,8 @@ asio::awaitable<void> EgressConnection::run() {
     }
     nlohmann::json record = {{"address", dest->address.to_string()}, {"port", dest->port}};
     auto name = state_->pool.name_of(dest->address);
-    Verdict verdict = name ? state_->policy.check_name(*name, dest->port)
-                           : state_->policy.check_address(dest->address, dest->port);
+    Verdict verdict =
+        name ? state_->policy.check_name(*name, dest->port) : state_->policy.check_address(dest->address, dest->port);
     if (name) record["name"] = *name;
     if (!verdict.allowed) {
         deny(std::move(record), verdict.reason);
@@ -241,7 +242,8 @@ asio::awaitable<void> EgressConnection::run() {
     auto upstream = co_await dial(addresses, dest->port);
     if (closed_) co_return;
     if (!upstream) {
-        deny(std::move(record), "upstream unreachable: " + bracketed(addresses.front()) + ":" + std::to_string(dest->port));
+        deny(std::move(record),
+             "upstream unreachable: " + bracketed(addresses.front()) + ":" + std::to_string(dest->port));
         co_return;
     }
     if (auto st = start_relay(); !st) {
@@ -292,7 +294,8 @@ std::string EgressConnection::first_bytes_refusal(const std::string& name, uint1
             guard_ = std::make_unique<HttpGuard>(name, port);
             if (!guard_->accept(first_)) return guard_->refusal();
             return "";
-        case StreamKind::Invalid: return "malformed TLS ClientHello on a connection to " + name;
+        case StreamKind::Invalid:
+            return "malformed TLS ClientHello on a connection to " + name;
         case StreamKind::NeedMore:
             // A ClientHello or request that stopped half-way is not let
             // through on the grace period meant for server-first protocols.
@@ -330,7 +333,8 @@ asio::awaitable<std::vector<IpAddress>> EgressConnection::targets(const std::opt
     co_return same;
 }
 
-asio::awaitable<std::optional<IpAddress>> EgressConnection::dial(const std::vector<IpAddress>& addresses, uint16_t port) {
+asio::awaitable<std::optional<IpAddress>> EgressConnection::dial(const std::vector<IpAddress>& addresses,
+                                                                 uint16_t port) {
     for (const auto& address : addresses) {
         if (closed_) co_return std::nullopt;
         std::error_code ec;
@@ -363,7 +367,10 @@ asio::awaitable<void> EgressConnection::serve_dns() {
             ++state_->stats_.dns_answered;
         } else {
             ++state_->stats_.dns_refused;
-            state_->emit({{"action", "deny"}, {"protocol", "dns-tcp"}, {"name", answer.name}, {"type", answer.type},
+            state_->emit({{"action", "deny"},
+                          {"protocol", "dns-tcp"},
+                          {"name", answer.name},
+                          {"type", answer.type},
                           {"reason", answer.reason}});
         }
         std::vector<uint8_t> framed(2 + answer.response.size());
@@ -419,7 +426,8 @@ void EgressConnection::pump(Direction& d) {
     int src = d.src->native_handle(), dst = d.dst->native_handle();
     for (int round = 0; round < splices_per_wakeup && !closed_; ++round) {
         while (d.in_pipe > 0) {
-            ssize_t n = ::splice(d.pipe.read.get(), nullptr, dst, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            ssize_t n =
+                ::splice(d.pipe.read.get(), nullptr, dst, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 d.in_pipe -= static_cast<size_t>(n);
                 d.bytes += static_cast<uint64_t>(n);
@@ -436,7 +444,8 @@ void EgressConnection::pump(Direction& d) {
             return fail();
         }
         if (d.eof) return finish(d);
-        ssize_t n = ::splice(src, nullptr, d.pipe.write.get(), nullptr, pipe_capacity, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n =
+            ::splice(src, nullptr, d.pipe.write.get(), nullptr, pipe_capacity, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             d.in_pipe += static_cast<size_t>(n);
             continue;

@@ -79,9 +79,7 @@ Verdict allowed_by(const std::string& rule) { return {true, "allowed by " + rule
 
 }  // namespace
 
-bool PortList::contains(uint16_t port) const {
-    return any || std::binary_search(ports.begin(), ports.end(), port);
-}
+bool PortList::contains(uint16_t port) const { return any || std::binary_search(ports.begin(), ports.end(), port); }
 
 std::string PortList::to_string() const {
     if (any) return "*";
@@ -108,7 +106,8 @@ std::optional<std::string> canonical_name(std::string_view name) {
             if (label == 0) return std::nullopt;
             label = 0;
         } else {
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+            bool ok =
+                (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
             if (!ok || ++label > 63) return std::nullopt;
         }
         out.push_back(lower(c));
@@ -133,7 +132,8 @@ Result<DomainRule> parse_domain_rule(std::string_view text) {
     }
     auto canonical = canonical_name(name);
     if (!canonical || canonical->find('*') != std::string::npos)
-        return Error::plain("\"" + std::string(text) + "\" is not a domain name (NAME or *.NAME, optionally :PORT[,PORT])");
+        return Error::plain("\"" + std::string(text) +
+                            "\" is not a domain name (NAME or *.NAME, optionally :PORT[,PORT])");
     if (IpAddress::parse(*canonical))
         return Error::plain("\"" + std::string(text) + "\" is an address: use --allow-cidr");
     rule.name = std::move(*canonical);
@@ -194,7 +194,8 @@ Status parse_rule_file(std::string_view text, const std::string& origin, EgressP
         ++line_no;
         if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
         while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-        while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.remove_suffix(1);
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
+            line.remove_suffix(1);
         if (line.empty()) continue;
         std::string where = origin + ":" + std::to_string(line_no);
         // A line that reads as an address or prefix is a CIDR rule; anything else must be a name.
@@ -241,8 +242,8 @@ Verdict EgressPolicy::check_address(const IpAddress& address, uint16_t port) con
         matched = true;
         if (rule.ports.contains(port)) return allowed_by("--allow-cidr " + rule.to_string());
     }
-    std::string target = (address.family == AF_INET6 ? "[" + address.to_string() + "]" : address.to_string()) +
-                         ":" + std::to_string(port);
+    std::string target = (address.family == AF_INET6 ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+                         std::to_string(port);
     if (matched) return {false, "port not allowed: " + target};
     if (special) return {false, std::string(*special_range(address)) + " address not allowed: " + target};
     return {false, "no rule allows " + target};
@@ -252,7 +253,8 @@ Verdict EgressPolicy::check_resolved(const IpAddress& address) const {
     auto special = special_cidr(address);
     if (!special) return {true, ""};
     for (const auto& rule : cidrs)
-        if (rule.cidr.contains(address) && special->covers(rule.cidr)) return allowed_by("--allow-cidr " + rule.to_string());
+        if (rule.cidr.contains(address) && special->covers(rule.cidr))
+            return allowed_by("--allow-cidr " + rule.to_string());
     return {false, "resolves to a " + std::string(*special_range(address)) + " address (" + address.to_string() + ")"};
 }
 

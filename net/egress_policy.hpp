@@ -32,15 +32,15 @@
 namespace nucleus::net {
 
 struct PortList {
-    bool any = false;              // ":*"
-    std::vector<uint16_t> ports;   // sorted, unique; {80, 443} by default
+    bool any = false;  // ":*"
+    std::vector<uint16_t> ports;  // sorted, unique; {80, 443} by default
     bool contains(uint16_t port) const;
     std::string to_string() const;
     bool operator==(const PortList&) const = default;
 };
 
 struct DomainRule {
-    std::string name;       // lower case, no trailing dot; without "*." when wildcard
+    std::string name;  // lower case, no trailing dot; without "*." when wildcard
     bool wildcard = false;  // matches names strictly below `name`
     PortList ports;
     std::string to_string() const;

@@ -38,10 +38,10 @@ constexpr uint16_t egress_stub_port = 53;
 constexpr uint16_t egress_capture_port = 1;
 
 struct NetlinkMessages {
-    int protocol;            // NETLINK_ROUTE or NETLINK_NETFILTER
+    int protocol;  // NETLINK_ROUTE or NETLINK_NETFILTER
     const uint8_t* bytes;
     size_t length;
-    unsigned acks;           // messages that carry NLM_F_ACK
+    unsigned acks;  // messages that carry NLM_F_ACK
 };
 
 NetlinkMessages egress_route_messages();

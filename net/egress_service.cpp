@@ -106,21 +106,30 @@ Result<EgressSockets> create_egress_sockets_in(int netns_fd) {
 }
 
 nlohmann::json EgressStats::to_json() const {
-    return {{"dns_answered", dns_answered}, {"dns_refused", dns_refused},
-            {"connections_allowed", connections_allowed}, {"connections_denied", connections_denied},
-            {"bytes_out", bytes_out}, {"bytes_in", bytes_in}, {"events_suppressed", events_suppressed}};
+    return {{"dns_answered", dns_answered},
+            {"dns_refused", dns_refused},
+            {"connections_allowed", connections_allowed},
+            {"connections_denied", connections_denied},
+            {"bytes_out", bytes_out},
+            {"bytes_in", bytes_in},
+            {"events_suppressed", events_suppressed}};
 }
 
 std::shared_ptr<EgressService> EgressService::start(asio::any_io_executor executor, EgressSockets sockets,
-                                                     Options options) {
+                                                    Options options) {
     auto state = std::make_shared<EgressState>(executor, std::move(sockets), std::move(options));
     state->begin();
     return state;
 }
 
 EgressState::EgressState(asio::any_io_executor ex, EgressSockets sockets, Options options)
-    : executor(ex), policy(std::move(options.policy)), resolver(std::move(options.resolver)),
-      owns_resolver_(options.owns_resolver), on_event_(std::move(options.on_event)), capture4_(ex), capture6_(ex),
+    : executor(ex),
+      policy(std::move(options.policy)),
+      resolver(std::move(options.resolver)),
+      owns_resolver_(options.owns_resolver),
+      on_event_(std::move(options.on_event)),
+      capture4_(ex),
+      capture6_(ex),
       accept_backoff_(ex) {
     std::error_code ec;
     dns4_ = std::make_unique<DnsSocket>(DnsSocket{asio::ip::udp::socket(ex), {}, {}});
@@ -149,7 +158,8 @@ void EgressState::serve_dns(DnsSocket& dns) {
                                       if (!ec) self->answer_dns(dns, n);
                                       // Errors on a UDP socket (an ICMP error queued by a
                                       // previous send) are per datagram: keep serving.
-                                      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return;
+                                      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
+                                          return;
                                       self->serve_dns(dns);
                                   });
 }
@@ -164,28 +174,32 @@ void EgressState::answer_dns(DnsSocket& dns, size_t length) {
         return;
     }
     ++stats_.dns_refused;
-    emit({{"action", "deny"}, {"protocol", "dns"}, {"name", answer.name}, {"type", answer.type},
+    emit({{"action", "deny"},
+          {"protocol", "dns"},
+          {"name", answer.name},
+          {"type", answer.type},
           {"reason", answer.reason}});
 }
 
 void EgressState::accept_next(asio::ip::tcp::acceptor& acceptor, int family) {
-    acceptor.async_accept([self = shared_from_this(), &acceptor, family](std::error_code ec, asio::ip::tcp::socket client) {
-        if (self->stopped || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return;
-        if (!ec) {
-            start_connection(self, std::move(client), family);
-        } else if (ec != asio::error::connection_aborted) {
-            // Out of descriptors or memory: the connection stays queued in
-            // the backlog; try again shortly rather than spin on the error.
-            self->accept_backoff_.expires_after(std::chrono::milliseconds(100));
-            // Shared by both listeners: re-arming it for one aborts the
-            // other's wait, which then accepts again at once.
-            self->accept_backoff_.async_wait([self, &acceptor, family](std::error_code) {
-                if (!self->stopped) self->accept_next(acceptor, family);
-            });
-            return;
-        }
-        self->accept_next(acceptor, family);
-    });
+    acceptor.async_accept(
+        [self = shared_from_this(), &acceptor, family](std::error_code ec, asio::ip::tcp::socket client) {
+            if (self->stopped || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return;
+            if (!ec) {
+                start_connection(self, std::move(client), family);
+            } else if (ec != asio::error::connection_aborted) {
+                // Out of descriptors or memory: the connection stays queued in
+                // the backlog; try again shortly rather than spin on the error.
+                self->accept_backoff_.expires_after(std::chrono::milliseconds(100));
+                // Shared by both listeners: re-arming it for one aborts the
+                // other's wait, which then accepts again at once.
+                self->accept_backoff_.async_wait([self, &acceptor, family](std::error_code) {
+                    if (!self->stopped) self->accept_next(acceptor, family);
+                });
+                return;
+            }
+            self->accept_next(acceptor, family);
+        });
 }
 
 void EgressState::emit(nlohmann::json record) {

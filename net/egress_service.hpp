@@ -30,7 +30,7 @@
 namespace nucleus::net {
 
 struct EgressSockets {
-    io::unique_fd dns4, dns6;          // UDP 127.0.0.1:53, [::1]:53
+    io::unique_fd dns4, dns6;  // UDP 127.0.0.1:53, [::1]:53
     io::unique_fd capture4, capture6;  // TCP listeners on egress_capture_port
 };
 
@@ -44,13 +44,13 @@ Result<EgressSockets> receive_egress_sockets(int channel);
 Result<EgressSockets> create_egress_sockets_in(int netns_fd);
 
 struct EgressStats {
-    uint64_t dns_answered = 0;       // allowed names (A/AAAA and empty answers)
-    uint64_t dns_refused = 0;        // NXDOMAIN for names no rule allows, malformed queries
+    uint64_t dns_answered = 0;  // allowed names (A/AAAA and empty answers)
+    uint64_t dns_refused = 0;  // NXDOMAIN for names no rule allows, malformed queries
     uint64_t connections_allowed = 0;
     uint64_t connections_denied = 0;
     uint64_t connections_open = 0;
-    uint64_t bytes_out = 0;          // sandbox -> world, relayed
-    uint64_t bytes_in = 0;           // world -> sandbox
+    uint64_t bytes_out = 0;  // sandbox -> world, relayed
+    uint64_t bytes_in = 0;  // world -> sandbox
     uint64_t events_suppressed = 0;  // decisions the rate limit kept out of the event log
     nlohmann::json to_json() const;
 };
@@ -66,7 +66,7 @@ public:
         EgressPolicy policy;
         std::shared_ptr<UpstreamResolver> resolver;
         bool owns_resolver = true;  // stop() cancels its pending queries
-        EgressEventSink on_event;   // may be empty
+        EgressEventSink on_event;  // may be empty
     };
 
     // Starts serving; the returned handle stops it. Nothing it holds outlives

@@ -78,7 +78,8 @@ FirstBytes inspect_tls(std::span<const uint8_t> data) {
     std::vector<uint8_t> handshake;
     size_t pos = 0;
     for (;;) {
-        if (data.size() - pos < 5) return {data.size() > max_first_bytes ? StreamKind::Invalid : StreamKind::NeedMore, {}};
+        if (data.size() - pos < 5)
+            return {data.size() > max_first_bytes ? StreamKind::Invalid : StreamKind::NeedMore, {}};
         if (data[pos] != 0x16 || data[pos + 1] != 0x03) return {StreamKind::Invalid, std::nullopt};
         size_t record = static_cast<size_t>(data[pos + 3]) << 8 | data[pos + 4];
         if (record == 0 || record > 16384) return {StreamKind::Invalid, std::nullopt};

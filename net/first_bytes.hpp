@@ -19,10 +19,10 @@ constexpr size_t max_first_bytes = 16 * 1024;
 
 enum class StreamKind {
     NeedMore,  // not enough bytes to tell yet
-    Tls,       // a complete ClientHello; `host` is its SNI host_name, if any
-    Http,      // an HTTP/1.x request line begins
-    Other,     // neither: some other protocol
-    Invalid,   // looks like TLS but is malformed, or too long
+    Tls,  // a complete ClientHello; `host` is its SNI host_name, if any
+    Http,  // an HTTP/1.x request line begins
+    Other,  // neither: some other protocol
+    Invalid,  // looks like TLS but is malformed, or too long
 };
 
 struct FirstBytes {

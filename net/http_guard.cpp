@@ -135,7 +135,8 @@ struct HttpGuard::Parser {
                 std::string_view rest = std::string_view(url).substr(scheme.size());
                 auto authority = rest.substr(0, rest.find_first_of("/?#"));
                 auto target = host_of_authority(authority, guard->port_);
-                if (target != want) refusal = "HTTP request for " + printable(authority) + " on a connection to " + want;
+                if (target != want)
+                    refusal = "HTTP request for " + printable(authority) + " on a connection to " + want;
                 return;
             }
         }
@@ -148,7 +149,8 @@ struct HttpGuard::Parser {
     }
 };
 
-HttpGuard::HttpGuard(std::string host, uint16_t port) : parser_(std::make_unique<Parser>()), host_(std::move(host)), port_(port) {
+HttpGuard::HttpGuard(std::string host, uint16_t port)
+    : parser_(std::make_unique<Parser>()), host_(std::move(host)), port_(port) {
     Parser& p = *parser_;
     http_parser_settings_init(&p.settings);
     p.settings.on_message_begin = Parser::on_message_begin;

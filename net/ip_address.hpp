@@ -19,8 +19,8 @@
 namespace nucleus::net {
 
 struct IpAddress {
-    int family = AF_INET;               // AF_INET or AF_INET6
-    std::array<uint8_t, 16> bytes{};    // network order; IPv4 in the first 4
+    int family = AF_INET;  // AF_INET or AF_INET6
+    std::array<uint8_t, 16> bytes{};  // network order; IPv4 in the first 4
 
     static IpAddress v4(uint32_t host_order);
     static IpAddress v6(const std::array<uint8_t, 16>& bytes);
@@ -44,7 +44,7 @@ struct SocketAddress {
 
 struct Cidr {
     IpAddress network;  // host bits cleared
-    int prefix = 0;     // 0..32 or 0..128
+    int prefix = 0;  // 0..32 or 0..128
 
     // "a.b.c.d/N", "x::/N", or a bare address (a /32 or /128).
     static std::optional<Cidr> parse(std::string_view text);

@@ -165,8 +165,12 @@ void chain_rules(std::vector<NetlinkMessage>& out, const BridgeConfig& c, const 
         // tracked as a connection; without it the sandbox has no IPv6 at all.
         uint8_t first = 133, last = 137;
         nft::RuleBuilder nd(t, chain);
-        nd.nfproto(nft::family_ipv6).l4proto(IPPROTO_ICMPV6).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1)
-            .cmp(NFT_CMP_GTE, NFT_REG_1, &first, 1).cmp(NFT_CMP_LTE, NFT_REG_1, &last, 1).verdict(NFT_RETURN);
+        nd.nfproto(nft::family_ipv6)
+            .l4proto(IPPROTO_ICMPV6)
+            .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1)
+            .cmp(NFT_CMP_GTE, NFT_REG_1, &first, 1)
+            .cmp(NFT_CMP_LTE, NFT_REG_1, &last, 1)
+            .verdict(NFT_RETURN);
         out.push_back(nd.message("adding the neighbour discovery rule to " + chain));
         nft::RuleBuilder r(t, chain);
         r.nfproto(nft::family_ipv6)
@@ -191,14 +195,21 @@ Status add_egress_limit(NetlinkSession& nf, const BridgeConfig& c, const Sandbox
     const std::string t = c.table(), chain = egress_chain_name(a);
     std::vector<NetlinkMessage> body;
     const uint32_t proto = nft::type_inet_proto, service = nft::type_inet_service;
-    body.push_back(nft::new_set(t, {.name = allow_set(a, AF_INET), .key_type = concat(concat(nft::type_ipv4_addr, proto), service),
-                                    .key_len = 12, .flags = NFT_SET_TIMEOUT, .data_type = std::nullopt,
-                                    .data_len = 0, .id = 1}));
+    body.push_back(nft::new_set(t, {.name = allow_set(a, AF_INET),
+                                    .key_type = concat(concat(nft::type_ipv4_addr, proto), service),
+                                    .key_len = 12,
+                                    .flags = NFT_SET_TIMEOUT,
+                                    .data_type = std::nullopt,
+                                    .data_len = 0,
+                                    .id = 1}));
     if (a.v6)
         body.push_back(nft::new_set(t, {.name = allow_set(a, AF_INET6),
                                         .key_type = concat(concat(nft::type_ipv6_addr, proto), service),
-                                        .key_len = 24, .flags = NFT_SET_TIMEOUT, .data_type = std::nullopt,
-                                        .data_len = 0, .id = 2}));
+                                        .key_len = 24,
+                                        .flags = NFT_SET_TIMEOUT,
+                                        .data_type = std::nullopt,
+                                        .data_len = 0,
+                                        .id = 2}));
     body.push_back(nft::new_chain(t, chain, std::nullopt));
     chain_rules(body, c, a, limit);
     nft::Element jump4 = nft::jump_element(nft::KeyBuilder().ipv4(a.v4).bytes, chain);
@@ -250,7 +261,8 @@ Status allow_destination(NetlinkSession& nf, const BridgeConfig& c, const Sandbo
         return Error::plain("allowing a destination: no address, or IPv6 on a bridge without IPv6");
     }
     key.proto(static_cast<uint8_t>(d.protocol)).port(d.port);
-    auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(clamp_allow_ttl(ttl)).count());
+    auto ms =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(clamp_allow_ttl(ttl)).count());
     const std::string set = allow_set(a, family);
     const std::string what = "allowing " + (d.v4 ? to_string(*d.v4) : to_string(*d.v6)) + " port " +
                              std::to_string(d.port) + " for " + to_string(a.v4);

@@ -64,9 +64,9 @@ std::string_view to_string(Protocol p);
 
 // -p/--publish [IP:]HOST:CONTAINER[/tcp|udp]
 struct PublishedPort {
-    int family = 2;                 // AF_INET or AF_INET6 (of the host address)
-    std::optional<Ipv4> host_v4;    // AF_INET: nullopt = every local IPv4 address (0.0.0.0)
-    std::optional<Ipv6> host_v6;    // AF_INET6: nullopt = every local IPv6 address ([::])
+    int family = 2;  // AF_INET or AF_INET6 (of the host address)
+    std::optional<Ipv4> host_v4;  // AF_INET: nullopt = every local IPv4 address (0.0.0.0)
+    std::optional<Ipv6> host_v6;  // AF_INET6: nullopt = every local IPv6 address ([::])
     uint16_t host_port = 0;
     uint16_t container_port = 0;
     Protocol protocol = Protocol::Tcp;
@@ -134,8 +134,8 @@ Status allow_destination(NetlinkSession& nf, const BridgeConfig& config, const S
 // What the table holds per sandbox, by host index (for clean-up after a
 // supervisor that died).
 struct NatObjects {
-    std::vector<uint32_t> egress_chains;     // sb-<hex> chains
-    std::vector<uint32_t> published;         // sandboxes with published-port elements
+    std::vector<uint32_t> egress_chains;  // sb-<hex> chains
+    std::vector<uint32_t> published;  // sandboxes with published-port elements
 };
 Result<NatObjects> list_nat_objects(NetlinkSession& nf, const BridgeConfig& config);
 // Removes every published-port element that points at `address`.

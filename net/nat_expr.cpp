@@ -52,7 +52,8 @@ void add_elements(nftnl_set* s, const std::vector<Element>& elements) {
     for (const auto& e : elements) {
         nftnl_set_elem* el = nftnl_set_elem_alloc();
         nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, e.key.data(), static_cast<uint32_t>(e.key.size()));
-        if (!e.data.empty()) nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, e.data.data(), static_cast<uint32_t>(e.data.size()));
+        if (!e.data.empty())
+            nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, e.data.data(), static_cast<uint32_t>(e.data.size()));
         if (e.verdict) {
             nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, static_cast<uint32_t>(*e.verdict));
             if (!e.chain.empty()) nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, e.chain.c_str());
@@ -198,7 +199,8 @@ int collect_element(nftnl_set_elem* el, void* data) {
     if (nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_VERDICT))
         e.verdict = static_cast<int32_t>(nftnl_set_elem_get_u32(el, NFTNL_SET_ELEM_VERDICT));
     if (nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_CHAIN)) e.chain = nftnl_set_elem_get_str(el, NFTNL_SET_ELEM_CHAIN);
-    if (nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_TIMEOUT)) e.timeout_ms = nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_TIMEOUT);
+    if (nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_TIMEOUT))
+        e.timeout_ms = nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_TIMEOUT);
     out->push_back(std::move(e));
     return 0;
 }

@@ -27,9 +27,9 @@ struct nftnl_set;
 
 namespace nucleus::net::nft {
 
-constexpr uint16_t family_inet = 1;   // NFPROTO_INET
-constexpr uint16_t family_bridge = 7; // NFPROTO_BRIDGE
-constexpr uint16_t family_ipv4 = 2;   // NFPROTO_IPV4
+constexpr uint16_t family_inet = 1;  // NFPROTO_INET
+constexpr uint16_t family_bridge = 7;  // NFPROTO_BRIDGE
+constexpr uint16_t family_ipv4 = 2;  // NFPROTO_IPV4
 constexpr uint16_t family_ipv6 = 10;  // NFPROTO_IPV6
 
 // nft's datatype ids (nftables include/datatype.h), so that `nft list`
@@ -54,7 +54,7 @@ NetlinkMessage delete_table(const std::string& table, uint16_t family = family_i
 
 struct BaseChain {
     const char* type;  // "filter" or "nat"
-    uint32_t hook;     // NF_INET_*
+    uint32_t hook;  // NF_INET_*
     int32_t priority;
 };
 NetlinkMessage new_chain(const std::string& table, const std::string& chain, std::optional<BaseChain> base,
@@ -68,10 +68,10 @@ struct SetSpec {
     std::string name;
     uint32_t key_type = 0;
     uint32_t key_len = 0;
-    uint32_t flags = 0;                   // NFT_SET_MAP, NFT_SET_TIMEOUT
-    std::optional<uint32_t> data_type;    // maps: NFT_DATA_VERDICT or a value type
-    uint32_t data_len = 0;                // value maps only
-    uint32_t id = 0;                      // unique within one batch
+    uint32_t flags = 0;  // NFT_SET_MAP, NFT_SET_TIMEOUT
+    std::optional<uint32_t> data_type;  // maps: NFT_DATA_VERDICT or a value type
+    uint32_t data_len = 0;  // value maps only
+    uint32_t id = 0;  // unique within one batch
 };
 NetlinkMessage new_set(const std::string& table, const SetSpec& set, uint16_t family = family_inet);
 NetlinkMessage delete_set(const std::string& table, const std::string& set);
@@ -147,15 +147,15 @@ public:
     RuleBuilder& verdict(int32_t code, const std::string& chain = "");
 
     // Composites used throughout the ruleset.
-    RuleBuilder& nfproto(uint8_t family);                       // meta nfproto == family
-    RuleBuilder& l4proto(uint8_t proto);                        // meta l4proto == proto
+    RuleBuilder& nfproto(uint8_t family);  // meta nfproto == family
+    RuleBuilder& l4proto(uint8_t proto);  // meta l4proto == proto
     RuleBuilder& ifname(bool input, const std::string& name, bool equal);  // iifname/oifname ==/!=
     RuleBuilder& ipv4_in(bool source, const Ipv4Subnet& subnet, bool equal);
     RuleBuilder& ipv6_in(bool source, const Ipv6Subnet& subnet, bool equal);
     RuleBuilder& ct_state_any(uint32_t bits, bool equal_zero);  // ct state & bits ==/!= 0
     RuleBuilder& ct_status_any(uint32_t bits, bool equal_zero);
-    RuleBuilder& dport(uint16_t port);                          // th dport == port
-    RuleBuilder& ethertype(uint16_t type);                      // meta protocol == type (bridge family)
+    RuleBuilder& dport(uint16_t port);  // th dport == port
+    RuleBuilder& ethertype(uint16_t type);  // meta protocol == type (bridge family)
 
     NetlinkMessage message(std::string what);
 

@@ -41,9 +41,10 @@ Status parse_host_address(std::string_view text, std::string_view address, Publi
         Ipv6 loopback;
         loopback.bytes[15] = 1;
         if (*v6 == loopback)
-            return Error::plain("\"" + std::string(text) +
-                                "\": a port cannot be published on [::1]: the kernel never routes ::1 off the loopback "
-                                "device (there is no IPv6 route_localnet); publish on 127.0.0.1 or a non-loopback address");
+            return Error::plain(
+                "\"" + std::string(text) +
+                "\": a port cannot be published on [::1]: the kernel never routes ::1 off the loopback "
+                "device (there is no IPv6 route_localnet); publish on 127.0.0.1 or a non-loopback address");
         p.host_v6 = *v6;
         return {};
     }

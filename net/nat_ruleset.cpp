@@ -84,8 +84,12 @@ void sets(std::vector<NetlinkMessage>& out, const BridgeConfig& c) {
                service = nft::type_inet_service;
     uint32_t id = 1;
     auto map = [&](const char* name, uint32_t key_type, uint32_t key_len, uint32_t data_type, uint32_t data_len) {
-        out.push_back(nft::new_set(c.table(), {.name = name, .key_type = key_type, .key_len = key_len,
-                                               .flags = NFT_SET_MAP, .data_type = data_type, .data_len = data_len,
+        out.push_back(nft::new_set(c.table(), {.name = name,
+                                               .key_type = key_type,
+                                               .key_len = key_len,
+                                               .flags = NFT_SET_MAP,
+                                               .data_type = data_type,
+                                               .data_len = data_len,
                                                .id = id++}));
     };
     map("publish4", concat(concat(v4, proto), service), 12, concat(v4, service), 8);
@@ -112,7 +116,11 @@ void guard_and_snat(std::vector<NetlinkMessage>& out, const BridgeConfig& c) {
     const Ipv4Subnet loopback{Ipv4{0x7f000000}, 8};
     {
         RuleBuilder r(t, "guard");
-        r.ifname(true, c.name, true).nfproto(nft::family_ipv4).ipv4_in(false, loopback, true).counter().verdict(NF_DROP);
+        r.ifname(true, c.name, true)
+            .nfproto(nft::family_ipv4)
+            .ipv4_in(false, loopback, true)
+            .counter()
+            .verdict(NF_DROP);
         out.push_back(r.message("adding the loopback guard rule"));
     }
     {
@@ -138,13 +146,17 @@ void egress_dispatch(std::vector<NetlinkMessage>& out, const BridgeConfig& c, co
     const std::string& t = c.table();
     {
         RuleBuilder r(t, chain);
-        r.ifname(true, c.name, true).nfproto(nft::family_ipv4).payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1)
+        r.ifname(true, c.name, true)
+            .nfproto(nft::family_ipv4)
+            .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1)
             .lookup("egress4", NFT_REG_1, NFT_REG_VERDICT);
         out.push_back(r.message("adding the IPv4 egress dispatch rule to " + chain));
     }
     if (c.plan.subnet6) {
         RuleBuilder r(t, chain);
-        r.ifname(true, c.name, true).nfproto(nft::family_ipv6).payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16, NFT_REG_1)
+        r.ifname(true, c.name, true)
+            .nfproto(nft::family_ipv6)
+            .payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16, NFT_REG_1)
             .lookup("egress6", NFT_REG_1, NFT_REG_VERDICT);
         out.push_back(r.message("adding the IPv6 egress dispatch rule to " + chain));
     }

@@ -57,7 +57,8 @@ Result<uint32_t> bind_and_name(int fd) {
     addr.nl_family = AF_NETLINK;
     if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return Error::from_errno("bind netlink");
     socklen_t len = sizeof addr;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0) return Error::from_errno("getsockname netlink");
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0)
+        return Error::from_errno("getsockname netlink");
     // Extended acks carry the kernel's reason as text; capped acks do not
     // echo the whole request back (netlink(7)).
     int on = 1;
@@ -86,7 +87,8 @@ Result<KernelNetlink> KernelNetlink::adopt(io::unique_fd fd) {
 Status KernelNetlink::send(std::span<const char> datagram) {
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
-    ssize_t n = ::sendto(fd_.get(), datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
+    ssize_t n =
+        ::sendto(fd_.get(), datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
     if (n < 0) return Error::from_errno("sending a netlink request");
     if (static_cast<size_t>(n) != datagram.size()) return Error::plain("sending a netlink request: short write");
     return {};
@@ -96,7 +98,8 @@ Result<size_t> KernelNetlink::receive(std::span<char> buffer) {
     while (true) {
         ssize_t n = ::recv(fd_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT | MSG_TRUNC);
         if (n >= 0) {
-            if (static_cast<size_t>(n) > buffer.size()) return Error::plain("a netlink reply was larger than its buffer");
+            if (static_cast<size_t>(n) > buffer.size())
+                return Error::plain("a netlink reply was larger than its buffer");
             return static_cast<size_t>(n);
         }
         if (errno == EINTR) continue;

@@ -35,7 +35,8 @@ void put_kind(NetlinkMessage& m, const char* kind) {
     m.end_nest(info);
 }
 
-NetlinkMessage address_message(int index, int family, int prefix, const void* bytes, size_t len, const std::string& text) {
+NetlinkMessage address_message(int index, int family, int prefix, const void* bytes, size_t len,
+                               const std::string& text) {
     NetlinkMessage m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, "adding address " + text + "/" + std::to_string(prefix));
     auto& ifa = m.family_header<ifaddrmsg>();
     ifa.ifa_family = static_cast<unsigned char>(family);
@@ -196,7 +197,8 @@ std::optional<LinkInfo> parse_link(const NetlinkReply& reply) {
     link.index = ifi->ifi_index;
     link.flags = ifi->ifi_flags;
     if (tb[IFLA_IFNAME]) link.name = attr_string(tb[IFLA_IFNAME]);
-    if (tb[IFLA_MASTER] && mnl_attr_get_payload_len(tb[IFLA_MASTER]) >= 4) link.master = static_cast<int>(mnl_attr_get_u32(tb[IFLA_MASTER]));
+    if (tb[IFLA_MASTER] && mnl_attr_get_payload_len(tb[IFLA_MASTER]) >= 4)
+        link.master = static_cast<int>(mnl_attr_get_u32(tb[IFLA_MASTER]));
     if (const nlattr* info = tb[IFLA_LINKINFO]) {
         const char* end = reinterpret_cast<const char*>(info) + info->nla_len;
         for (auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(info));

@@ -14,10 +14,14 @@ std::optional<NetworkMode> parse_network_mode(std::string_view text) {
 
 std::string_view to_string(NetworkMode mode) {
     switch (mode) {
-        case NetworkMode::Host: return "host";
-        case NetworkMode::Bridge: return "bridge";
-        case NetworkMode::Egress: return "egress";
-        case NetworkMode::None: break;
+        case NetworkMode::Host:
+            return "host";
+        case NetworkMode::Bridge:
+            return "bridge";
+        case NetworkMode::Egress:
+            return "egress";
+        case NetworkMode::None:
+            break;
     }
     return "none";
 }
@@ -27,7 +31,8 @@ bool needs_network_namespace(NetworkMode mode) { return mode != NetworkMode::Hos
 std::string hosts_file(const std::string& hostname) {
     return "127.0.0.1\tlocalhost\n"
            "::1\tlocalhost ip6-localhost ip6-loopback\n"
-           "127.0.1.1\t" + hostname + "\n";
+           "127.0.1.1\t" +
+           hostname + "\n";
 }
 
 bool is_valid_hostname(std::string_view name) {

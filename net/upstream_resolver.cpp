@@ -29,7 +29,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 uint16_t random_id() {
     uint16_t id = 0;
-    if (::getrandom(&id, sizeof id, GRND_NONBLOCK) != sizeof id) id = static_cast<uint16_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    if (::getrandom(&id, sizeof id, GRND_NONBLOCK) != sizeof id)
+        id = static_cast<uint16_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     return id;
 }
 
@@ -54,7 +55,9 @@ uint32_t clamp(uint32_t v, uint32_t low, uint32_t high) { return std::min(std::m
 // Registers a query's deadline for cancel_pending() while it exists.
 class Tracked {
 public:
-    Tracked(std::set<asio::steady_timer*>& set, asio::steady_timer& timer) : set_(set), timer_(&timer) { set_.insert(timer_); }
+    Tracked(std::set<asio::steady_timer*>& set, asio::steady_timer& timer) : set_(set), timer_(&timer) {
+        set_.insert(timer_);
+    }
     ~Tracked() { set_.erase(timer_); }
     Tracked(const Tracked&) = delete;
     Tracked& operator=(const Tracked&) = delete;
@@ -137,7 +140,7 @@ asio::awaitable<Result<std::vector<IpAddress>>> UpstreamResolver::resolve(std::s
 }
 
 asio::awaitable<Result<UpstreamResolver::Answer>> UpstreamResolver::query_server(const IpAddress& server,
-                                                                                  const std::string& name) {
+                                                                                 const std::string& name) {
     using asio::ip::udp;
     udp::endpoint endpoint(to_asio(server), config_.port);
     udp::socket socket(executor_);
@@ -174,7 +177,8 @@ asio::awaitable<Result<UpstreamResolver::Answer>> UpstreamResolver::query_server
         for (int i = 0; i < 2; ++i) {
             if (responses[i] || header->id != ids[i]) continue;
             auto m = dns::parse(wire, true);
-            if (!m || m->questions.size() != 1 || m->questions[0].type != types[i] || !same_name(m->questions[0].name, name))
+            if (!m || m->questions.size() != 1 || m->questions[0].type != types[i] ||
+                !same_name(m->questions[0].name, name))
                 continue;
             if (header->truncated) {
                 auto tcp = co_await query_tcp(server, queries[i]);

@@ -29,10 +29,10 @@
 namespace nucleus::net {
 
 struct ResolverConfig {
-    std::vector<IpAddress> servers;   // port 53 each
+    std::vector<IpAddress> servers;  // port 53 each
     uint16_t port = 53;
     std::chrono::milliseconds timeout{1500};  // per server and attempt
-    int attempts = 2;                 // rounds over the server list
+    int attempts = 2;  // rounds over the server list
 
     // resolv.conf(5): "nameserver ADDR" lines (at most 3 used, as glibc);
     // none means 127.0.0.1.

@@ -42,7 +42,8 @@ struct NotRun {
 
 std::optional<double> baseline_median(const std::vector<SubjectResult>& results) {
   for (const auto& result : results)
-    if (result.subject.name == kBaselineName && !result.samples_ms.empty()) return summarize(result.samples_ms).median_ms;
+    if (result.subject.name == kBaselineName && !result.samples_ms.empty())
+      return summarize(result.samples_ms).median_ms;
   return std::nullopt;
 }
 
@@ -92,7 +93,8 @@ void print_markdown(const json& report) {
             << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>() << ", "
             << report["cpus"].get<int>() << " CPUs, load average " << format_fixed(report["load1"].get<double>(), 2)
             << "\n\n"
-            << "| subject | version | runs | median ms | p90 ms | p99 ms | ratio to " << kBaselineName << " | failures |\n"
+            << "| subject | version | runs | median ms | p90 ms | p99 ms | ratio to " << kBaselineName
+            << " | failures |\n"
             << "|---|---|---:|---:|---:|---:|---:|---:|\n";
   auto number = [](const json& value, int decimals) {
     return value.is_null() ? std::string("-") : format_fixed(value.get<double>(), decimals);
@@ -112,8 +114,9 @@ void print_markdown(const json& report) {
   }
   for (const auto& subject : report["subjects"]) {
     if (!subject["first_failure"].is_null()) {
-      std::cout << "\n" << subject["name"].get<std::string>() << " first failure: "
-                << subject["first_failure"].get<std::string>() << '\n';
+      std::cout << "\n"
+                << subject["name"].get<std::string>()
+                << " first failure: " << subject["first_failure"].get<std::string>() << '\n';
     }
   }
 }
@@ -133,9 +136,10 @@ CLI::App* add_coldstart_command(CLI::App& app, ColdstartOptions& options) {
                    ->capture_default_str()
                    ->check(CLI::Range(1u, 1000000u));
   auto* warmup = command->add_option("--warmup", options.warmup, "Discarded warm-up rounds")->capture_default_str();
-  command->add_option("--peers", raw->peers,
-                      "Comma-separated peers: crun,runc,bwrap,runsc,docker,podman (also bubblewrap, gvisor); "
-                      "'none' for none")
+  command
+      ->add_option("--peers", raw->peers,
+                   "Comma-separated peers: crun,runc,bwrap,runsc,docker,podman (also bubblewrap, gvisor); "
+                   "'none' for none")
       ->capture_default_str();
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--previous", options.previous_binary,
@@ -156,7 +160,8 @@ CLI::App* add_coldstart_command(CLI::App& app, ColdstartOptions& options) {
     for (const auto& name : split(raw->peers, ',')) {
       const auto key = canonical_peer(name);
       if (!key) throw CLI::ValidationError("--peers", "unknown peer '" + name + "'");
-      if (std::find(options.peers.begin(), options.peers.end(), *key) == options.peers.end()) options.peers.push_back(*key);
+      if (std::find(options.peers.begin(), options.peers.end(), *key) == options.peers.end())
+        options.peers.push_back(*key);
     }
   });
   return command;
@@ -235,8 +240,9 @@ int run_coldstart(const ColdstartOptions& options) {
   std::mt19937 shuffle_seed(20261203);
   for (unsigned round = 0; round < options.warmup + options.runs && !g_interrupted; ++round) {
     const bool measuring = round >= options.warmup;
-    progress.update(measuring ? "round " + std::to_string(round - options.warmup + 1) + "/" + std::to_string(options.runs)
-                              : "warm-up " + std::to_string(round + 1) + "/" + std::to_string(options.warmup));
+    progress.update(measuring
+                        ? "round " + std::to_string(round - options.warmup + 1) + "/" + std::to_string(options.runs)
+                        : "warm-up " + std::to_string(round + 1) + "/" + std::to_string(options.warmup));
     std::shuffle(order.begin(), order.end(), shuffle_seed);
     for (std::size_t i = 0; i < count && !g_interrupted; ++i) {
       auto& result = results[order[i]];
@@ -261,7 +267,8 @@ int run_coldstart(const ColdstartOptions& options) {
 
   const json report = to_json(env, rootfs, options, rounds_done, results, not_run);
   print_markdown(report);
-  int status = std::all_of(results.begin(), results.end(), [](const SubjectResult& r) { return !r.samples_ms.empty(); }) ? 0 : 1;
+  int status =
+      std::all_of(results.begin(), results.end(), [](const SubjectResult& r) { return !r.samples_ms.empty(); }) ? 0 : 1;
   if (!options.json_path.empty() && !write_json(options.json_path, report)) status = 1;
   if (!options.plot_path.empty()) {
     const std::string error = plot_coldstart(report, options.plot_path);

@@ -90,7 +90,8 @@ long long field_value(const std::string& text, const std::string& field) {
 json closure_spec(const std::string& manifest, const std::string& program, const std::vector<std::string>& args) {
   std::ifstream in(manifest);
   const json doc = json::parse(in, nullptr, false);
-  std::string root = doc.is_object() && doc.contains("roots") && !doc["roots"].empty() ? doc["roots"][0].get<std::string>() : "";
+  std::string root =
+      doc.is_object() && doc.contains("roots") && !doc["roots"].empty() ? doc["roots"][0].get<std::string>() : "";
   std::vector<std::string> command = {root + "/bin/" + program};
   command.insert(command.end(), args.begin(), args.end());
   return {{"command", command}, {"network", "host"}, {"rootfs_closure", manifest}};
@@ -167,7 +168,8 @@ ApiResult BenchDaemon::call(const std::string& method, const std::string& target
 std::vector<std::string> BenchDaemon::list_ids() const {
   std::vector<std::string> ids;
   const ApiResult list = call("GET", "/v1/sandboxes?all=true");
-  if (!list.ok(200) || !list.body.is_object() || !list.body.contains("sandboxes") || !list.body.at("sandboxes").is_array())
+  if (!list.ok(200) || !list.body.is_object() || !list.body.contains("sandboxes") ||
+      !list.body.at("sandboxes").is_array())
     return ids;
   for (const auto& sandbox : list.body.at("sandboxes"))
     if (sandbox.is_object() && sandbox.contains("id") && sandbox.at("id").is_string())
@@ -190,7 +192,8 @@ bool BenchDaemon::stop() {
   if (server_->running()) {
     const std::size_t failed = remove_all();
     if (failed > 0)
-      std::cerr << "nucleus-bench: warning: " << failed << " sandboxes could not be removed before the daemon stopped\n";
+      std::cerr << "nucleus-bench: warning: " << failed
+                << " sandboxes could not be removed before the daemon stopped\n";
   }
   return server_->stop(10, SIGTERM);
 }
@@ -293,7 +296,9 @@ HostCounts count_host(pid_t daemon_pid, const std::optional<std::string>& cgroup
   return counts;
 }
 
-json Leaks::to_json() const { return {{"fds", fds}, {"cgroups", cgroups}, {"mounts", mounts}, {"processes", processes}}; }
+json Leaks::to_json() const {
+  return {{"fds", fds}, {"cgroups", cgroups}, {"mounts", mounts}, {"processes", processes}};
+}
 
 std::string Leaks::describe() const {
   return "fds " + std::to_string(fds) + ", cgroups " + std::to_string(cgroups) + ", mounts " + std::to_string(mounts) +
@@ -342,11 +347,16 @@ std::string filesystem_name(const fs::path& path) {
   struct statfs info {};
   if (::statfs(path.c_str(), &info) != 0) return "unknown";
   switch (static_cast<unsigned long>(info.f_type)) {
-    case EXT4_SUPER_MAGIC: return "ext2/3/4";
-    case TMPFS_MAGIC: return "tmpfs";
-    case XFS_SUPER_MAGIC: return "xfs";
-    case BTRFS_SUPER_MAGIC: return "btrfs";
-    case OVERLAYFS_SUPER_MAGIC: return "overlay";
+    case EXT4_SUPER_MAGIC:
+      return "ext2/3/4";
+    case TMPFS_MAGIC:
+      return "tmpfs";
+    case XFS_SUPER_MAGIC:
+      return "xfs";
+    case BTRFS_SUPER_MAGIC:
+      return "btrfs";
+    case OVERLAYFS_SUPER_MAGIC:
+      return "overlay";
   }
   char hex[32];
   std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(info.f_type));

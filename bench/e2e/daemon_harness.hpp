@@ -27,9 +27,9 @@ json sandbox_spec(const std::filesystem::path& rootfs, const std::vector<std::st
 json closure_spec(const std::string& manifest, const std::string& program, const std::vector<std::string>& args);
 
 struct ApiResult {
-  int status = 0;      // HTTP status; 0 when the request itself failed
-  json body;           // parsed JSON body (null when empty or not JSON)
-  std::string error;   // transport error, or the daemon's "error" text
+  int status = 0;  // HTTP status; 0 when the request itself failed
+  json body;  // parsed JSON body (null when empty or not JSON)
+  std::string error;  // transport error, or the daemon's "error" text
   bool ok(int expected) const { return status == expected; }
   std::string describe() const;  // "HTTP 500: starting sandbox ...: ..."
 };
@@ -39,7 +39,7 @@ struct ApiResult {
 // sandboxes it still holds, then stops it with SIGTERM (SIGKILL after 10 s):
 // a daemon that exits leaves its sandboxes running for a successor.
 class BenchDaemon {
- public:
+public:
   // Starts the daemon (socket, log and, unless `state_dir` is given, its
   // --state-dir under `scratch`) and waits (up to 15 s) until GET
   // /v1/health answers 200; throws std::runtime_error with the end of its
@@ -64,7 +64,7 @@ class BenchDaemon {
   bool stop();
   std::string log_tail() const;
 
- private:
+private:
   std::string socket_;
   std::string log_path_;
   std::unique_ptr<Server> server_;
@@ -101,9 +101,9 @@ long long cgroup_memory_current(const std::string& cgroup_path);
 // What the leak check counts; sandboxes are recognised by the 32-hex-digit
 // id in "sandbox-<id>".
 struct HostCounts {
-  long long daemon_fds = -1;        // entries of /proc/PID/fd
-  long long mounts = -1;            // lines of /proc/self/mountinfo
-  std::set<std::string> cgroups;    // ids of <cgroup2>/nucleus/sandbox-* dirs
+  long long daemon_fds = -1;  // entries of /proc/PID/fd
+  long long mounts = -1;  // lines of /proc/self/mountinfo
+  std::set<std::string> cgroups;  // ids of <cgroup2>/nucleus/sandbox-* dirs
   std::set<std::string> processes;  // "pid:id" of processes in /nucleus/sandbox-<id> cgroups
 };
 HostCounts count_host(pid_t daemon_pid, const std::optional<std::string>& cgroup2);

@@ -44,7 +44,8 @@ void print_markdown(const json& report) {
   const json& leaked = report["leaked"];
   const json& idle = report["daemon_idle"];
   std::cout << "## nucleus-bench density\n\n"
-            << report["count"] << " `sleep 3600` sandboxes (`\"network\": \"host\"`, busybox rootfs) held at once by one "
+            << report["count"]
+            << " `sleep 3600` sandboxes (`\"network\": \"host\"`, busybox rootfs) held at once by one "
             << "daemon, created and removed by " << report["concurrency"] << " client threads; "
             << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>() << ", "
             << report["cpus"] << " CPUs, load average " << format_fixed(report["load1"].get<double>(), 2) << "\n\n"
@@ -127,9 +128,10 @@ int run_density(const DensityOptions& options) {
   // allocates once is not charged to the sandboxes.
   progress.update("warm-up ...");
   {
-    const ApiResult created = daemon.call("POST", "/v1/sandboxes", options.closure_manifest.empty()
-                                                                       ? sandbox_spec(rootfs, {"/bin/true"}).dump()
-                                                                       : closure_spec(options.closure_manifest, "true", {}).dump());
+    const ApiResult created =
+        daemon.call("POST", "/v1/sandboxes",
+                    options.closure_manifest.empty() ? sandbox_spec(rootfs, {"/bin/true"}).dump()
+                                                     : closure_spec(options.closure_manifest, "true", {}).dump());
     if (created.ok(201) && created.body.contains("id")) {
       const std::string id = created.body.at("id").get<std::string>();
       ours.insert(id);
@@ -239,45 +241,45 @@ int run_density(const DensityOptions& options) {
   const unsigned live = created_count - create_failed;
   json report = {{"benchmark", "density"}};
   report.update(env.to_json());
-  report.update(json{
-      {"count", options.count},
-      {"concurrency", options.concurrency},
-      {"rootfs", rootfs.string()},
-      {"spec", json::parse(spec)},
-      {"created", live},
-      {"create_failed", create_failed},
-      {"running", running},
-      {"first_failure", first_failure.empty() ? json(nullptr) : json(first_failure)},
-      {"create_s", create_s},
-      {"mem_available_kib_before", available_before},
-      {"mem_available_kib_live", available_live},
-      {"mem_available_kib_after", available_after},
-      {"host_kib_per_sandbox", live ? json((available_before - available_live) / static_cast<long long>(live)) : json(nullptr)},
-      {"sandbox_processes", pss_processes},
-      {"pss_kib_per_sandbox", live ? json(pss_kib / static_cast<long long>(live)) : json(nullptr)},
-      {"cgroup_kib_per_sandbox", with_memory ? json(cgroup_bytes / 1024 / with_memory) : json(nullptr)},
-      {"cgroup_memory_note", with_memory ? json(nullptr) : json(kNoMemoryController)},
-      {"daemon_rss_kib_before", rss_before},
-      {"daemon_rss_kib", rss_live},
-      {"daemon_rss_kib_after", rss_after},
-      {"daemon_fds_before", before.daemon_fds},
-      {"daemon_fds_live", fds_live},
-      {"daemon_fds_after", after.daemon_fds},
-      {"daemon_idle",
-       {{"seconds", options.idle_s},
-        {"voluntary_ctxt_switches", voluntary_after - voluntary_before},
-        {"all_threads_ctxt_switches", all_after - all_before}}},
-      {"teardown_s", teardown_s},
-      {"teardown_failed", teardown_failed},
-      {"mounts_before", before.mounts},
-      {"mounts_after", after.mounts},
-      {"leaked", leaks.to_json()},
-      {"daemon_stopped_cleanly", clean_stop}});
+  report.update(json{{"count", options.count},
+                     {"concurrency", options.concurrency},
+                     {"rootfs", rootfs.string()},
+                     {"spec", json::parse(spec)},
+                     {"created", live},
+                     {"create_failed", create_failed},
+                     {"running", running},
+                     {"first_failure", first_failure.empty() ? json(nullptr) : json(first_failure)},
+                     {"create_s", create_s},
+                     {"mem_available_kib_before", available_before},
+                     {"mem_available_kib_live", available_live},
+                     {"mem_available_kib_after", available_after},
+                     {"host_kib_per_sandbox",
+                      live ? json((available_before - available_live) / static_cast<long long>(live)) : json(nullptr)},
+                     {"sandbox_processes", pss_processes},
+                     {"pss_kib_per_sandbox", live ? json(pss_kib / static_cast<long long>(live)) : json(nullptr)},
+                     {"cgroup_kib_per_sandbox", with_memory ? json(cgroup_bytes / 1024 / with_memory) : json(nullptr)},
+                     {"cgroup_memory_note", with_memory ? json(nullptr) : json(kNoMemoryController)},
+                     {"daemon_rss_kib_before", rss_before},
+                     {"daemon_rss_kib", rss_live},
+                     {"daemon_rss_kib_after", rss_after},
+                     {"daemon_fds_before", before.daemon_fds},
+                     {"daemon_fds_live", fds_live},
+                     {"daemon_fds_after", after.daemon_fds},
+                     {"daemon_idle",
+                      {{"seconds", options.idle_s},
+                       {"voluntary_ctxt_switches", voluntary_after - voluntary_before},
+                       {"all_threads_ctxt_switches", all_after - all_before}}},
+                     {"teardown_s", teardown_s},
+                     {"teardown_failed", teardown_failed},
+                     {"mounts_before", before.mounts},
+                     {"mounts_after", after.mounts},
+                     {"leaked", leaks.to_json()},
+                     {"daemon_stopped_cleanly", clean_stop}});
   print_markdown(report);
-  int status = (create_failed == 0 && teardown_failed == 0 && running == static_cast<long long>(options.count) &&
-                !leaks.any())
-                   ? 0
-                   : 1;
+  int status =
+      (create_failed == 0 && teardown_failed == 0 && running == static_cast<long long>(options.count) && !leaks.any())
+          ? 0
+          : 1;
   if (!options.json_path.empty() && !write_json(options.json_path, report)) status = 1;
   return status;
 }

@@ -47,7 +47,7 @@ void must(const std::vector<std::string>& argv) {
 
 // The benchmark's own "host" and "world" namespaces and the veth between them.
 class Namespaces {
- public:
+public:
   Namespaces() : host_("nb-h-" + std::to_string(::getpid())), world_("nb-w-" + std::to_string(::getpid())) {
     const std::string ip = "/usr/sbin/ip", vh = "nbh" + std::to_string(::getpid() % 100000),
                       vw = "nbw" + std::to_string(::getpid() % 100000);
@@ -55,7 +55,8 @@ class Namespaces {
     made_ = true;
     must({ip, "netns", "add", world_});
     must({ip, "link", "add", vh, "netns", host_, "type", "veth", "peer", "name", vw, "netns", world_});
-    for (const auto& [ns, dev, addr] : {std::tuple{host_, vh, "198.51.100.1/24"}, std::tuple{world_, vw, "198.51.100.2/24"}}) {
+    for (const auto& [ns, dev, addr] :
+         {std::tuple{host_, vh, "198.51.100.1/24"}, std::tuple{world_, vw, "198.51.100.2/24"}}) {
       must({ip, "-n", ns, "link", "set", "lo", "up"});
       must({ip, "-n", ns, "link", "set", dev, "up"});
       must({ip, "-n", ns, "addr", "add", addr, "dev", dev});
@@ -77,7 +78,7 @@ class Namespaces {
     return argv;
   }
 
- private:
+private:
   std::string host_, world_;
   bool made_ = false;
 };
@@ -151,9 +152,9 @@ int dial(const std::string& address, uint16_t port) {
 }
 
 struct ModeResult {
-  std::vector<double> gbit_per_s;       // one per bulk run
-  std::vector<double> connect_us;       // every connection of every run
-  std::vector<double> run_ms;           // nucleus run /bin/true
+  std::vector<double> gbit_per_s;  // one per bulk run
+  std::vector<double> connect_us;  // every connection of every run
+  std::vector<double> run_ms;  // nucleus run /bin/true
 };
 
 double parse_value(const std::string& text, const std::string& key) {
@@ -278,7 +279,8 @@ int run_egress(const EgressOptions& options) {
       for (auto& f : network_flags(mode, ports)) argv.push_back(f);
       argv.insert(argv.end(), {"--", "/bin/true"});
       auto r = run_once(ns.in_host(argv), true);
-      if (!r.success) throw std::runtime_error("nucleus run /bin/true (" + mode + "): " + r.failure + " " + r.stderr_text);
+      if (!r.success)
+        throw std::runtime_error("nucleus run /bin/true (" + mode + "): " + r.failure + " " + r.stderr_text);
       results[mode].run_ms.push_back(r.elapsed_ms);
     }
   }
@@ -286,8 +288,8 @@ int run_egress(const EgressOptions& options) {
   server.stop(1, SIGKILL);
   if (g_interrupted) return 130;
 
-  json report = {{"benchmark", "egress"}, {"environment", env.to_json()}, {"bytes", options.bytes},
-                 {"runs", options.runs}, {"connections", options.connections}, {"spawns", options.spawns}};
+  json report = {{"benchmark", "egress"}, {"environment", env.to_json()},       {"bytes", options.bytes},
+                 {"runs", options.runs},  {"connections", options.connections}, {"spawns", options.spawns}};
   auto& host = results["host"];
   auto& egress = results["egress"];
   auto summary = [](const std::vector<double>& us) {
@@ -297,9 +299,10 @@ int run_egress(const EgressOptions& options) {
   report["bulk_ratio"] = median(egress.gbit_per_s) / median(host.gbit_per_s);
   report["connect"] = {{"host", summary(host.connect_us)}, {"egress", summary(egress.connect_us)}};
   report["connect_added_p50_us"] = percentile(egress.connect_us, 0.5) - percentile(host.connect_us, 0.5);
-  report["run_true_ms"] = {{"none", median(results["none"].run_ms)}, {"host", median(host.run_ms)},
-                           {"egress", median(egress.run_ms)}};
-  std::cout << "## nucleus-bench egress\n\n" << env.describe() << "\n\n"
+  report["run_true_ms"] = {
+      {"none", median(results["none"].run_ms)}, {"host", median(host.run_ms)}, {"egress", median(egress.run_ms)}};
+  std::cout << "## nucleus-bench egress\n\n"
+            << env.describe() << "\n\n"
             << "| metric | --network host | --network egress | egress vs host |\n|---|---:|---:|---:|\n"
             << "| bulk TCP, Gbit/s (median of " << options.runs << ") | " << median(host.gbit_per_s) << " | "
             << median(egress.gbit_per_s) << " | " << report["bulk_ratio"].get<double>() << "x |\n"

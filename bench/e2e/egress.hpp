@@ -28,9 +28,9 @@ namespace nucleus::bench {
 
 struct EgressOptions {
   uint64_t bytes = 1ULL << 30;  // per bulk run
-  unsigned runs = 5;            // interleaved rounds
+  unsigned runs = 5;  // interleaved rounds
   unsigned connections = 1000;  // per connect run
-  unsigned spawns = 100;        // nucleus run /bin/true per network mode
+  unsigned spawns = 100;  // nucleus run /bin/true per network mode
   std::string nucleus_binary;
   std::string json_path;
 };
@@ -41,10 +41,10 @@ struct EgressServeOptions {
 };
 
 struct EgressClientOptions {
-  std::string mode;     // bulk | connect
+  std::string mode;  // bulk | connect
   std::string address;
   uint16_t port = 0;
-  uint64_t count = 0;   // bytes (bulk) or connections (connect)
+  uint64_t count = 0;  // bytes (bulk) or connections (connect)
 };
 
 void add_egress_commands(CLI::App& app, EgressOptions& options, EgressServeOptions& serve, EgressClientOptions& client,

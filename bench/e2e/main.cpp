@@ -55,7 +55,9 @@ int main(int argc, char** argv) {
                                       egress_serve, egress_client);
   std::string replot_json, replot_svg;
   CLI::App* plot = app.add_subcommand("plot", "Draw the SVG chart of a report saved with --json (needs gnuplot)");
-  plot->add_option("report", replot_json, "FILE.json from coldstart or pgbench --json")->required()->check(CLI::ExistingFile);
+  plot->add_option("report", replot_json, "FILE.json from coldstart or pgbench --json")
+      ->required()
+      ->check(CLI::ExistingFile);
   plot->add_option("svg", replot_svg, "FILE.svg to write")->required();
   try {
     app.parse(argc, argv);

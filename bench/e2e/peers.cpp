@@ -64,8 +64,14 @@ json oci_config(const fs::path& rootfs) {
          {"type", "tmpfs"},
          {"source", "shm"},
          {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
-        {{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"}, {"options", {"nosuid", "noexec", "nodev"}}},
-        {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"}, {"options", {"nosuid", "noexec", "nodev", "ro"}}},
+        {{"destination", "/dev/mqueue"},
+         {"type", "mqueue"},
+         {"source", "mqueue"},
+         {"options", {"nosuid", "noexec", "nodev"}}},
+        {{"destination", "/sys"},
+         {"type", "sysfs"},
+         {"source", "sysfs"},
+         {"options", {"nosuid", "noexec", "nodev", "ro"}}},
         {{"destination", "/sys/fs/cgroup"},
          {"type", "cgroup"},
          {"source", "cgroup"},
@@ -99,7 +105,8 @@ std::optional<fs::path> write_bundle(const fs::path& rootfs, const fs::path& wor
 // Asking for the current limits keeps the comparison about start-up.
 std::vector<std::string> current_ulimit_args() {
   std::vector<std::string> args;
-  const std::pair<const char*, int> limits[] = {{"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC}, {"memlock", RLIMIT_MEMLOCK}};
+  const std::pair<const char*, int> limits[] = {
+      {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC}, {"memlock", RLIMIT_MEMLOCK}};
   for (const auto& [name, resource] : limits) {
     rlimit current{};
     if (::getrlimit(resource, &current) != 0) continue;
@@ -108,12 +115,14 @@ std::vector<std::string> current_ulimit_args() {
     // while 4096 works; 4096 is plenty for /bin/true.
     if (resource == RLIMIT_NPROC) current.rlim_cur = current.rlim_max = std::min<rlim_t>(current.rlim_max, 4096);
     auto text = [](rlim_t value) { return value == RLIM_INFINITY ? std::string("-1") : std::to_string(value); };
-    args.insert(args.end(), {"--ulimit", std::string(name) + "=" + text(current.rlim_cur) + ":" + text(current.rlim_max)});
+    args.insert(args.end(),
+                {"--ulimit", std::string(name) + "=" + text(current.rlim_cur) + ":" + text(current.rlim_max)});
   }
   return args;
 }
 
-PeerSetup prepare_oci(const std::string& key, const std::string& binary, const fs::path& rootfs, const fs::path& workdir) {
+PeerSetup prepare_oci(const std::string& key, const std::string& binary, const fs::path& rootfs,
+                      const fs::path& workdir) {
   const auto tool = find_executable(binary);
   if (!tool) return unavailable(binary + " not installed (apt-get install " + binary + ")");
   const auto bundle = write_bundle(rootfs, workdir, key);
@@ -132,7 +141,8 @@ PeerSetup prepare_oci(const std::string& key, const std::string& binary, const f
     // runsc 2022's default platform is ptrace (no /dev/kvm needed); the
     // sandbox gets no network stack at all, like the others' empty netns.
     subject.name = "gVisor runsc";
-    subject.argv = {*tool, "--root", state, "--network=none", "--ignore-cgroups", "run", "--bundle", bundle->string(), "<id>"};
+    subject.argv = {*tool,      "--root",         state, "--network=none", "--ignore-cgroups", "run",
+                    "--bundle", bundle->string(), "<id>"};
   }
   subject.container_id_arg = subject.argv.size() - 1;
   return {std::move(subject), ""};
@@ -145,9 +155,8 @@ PeerSetup prepare_bwrap(const fs::path& rootfs) {
   subject.name = "bubblewrap";
   subject.kind = "bwrap";
   subject.version = tool_version({*bwrap, "--version"});
-  subject.argv = {*bwrap,  "--unshare-all", "--die-with-parent", "--ro-bind", rootfs.string(), "/",
-                  "--proc", "/proc",        "--dev",             "/dev",      "--tmpfs",       "/tmp",
-                  "/bin/true"};
+  subject.argv = {*bwrap,  "--unshare-all", "--die-with-parent", "--ro-bind", rootfs.string(), "/", "--proc", "/proc",
+                  "--dev", "/dev",          "--tmpfs",           "/tmp",      "/bin/true"};
   return {std::move(subject), ""};
 }
 

@@ -11,9 +11,9 @@
 namespace nucleus::bench {
 
 struct Subject {
-  std::string name;               // shown in tables and charts
-  std::string kind;               // "bare", "nucleus" or the peer's key ("crun", ...)
-  std::string version;            // the tool's own version line, if it tells
+  std::string name;  // shown in tables and charts
+  std::string kind;  // "bare", "nucleus" or the peer's key ("crun", ...)
+  std::string version;  // the tool's own version line, if it tells
   std::vector<std::string> argv;  // argv[0] absolute
   // Runtimes that refuse to reuse a container ID get "nb-<pid>-<n>" here.
   std::optional<std::size_t> container_id_arg;

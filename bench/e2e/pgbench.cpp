@@ -53,10 +53,10 @@ struct Measurement {
 
 struct Setting {
   std::string name;
-  std::vector<std::string> server_argv;     // postgres, or nucleus run ... -- postgres
-  std::optional<Credentials> server_as;     // bare postgres drops to the user itself
-  std::string error;                        // why it could not run (then skipped)
-  std::vector<Measurement> results;         // one per workload
+  std::vector<std::string> server_argv;  // postgres, or nucleus run ... -- postgres
+  std::optional<Credentials> server_as;  // bare postgres drops to the user itself
+  std::string error;  // why it could not run (then skipped)
+  std::vector<Measurement> results;  // one per workload
 };
 
 double mean(const std::vector<double>& values) {
@@ -112,7 +112,7 @@ std::optional<double> parse_number_after(const std::string& text, const std::str
 }
 
 class Bench {
- public:
+public:
   explicit Bench(const PgbenchOptions& options)
       : options_(options),
         bin_(options.pg_bin),
@@ -124,13 +124,18 @@ class Bench {
 
   int run();
 
- private:
+private:
   std::vector<std::string> postgres_args(const fs::path& root) const {
     // Only a unix socket in the scratch directory: strict-agent keeps its own
     // network namespace, where the host cannot reach 127.0.0.1, but a socket
     // in a bind-mounted directory is reachable from both sides.
-    return {(bin_ / "postgres").string(), "-D", (root / "data").string(), "-c", "listen_addresses=",
-            "-c", "unix_socket_directories=" + (root / "sock").string()};
+    return {(bin_ / "postgres").string(),
+            "-D",
+            (root / "data").string(),
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "unix_socket_directories=" + (root / "sock").string()};
   }
   std::vector<std::string> nucleus_args(const std::vector<std::string>& mode) const {
     std::vector<std::string> argv = {nucleus_, "run"};
@@ -141,8 +146,8 @@ class Bench {
     // workspace stays noexec.
     const std::string ids = std::to_string(user_.uid) + ":" + std::to_string(user_.gid);
     for (const char* arg : {"--userns", "keep-id", "--user"}) argv.emplace_back(arg);
-    argv.insert(argv.end(), {ids, "--workspace", scratch_.path().string(), "--workspace-mode", "bind-rw",
-                             "--name", "nucleus-bench-pg-" + std::to_string(::getpid()), "--"});
+    argv.insert(argv.end(), {ids, "--workspace", scratch_.path().string(), "--workspace-mode", "bind-rw", "--name",
+                             "nucleus-bench-pg-" + std::to_string(::getpid()), "--"});
     for (auto& arg : postgres_args("/workspace")) argv.push_back(arg);
     return argv;
   }
@@ -215,14 +220,16 @@ void Bench::measure(Setting& setting, unsigned round) {
   }
   for (std::size_t w = 0; w < workloads().size() && !g_interrupted; ++w) {
     const Workload& workload = workloads()[w];
-    std::vector<std::string> args = {"-c", std::to_string(options_.clients), "-j", std::to_string(threads_), "-T",
-                                     std::to_string(options_.duration_s)};
+    std::vector<std::string> args = {"-c", std::to_string(options_.clients),   "-j", std::to_string(threads_),
+                                     "-T", std::to_string(options_.duration_s)};
     args.insert(args.end(), workload.args.begin(), workload.args.end());
     const auto started = std::chrono::steady_clock::now();
     auto tick = [&] {
-      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
-      progress_.update("round " + std::to_string(round + 1) + "/" + std::to_string(options_.runs) + ": " + setting.name +
-                       ", " + workload.name + " " + std::to_string(seconds) + "/" + std::to_string(options_.duration_s) + " s");
+      const auto seconds =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
+      progress_.update("round " + std::to_string(round + 1) + "/" + std::to_string(options_.runs) + ": " +
+                       setting.name + ", " + workload.name + " " + std::to_string(seconds) + "/" +
+                       std::to_string(options_.duration_s) + " s");
     };
     const Captured got = client(args, options_.duration_s + 120.0, tick);
     Measurement& m = setting.results[w];
@@ -351,25 +358,26 @@ json Bench::report_json(const Environment& env) const {
   }
   json document = {{"benchmark", "pgbench"}};
   document.update(env.to_json());
-  document.update(json{{"postgres_version", postgres_version_},
-                       {"scale", options_.scale},
-                       {"clients", options_.clients},
-                       {"threads", threads_},
-                       {"duration_s", options_.duration_s},
-                       {"runs", options_.runs},
-                       {"connection", "unix socket in a bind-mounted scratch directory"},
-                       {"server_user", user_.name + " (" + std::to_string(user_.uid) + ":" + std::to_string(user_.gid) + ")"},
-                       {"environments", settings},
-                       {"results", results},
-                       {"not_run", not_run}});
+  document.update(
+      json{{"postgres_version", postgres_version_},
+           {"scale", options_.scale},
+           {"clients", options_.clients},
+           {"threads", threads_},
+           {"duration_s", options_.duration_s},
+           {"runs", options_.runs},
+           {"connection", "unix socket in a bind-mounted scratch directory"},
+           {"server_user", user_.name + " (" + std::to_string(user_.uid) + ":" + std::to_string(user_.gid) + ")"},
+           {"environments", settings},
+           {"results", results},
+           {"not_run", not_run}});
   return document;
 }
 
 void Bench::print_markdown(const json& report) const {
   std::cout << "## nucleus-bench pgbench\n\n"
-            << report["postgres_version"].get<std::string>() << ", scale " << options_.scale << ", "
-            << options_.clients << " clients, " << threads_ << " threads, " << options_.duration_s << " s per run, "
-            << options_.runs << " interleaved runs per environment; server as " << report["server_user"].get<std::string>()
+            << report["postgres_version"].get<std::string>() << ", scale " << options_.scale << ", " << options_.clients
+            << " clients, " << threads_ << " threads, " << options_.duration_s << " s per run, " << options_.runs
+            << " interleaved runs per environment; server as " << report["server_user"].get<std::string>()
             << ", client on the host over a unix socket; " << report["date"].get<std::string>() << ", kernel "
             << report["kernel"].get<std::string>() << ", " << report["cpus"].get<int>() << " CPUs, load average "
             << format_fixed(report["load1"].get<double>(), 2) << "\n\n"
@@ -386,13 +394,15 @@ void Bench::print_markdown(const json& report) const {
     if (row["tps"].is_null()) {
       std::cout << "not run: " << row["error"].get<std::string>() << " | - | - | - |\n";
     } else {
-      std::cout << format_fixed(row["tps"].get<double>(), 0) << " | " << format_fixed(row["latency_ms"].get<double>(), 3)
-                << " | " << pct(row["tps_vs_bare_pct"]) << " | " << pct(row["latency_vs_bare_pct"]) << " |\n";
+      std::cout << format_fixed(row["tps"].get<double>(), 0) << " | "
+                << format_fixed(row["latency_ms"].get<double>(), 3) << " | " << pct(row["tps_vs_bare_pct"]) << " | "
+                << pct(row["latency_vs_bare_pct"]) << " |\n";
     }
   }
   for (const auto& row : report["results"]) {
     if (row["failed_transactions"].get<unsigned long>() > 0) {
-      std::cout << "\n" << row["environment"].get<std::string>() << ", " << row["workload"].get<std::string>() << ": "
+      std::cout << "\n"
+                << row["environment"].get<std::string>() << ", " << row["workload"].get<std::string>() << ": "
                 << row["failed_transactions"] << " failed transactions\n";
     }
   }
@@ -410,15 +420,26 @@ CLI::App* add_pgbench_command(CLI::App& app, PgbenchOptions& options) {
       "pgbench", "PostgreSQL 15 throughput (pgbench -S and TPC-B) on the bare host vs inside nucleus run, interleaved");
   auto quick = std::make_shared<bool>(false);
   options.nucleus_binary = NUCLEUS_DEFAULT_BINARY;
-  auto* scale = command->add_option("--scale", options.scale, "pgbench scale factor (-s)")->capture_default_str()->check(CLI::Range(1u, 100000u));
-  auto* clients = command->add_option("--clients", options.clients, "pgbench clients (-c)")->capture_default_str()->check(CLI::Range(1u, 90u));
-  auto* duration = command->add_option("--duration", options.duration_s, "Seconds per pgbench run (-T)")->capture_default_str()->check(CLI::Range(1u, 86400u));
-  auto* runs = command->add_option("--runs", options.runs, "Runs per environment and workload")->capture_default_str()->check(CLI::Range(1u, 1000u));
+  auto* scale = command->add_option("--scale", options.scale, "pgbench scale factor (-s)")
+                    ->capture_default_str()
+                    ->check(CLI::Range(1u, 100000u));
+  auto* clients = command->add_option("--clients", options.clients, "pgbench clients (-c)")
+                      ->capture_default_str()
+                      ->check(CLI::Range(1u, 90u));
+  auto* duration = command->add_option("--duration", options.duration_s, "Seconds per pgbench run (-T)")
+                       ->capture_default_str()
+                       ->check(CLI::Range(1u, 86400u));
+  auto* runs = command->add_option("--runs", options.runs, "Runs per environment and workload")
+                   ->capture_default_str()
+                   ->check(CLI::Range(1u, 1000u));
   command->add_option("--json", options.json_path, "Also write the results as JSON here");
   command->add_option("--plot", options.plot_path, "Also draw an SVG bar chart of TPS here (needs gnuplot)");
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
-  command->add_option("--pg-bin", options.pg_bin, "PostgreSQL's bin directory (initdb, postgres, pgbench)")->capture_default_str();
-  command->add_option("--user", options.user, "User that runs postgres when nucleus-bench runs as root (created if missing)")
+  command->add_option("--pg-bin", options.pg_bin, "PostgreSQL's bin directory (initdb, postgres, pgbench)")
+      ->capture_default_str();
+  command
+      ->add_option("--user", options.user,
+                   "User that runs postgres when nucleus-bench runs as root (created if missing)")
       ->capture_default_str();
   command->add_flag("--quick", *quick, "Smoke run (< 1 min): scale 1, 2 clients, 3 s, 1 run (unless given)");
   command->callback([&options, quick, scale, clients, duration, runs] {

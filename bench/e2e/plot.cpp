@@ -29,8 +29,12 @@ std::string data_label(std::string text) {
 
 std::string svg_header(const std::string& svg_path, const std::string& title) {
   return "set terminal svg size 960,540 dynamic enhanced font 'sans,11' background rgb 'white'\n"
-         "set output " + gp_string(fs::absolute(svg_path).string()) + "\n"
-         "set title " + gp_string(title) + " noenhanced\n"
+         "set output " +
+         gp_string(fs::absolute(svg_path).string()) +
+         "\n"
+         "set title " +
+         gp_string(title) +
+         " noenhanced\n"
          "set style fill solid 0.7 border -1\n"
          "set grid ytics\n"
          "set datafile missing '?'\n";
@@ -71,8 +75,8 @@ std::string plot_coldstart(const json& report, const std::string& svg_path) {
                                      report.value("kernel", std::string()) + ", " +
                                      std::to_string(report.value("cpus", 0)) + " CPUs")
          << "set ylabel 'milliseconds" << (log_scale ? " (log scale)" : "") << "'\n"
-         << (log_scale ? "set logscale y\n" : "")
-         << "set yrange [" << (log_scale ? low / 2 : 0) << ":" << high * (log_scale ? 3 : 1.2) << "]\n"
+         << (log_scale ? "set logscale y\n" : "") << "set yrange [" << (log_scale ? low / 2 : 0) << ":"
+         << high * (log_scale ? 3 : 1.2) << "]\n"
          << "set xrange [-0.6:" << index - 0.4 << "]\n"
          << "set boxwidth 0.6\n"
          << "set xtics rotate by -25 nomirror noenhanced\n"
@@ -106,13 +110,12 @@ std::string plot_pgbench(const json& report, const std::string& svg_path) {
     data << '\n';
   }
   std::ostringstream script;
-  script << svg_header(svg_path, "")
-         << "set multiplot layout 1," << workloads.size() << " title "
+  script << svg_header(svg_path, "") << "set multiplot layout 1," << workloads.size() << " title "
          << gp_string("nucleus-bench pgbench: average TPS (scale " + std::to_string(report.value("scale", 0)) + ", " +
                       std::to_string(report.value("clients", 0)) + " clients, " +
-                      std::to_string(report.value("duration_s", 0)) + " s x " + std::to_string(report.value("runs", 0)) +
-                      " runs); " + report.value("kernel", std::string()) + ", " +
-                      std::to_string(report.value("cpus", 0)) + " CPUs")
+                      std::to_string(report.value("duration_s", 0)) + " s x " +
+                      std::to_string(report.value("runs", 0)) + " runs); " + report.value("kernel", std::string()) +
+                      ", " + std::to_string(report.value("cpus", 0)) + " CPUs")
          << " noenhanced\n"
          << "set ylabel 'transactions per second (higher is better)'\n"
          << "set yrange [0:*]\n"

@@ -191,8 +191,7 @@ bool Server::stop(double grace_s, int signal) {
       clean = false;
       ::kill(-pid_, SIGKILL);
       ::kill(pid_, SIGKILL);
-      while (::waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
-      }
+      while (::waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {}
       exited_ = true;
     }
   }
@@ -206,7 +205,8 @@ std::optional<std::string> find_executable(const std::string& name) {
   }
   const char* path_env = std::getenv("PATH");
   // sbin too: runc lives in /usr/sbin, which a non-login root shell may lack.
-  std::string dirs = std::string(path_env ? path_env : "/usr/local/bin:/usr/bin:/bin") + ":/usr/local/sbin:/usr/sbin:/sbin";
+  std::string dirs =
+      std::string(path_env ? path_env : "/usr/local/bin:/usr/bin:/bin") + ":/usr/local/sbin:/usr/sbin:/sbin";
   for (const auto& dir : split(dirs, ':')) {
     const fs::path candidate = fs::path(dir) / name;
     std::error_code ec;

@@ -21,8 +21,8 @@ void install_interrupt_handlers();
 
 struct RunOutcome {
   bool success = false;
-  double elapsed_ms = 0;    // posix_spawn .. waitpid, CLOCK_MONOTONIC
-  std::string failure;      // why it was not a success, e.g. "exit status 1"
+  double elapsed_ms = 0;  // posix_spawn .. waitpid, CLOCK_MONOTONIC
+  std::string failure;  // why it was not a success, e.g. "exit status 1"
   std::string stderr_text;  // only filled when captured (probe runs)
 };
 
@@ -37,10 +37,10 @@ using harness::one_line;
 using Captured = harness::RunResult;
 
 struct CaptureOptions {
-  std::optional<Credentials> as;   // drop to these ids (root only)
+  std::optional<Credentials> as;  // drop to these ids (root only)
   std::string cwd = "/";
-  double timeout_s = 0;            // 0: none; then SIGKILL
-  std::function<void()> tick;      // called about every 250 ms while it runs
+  double timeout_s = 0;  // 0: none; then SIGKILL
+  std::function<void()> tick;  // called about every 250 ms while it runs
 };
 
 // Runs argv (argv[0] absolute), collecting stdout and stderr (the last MiB
@@ -51,7 +51,7 @@ Captured run_capture(const std::vector<std::string>& argv, const CaptureOptions&
 // A background process in its own process group (a terminal's Ctrl-C reaches
 // only nucleus-bench, which then stops it in order), output to `log_path`.
 class Server {
- public:
+public:
   Server() = default;
   Server(const std::vector<std::string>& argv, const std::optional<Credentials>& as, const std::string& log_path);
   ~Server();
@@ -59,14 +59,14 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   pid_t pid() const { return pid_; }
-  bool running();                        // false once it has exited (status kept)
+  bool running();  // false once it has exited (status kept)
   std::string exit_description() const;  // after it has exited
   // `signal` (default SIGINT: postgres's fast shutdown; nucleus forwards it),
   // then SIGKILL after `grace_s`. Returns whether it exited within the grace
   // period.
   bool stop(double grace_s = 20, int signal = SIGINT);
 
- private:
+private:
   pid_t pid_ = -1;
   int status_ = 0;
   bool exited_ = false;

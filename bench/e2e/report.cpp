@@ -12,9 +12,7 @@
 
 namespace nucleus::bench {
 
-json Environment::to_json() const {
-  return {{"date", date}, {"kernel", kernel}, {"cpus", cpus}, {"load1", load1}};
-}
+json Environment::to_json() const { return {{"date", date}, {"kernel", kernel}, {"cpus", cpus}, {"load1", load1}}; }
 
 std::string Environment::describe() const {
   return date + ", kernel " + kernel + ", " + std::to_string(cpus) + " CPUs, load average " + format_fixed(load1, 2);

@@ -24,11 +24,11 @@ Environment describe_environment();
 // One \r-updated line on a terminal. Elsewhere (CI logs) a line is printed
 // only when its first word changes or 10 s have passed, so logs stay short.
 class Progress {
- public:
+public:
   void update(const std::string& line);
   void finish();  // ends the line (terminal only)
 
- private:
+private:
   bool interactive_ = false;
   bool initialised_ = false;
   std::size_t last_width_ = 0;

@@ -21,8 +21,8 @@ namespace {
 bool elf_has_interpreter(const fs::path& binary) {
   std::ifstream in(binary, std::ios::binary);
   Elf64_Ehdr header{};
-  if (!in.read(reinterpret_cast<char*>(&header), sizeof header) ||
-      std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64) {
+  if (!in.read(reinterpret_cast<char*>(&header), sizeof header) || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 ||
+      header.e_ident[EI_CLASS] != ELFCLASS64) {
     throw std::runtime_error(binary.string() + " is not a 64-bit ELF binary; install busybox-static");
   }
   for (unsigned i = 0; i < header.e_phnum; ++i) {

@@ -19,14 +19,14 @@ void build_busybox_rootfs(const std::filesystem::path& root);
 // /var/tmp by default), removed recursively by the destructor (symlinks are
 // removed, never followed).
 class ScratchDir {
- public:
+public:
   explicit ScratchDir(const std::string& prefix = "nucleus-bench", const std::string& parent = "/var/tmp");
   ~ScratchDir();
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;
   const std::filesystem::path& path() const { return path_; }
 
- private:
+private:
   std::filesystem::path path_;
 };
 

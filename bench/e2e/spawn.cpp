@@ -39,7 +39,8 @@ struct Spawned {
 Spawned spawn_one(const BenchDaemon& daemon, const std::string& spec, double start) {
   Spawned result;
   const ApiResult created = daemon.call("POST", "/v1/sandboxes", spec);
-  if (!created.ok(201) || !created.body.is_object() || !created.body.contains("id") || !created.body.at("id").is_string()) {
+  if (!created.ok(201) || !created.body.is_object() || !created.body.contains("id") ||
+      !created.body.at("id").is_string()) {
     result.failure = "create: " + created.describe();
     return result;
   }
@@ -67,15 +68,14 @@ void print_markdown(const json& report) {
       report["rate"].is_null()
           ? report["concurrency"].dump() + " client threads, each create -> wait -> delete back to back"
           : "requests due at " + format_fixed(report["rate"].get<double>(), 0) + "/s (open loop, up to " +
-                report["concurrency"].dump() + " outstanding; latency counted from when each was due), each create -> wait -> delete";
+                report["concurrency"].dump() +
+                " outstanding; latency counted from when each was due), each create -> wait -> delete";
   std::cout << "## nucleus-bench spawn\n\n"
             << "`/bin/true` sandboxes (`\"network\": \"" << report["network"].get<std::string>()
-            << "\"`, busybox rootfs) through the daemon API: "
-            << pacing << "; daemon state on " << report["state_filesystem"].get<std::string>() << "; "
-            << report["warmup"]
-            << " warm-up; " << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>()
-            << ", " << report["cpus"] << " CPUs, load average " << format_fixed(report["load1"].get<double>(), 2)
-            << "\n\n"
+            << "\"`, busybox rootfs) through the daemon API: " << pacing << "; daemon state on "
+            << report["state_filesystem"].get<std::string>() << "; " << report["warmup"] << " warm-up; "
+            << report["date"].get<std::string>() << ", kernel " << report["kernel"].get<std::string>() << ", "
+            << report["cpus"] << " CPUs, load average " << format_fixed(report["load1"].get<double>(), 2) << "\n\n"
             << "| metric | value |\n|---|---:|\n"
             << "| sandboxes spawned | " << report["spawned"] << " of " << report["count"] << " |\n"
             << "| failed | " << report["failed"] << " |\n"
@@ -107,24 +107,28 @@ CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options) {
                     ->capture_default_str()
                     ->check(CLI::Range(1u, 10000000u));
   auto* concurrency = command->add_option("--concurrency", options.concurrency, "Client threads")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 1024u));
-  command->add_option("--rate", options.rate,
-                      "Open loop: start a sandbox every 1/R s whether or not earlier ones finished "
-                      "(up to --concurrency outstanding, default 32 then), and count latency from when each was due")
+                          ->capture_default_str()
+                          ->check(CLI::Range(1u, 1024u));
+  command
+      ->add_option("--rate", options.rate,
+                   "Open loop: start a sandbox every 1/R s whether or not earlier ones finished "
+                   "(up to --concurrency outstanding, default 32 then), and count latency from when each was due")
       ->check(CLI::Range(0.1, 100000.0));
   command->add_option("--warmup", options.warmup, "Unmeasured spawns first (default: 2 per client thread, at most 8)");
   command->add_option("--nucleus", options.nucleus_binary, "The nucleus binary")->capture_default_str();
   command->add_option("--json", options.json_path, "Also write the results (with every sample) as JSON here");
   command->add_option("--rootfs", options.rootfs_dir, "Build/reuse the busybox rootfs here and keep it");
-  command->add_option("--state-dir", options.state_parent,
-                      "Give the daemon a fresh --state-dir (records and logs) under DIR, removed afterwards, e.g. on the tmpfs that "
-                      "/run is on systemd hosts; default: beside its socket under /var/tmp")
+  command
+      ->add_option("--state-dir", options.state_parent,
+                   "Give the daemon a fresh --state-dir (records and logs) under DIR, removed afterwards, e.g. on the "
+                   "tmpfs that "
+                   "/run is on systemd hosts; default: beside its socket under /var/tmp")
       ->check(CLI::ExistingDirectory);
-  command->add_option("--network", options.network,
-                      "The sandboxes' network: host (default), none (a namespace of its own), egress (one --allow-domain "
-                      "rule) or bridge (a veth on a bridge; the daemon then runs in a network namespace of the "
-                      "benchmark's own, so that its bridge, nftables and sysctls never touch the machine's)")
+  command
+      ->add_option("--network", options.network,
+                   "The sandboxes' network: host (default), none (a namespace of its own), egress (one --allow-domain "
+                   "rule) or bridge (a veth on a bridge; the daemon then runs in a network namespace of the "
+                   "benchmark's own, so that its bridge, nftables and sysctls never touch the machine's)")
       ->check(CLI::IsMember({"host", "none", "egress", "bridge"}))
       ->capture_default_str();
   command->add_flag("--quick", *quick, "Smoke run: 50 sandboxes (unless --count is given)");
@@ -158,7 +162,8 @@ int run_spawn(const SpawnOptions& options) {
   const std::string state_fs = filesystem_name(state_dir.empty() ? scratch.path() : state_dir);
   std::vector<std::string> prefix;
   if (options.network == "bridge")
-    prefix = {"/usr/bin/env", "NUCLEUS_STATE_DIR=" + (scratch.path() / "runtime").string(), "/usr/bin/unshare", "--net"};
+    prefix = {"/usr/bin/env", "NUCLEUS_STATE_DIR=" + (scratch.path() / "runtime").string(), "/usr/bin/unshare",
+              "--net"};
   BenchDaemon daemon(nucleus, scratch.path(), state_dir, prefix);
 
   std::set<std::string> ours;

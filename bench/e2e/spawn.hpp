@@ -15,14 +15,14 @@ namespace nucleus::bench {
 struct SpawnOptions {
   unsigned count = 1000;
   unsigned concurrency = 4;
-  double rate = 0;       // > 0: open loop, requests due at this many per second
+  double rate = 0;  // > 0: open loop, requests due at this many per second
   unsigned warmup = 0;  // 0: 2 per client thread
   std::string nucleus_binary;
   std::string json_path;
   std::string rootfs_dir;  // empty: a scratch rootfs removed at exit
   std::string state_parent;  // empty: the daemon's state beside its socket in the scratch dir
   std::string network = "host";  // host, none, egress (with one --allow-domain rule), or bridge (the daemon
-                                 // in a network namespace of its own)
+      // in a network namespace of its own)
 };
 
 CLI::App* add_spawn_command(CLI::App& app, SpawnOptions& options);

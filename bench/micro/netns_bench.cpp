@@ -140,7 +140,8 @@ void BM_Netns_WithVeth(benchmark::State& state) {
             teardown_us += std::chrono::duration<double, std::micro>(Clock::now() - dropped).count();
         }
     }
-    if (!explicit_delete) state.counters["teardown_us"] = benchmark::Counter(teardown_us, benchmark::Counter::kAvgIterations);
+    if (!explicit_delete)
+        state.counters["teardown_us"] = benchmark::Counter(teardown_us, benchmark::Counter::kAvgIterations);
 }
 
 }  // namespace

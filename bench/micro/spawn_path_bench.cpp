@@ -16,9 +16,14 @@ using namespace nucleus;
 namespace {
 
 nlohmann::json typical_document() {
-    return {{"network", "none"},  {"workspace", "/tmp"}, {"workspace_mode", "bind-rw"},
-            {"env", {"A=1", "B=2"}}, {"timeout", 30},     {"memory", "512m"},
-            {"pids", 256},         {"command", {"python3", "-c", "print(1)"}}};
+    return {{"network", "none"},
+            {"workspace", "/tmp"},
+            {"workspace_mode", "bind-rw"},
+            {"env", {"A=1", "B=2"}},
+            {"timeout", 30},
+            {"memory", "512m"},
+            {"pids", 256},
+            {"command", {"python3", "-c", "print(1)"}}};
 }
 
 void BM_SpecFromDocument(benchmark::State& state) {
@@ -75,8 +80,13 @@ void BM_SeccompDefault_CompiledWithLibseccomp(benchmark::State& state) {
 // daemon emit one per sandbox) serialised with its timestamp, into a sink
 // that discards it, against serialising the same record bare.
 nlohmann::json typical_exit_record() {
-    return {{"event", "exit"}, {"id", "ad5620bff6b7bb995b8d9791dc8bc7ab"}, {"name", "nucleus-ad5620bff6b7"},
-            {"exit_code", 0}, {"reason", "exit"}, {"signal", nullptr}, {"wall_ms", 4.2},
+    return {{"event", "exit"},
+            {"id", "ad5620bff6b7bb995b8d9791dc8bc7ab"},
+            {"name", "nucleus-ad5620bff6b7"},
+            {"exit_code", 0},
+            {"reason", "exit"},
+            {"signal", nullptr},
+            {"wall_ms", 4.2},
             {"cpu", {{"usage_ms", 1.2}, {"user_ms", 0.4}, {"system_ms", 0.8}, {"source", "cgroup"}}},
             {"cleanup", {{"cgroup_removed", true}, {"state_removed", true}, {"ok", true}}},
             {"stats", {{"cpu_usage_usec", 1200}, {"pids_peak", 1}}}};

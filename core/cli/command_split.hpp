@@ -18,7 +18,7 @@ class App;
 namespace nucleus::core::cli {
 
 struct CommandSplit {
-    int parse_argc;                    // argv[0 .. parse_argc) goes to CLI11
+    int parse_argc;  // argv[0 .. parse_argc) goes to CLI11
     std::vector<std::string> command;  // the rest, without a leading "--"
 };
 

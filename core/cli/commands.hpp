@@ -23,7 +23,7 @@ namespace nucleus::core::cli {
 // What main.cpp hands every subcommand.
 struct Invocation {
     std::vector<std::string> command;  // the workload's command, split off before parsing
-    std::string socket;                // the daemon's socket (--socket, $NUCLEUS_SOCKET, the default)
+    std::string socket;  // the daemon's socket (--socket, $NUCLEUS_SOCKET, the default)
 };
 
 struct Command {

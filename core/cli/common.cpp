@@ -20,7 +20,8 @@ int for_each_id(const std::vector<std::string>& ids, const std::function<Status(
 }
 
 void add_socket_option(CLI::App& app, Invocation& invocation) {
-    app.add_option("--socket", invocation.socket, "The daemon's socket (default: $NUCLEUS_SOCKET, else /run/nucleus/nucleus.sock)")
+    app.add_option("--socket", invocation.socket,
+                   "The daemon's socket (default: $NUCLEUS_SOCKET, else /run/nucleus/nucleus.sock)")
         ->type_name("PATH");
 }
 

@@ -76,8 +76,9 @@ Command add_create_command(CLI::App& root, Invocation& invocation) {
     add_socket_option(*app, invocation);
     app->group("Daemon commands");
     app->footer("Usage: nucleus create [FLAGS] [--] COMMAND [ARG...]");
-    return {.app = app, .positionals_before_command = 0,
-            .run = [app, options, &invocation] { return create(*app, *options, invocation); }};
+    return {.app = app, .positionals_before_command = 0, .run = [app, options, &invocation] {
+                return create(*app, *options, invocation);
+            }};
 }
 
 }  // namespace nucleus::core::cli

@@ -11,9 +11,9 @@ Command add_docs_command(CLI::App& root, Invocation&) {
     app->add_subcommand("flags", "The flag tables of the README (Markdown)");
     app->require_subcommand(1);
     return {.app = app, .run = [] {
-        std::fputs(flag_tables_markdown().c_str(), stdout);
-        return 0;
-    }};
+                std::fputs(flag_tables_markdown().c_str(), stdout);
+                return 0;
+            }};
 }
 
 }  // namespace nucleus::core::cli

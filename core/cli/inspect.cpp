@@ -16,11 +16,11 @@ Command add_inspect_command(CLI::App& root, Invocation& invocation) {
     app->add_flag("--json", *as_json, "JSON output (the default and only format)");
     add_socket_option(*app, invocation);
     return {.app = app, .run = [id, as_json, &invocation] {
-        auto r = DaemonClient(invocation.socket).call("GET", sandbox_target(*id));
-        if (!r) return fail(r.error());
-        std::printf("%s\n", io::dump_json(*r, 2).c_str());
-        return 0;
-    }};
+                auto r = DaemonClient(invocation.socket).call("GET", sandbox_target(*id));
+                if (!r) return fail(r.error());
+                std::printf("%s\n", io::dump_json(*r, 2).c_str());
+                return 0;
+            }};
 }
 
 }  // namespace nucleus::core::cli

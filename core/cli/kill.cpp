@@ -20,14 +20,14 @@ Command add_kill_command(CLI::App& root, Invocation& invocation) {
     app->add_option("ids", o->ids, "Sandbox ids, id prefixes or names")->required();
     add_socket_option(*app, invocation);
     return {.app = app, .run = [o, &invocation] {
-        auto number = parse_signal(o->signal);
-        if (!number) return fail(number.error());
-        DaemonClient daemon(invocation.socket);
-        return for_each_id(o->ids, [&](const std::string& id) -> Status {
-            auto r = daemon.call("POST", sandbox_target(id, "/kill") + "?signal=" + std::to_string(*number));
-            return r ? Status{} : Status(std::move(r).error());
-        });
-    }};
+                auto number = parse_signal(o->signal);
+                if (!number) return fail(number.error());
+                DaemonClient daemon(invocation.socket);
+                return for_each_id(o->ids, [&](const std::string& id) -> Status {
+                    auto r = daemon.call("POST", sandbox_target(id, "/kill") + "?signal=" + std::to_string(*number));
+                    return r ? Status{} : Status(std::move(r).error());
+                });
+            }};
 }
 
 }  // namespace nucleus::core::cli

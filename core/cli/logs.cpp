@@ -27,14 +27,15 @@ Command add_logs_command(CLI::App& root, Invocation& invocation) {
     app->add_option("id", o->id, "Sandbox id, id prefix or name")->required();
     add_socket_option(*app, invocation);
     return {.app = app, .run = [o, &invocation] {
-        std::string target = sandbox_target(o->id, "/logs") + "?stream=" + (o->from_stderr ? "stderr" : "stdout");
-        if (o->tail >= 0) target += "&tail=" + std::to_string(o->tail);
-        if (o->follow) target += "&follow=true";
-        auto st = DaemonClient(invocation.socket).stream(target, [](std::string_view data) {
-            return write_out(STDOUT_FILENO, data);
-        });
-        return st ? 0 : fail(st.error());
-    }};
+                std::string target =
+                    sandbox_target(o->id, "/logs") + "?stream=" + (o->from_stderr ? "stderr" : "stdout");
+                if (o->tail >= 0) target += "&tail=" + std::to_string(o->tail);
+                if (o->follow) target += "&follow=true";
+                auto st = DaemonClient(invocation.socket).stream(target, [](std::string_view data) {
+                    return write_out(STDOUT_FILENO, data);
+                });
+                return st ? 0 : fail(st.error());
+            }};
 }
 
 }  // namespace nucleus::core::cli

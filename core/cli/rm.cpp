@@ -20,12 +20,12 @@ Command add_rm_command(CLI::App& root, Invocation& invocation) {
     app->add_option("ids", o->ids, "Sandbox ids, id prefixes or names")->required();
     add_socket_option(*app, invocation);
     return {.app = app, .run = [o, &invocation] {
-        DaemonClient daemon(invocation.socket);
-        return for_each_id(o->ids, [&](const std::string& id) -> Status {
-            auto r = daemon.call("DELETE", sandbox_target(id) + (o->force ? "?force=true" : ""));
-            return r ? Status{} : Status(std::move(r).error());
-        });
-    }};
+                DaemonClient daemon(invocation.socket);
+                return for_each_id(o->ids, [&](const std::string& id) -> Status {
+                    auto r = daemon.call("DELETE", sandbox_target(id) + (o->force ? "?force=true" : ""));
+                    return r ? Status{} : Status(std::move(r).error());
+                });
+            }};
 }
 
 }  // namespace nucleus::core::cli

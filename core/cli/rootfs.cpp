@@ -29,7 +29,8 @@ int verify(const std::string& target) {
         auto diffs = verify_closure(*manifest);
         if (!diffs) return fail(diffs.error());
         for (const auto& d : *diffs) std::printf("%s\n", d.c_str());
-        if (diffs->empty()) std::printf("%s: %zu store paths match their NAR hashes\n", target.c_str(), manifest->paths.size());
+        if (diffs->empty())
+            std::printf("%s: %zu store paths match their NAR hashes\n", target.c_str(), manifest->paths.size());
         return diffs->empty() ? 0 : 1;
     }
     auto diffs = verify_rootfs(target);
@@ -53,25 +54,28 @@ Command add_rootfs_command(CLI::App& root, Invocation&) {
     auto* attest_app =
         app->add_subcommand("attest", "Write DIR/.nucleus-rootfs-sha256 (path, mode, owner, size, sha256 per entry)");
     attest_app->add_option("dir", o->dir, "The root filesystem directory")->required();
-    auto* verify_app = app->add_subcommand("verify", "Check DIR against its .nucleus-rootfs-sha256, or a closure's NAR hashes");
+    auto* verify_app =
+        app->add_subcommand("verify", "Check DIR against its .nucleus-rootfs-sha256, or a closure's NAR hashes");
     verify_app->add_option("dir", o->dir, "The root filesystem directory, or a closure manifest")->required();
     auto* build_app = app->add_subcommand("build", "Build DIR from host programs, their ELF closures and --add paths");
     build_app->add_option("--from-host", o->build.programs, "A host program (ELF) to include with its libraries")
         ->allow_extra_args(false);
-    build_app->add_option("--add", o->build.adds, "A host file or directory to include as it is")->allow_extra_args(false);
+    build_app->add_option("--add", o->build.adds, "A host file or directory to include as it is")
+        ->allow_extra_args(false);
     build_app->add_option("-o,--output", o->build.output, "The rootfs to create (absent or empty)")->required();
-    auto* manifest_app = app->add_subcommand("closure-manifest",
-                                             "Write a closure manifest from a Nix builder's .attrs.json (lib.mkRootfs)");
-    manifest_app->add_option("--attrs", o->attrs_file,
-                             "Structured attributes with exportReferencesGraph's closure (default: $NIX_ATTRS_JSON_FILE)");
+    auto* manifest_app = app->add_subcommand(
+        "closure-manifest", "Write a closure manifest from a Nix builder's .attrs.json (lib.mkRootfs)");
+    manifest_app->add_option(
+        "--attrs", o->attrs_file,
+        "Structured attributes with exportReferencesGraph's closure (default: $NIX_ATTRS_JSON_FILE)");
     manifest_app->add_option("-o,--output", o->manifest_out, "Where to write it (default: outputs.out)");
     app->require_subcommand(1);
     return {.app = app, .run = [=] {
-        if (attest_app->parsed()) return attest(o->dir);
-        if (verify_app->parsed()) return verify(o->dir);
-        if (build_app->parsed()) return rootfs_build_command(o->build);
-        return closure_manifest_command(o->attrs_file, o->manifest_out);
-    }};
+                if (attest_app->parsed()) return attest(o->dir);
+                if (verify_app->parsed()) return verify(o->dir);
+                if (build_app->parsed()) return rootfs_build_command(o->build);
+                return closure_manifest_command(o->attrs_file, o->manifest_out);
+            }};
 }
 
 }  // namespace nucleus::core::cli

@@ -12,15 +12,16 @@ Command add_run_command(CLI::App& root, Invocation& invocation) {
     auto* app = root.add_subcommand("run", "Run a command in a new sandbox");
     auto flags = std::make_shared<SpecFlags>();
     add_spec_flags(*app, *flags);
-    app->footer("Usage: nucleus run [FLAGS] [--] COMMAND [ARG...]\n"
-                "The sandbox is removed when it exits (there is nothing to --rm).");
+    app->footer(
+        "Usage: nucleus run [FLAGS] [--] COMMAND [ARG...]\n"
+        "The sandbox is removed when it exits (there is nothing to --rm).");
     return {.app = app, .positionals_before_command = 0, .run = [app, flags, &invocation] {
-        auto document = spec_document(*flags, *app, invocation.command);
-        if (!document) return fail(document.error());
-        auto spec = spec_from_document(*document, DocumentSource::Run);
-        if (!spec) return fail(spec.error());
-        return run_sandbox(*spec);
-    }};
+                auto document = spec_document(*flags, *app, invocation.command);
+                if (!document) return fail(document.error());
+                auto spec = spec_from_document(*document, DocumentSource::Run);
+                if (!spec) return fail(spec.error());
+                return run_sandbox(*spec);
+            }};
 }
 
 }  // namespace nucleus::core::cli

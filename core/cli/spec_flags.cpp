@@ -19,8 +19,12 @@ void add_spec_flags(CLI::App& app, SpecFlags& flags) {
         std::string k(key.key);
         CLI::Option* option = nullptr;
         switch (key.shape) {
-            case KeyShape::Switch: option = app.add_flag(names, flags.switches[k], help); break;
-            case KeyShape::Value: option = app.add_option(names, flags.values[k], help); break;
+            case KeyShape::Switch:
+                option = app.add_flag(names, flags.switches[k], help);
+                break;
+            case KeyShape::Value:
+                option = app.add_option(names, flags.values[k], help);
+                break;
             case KeyShape::List:
                 // One value per occurrence, as Docker's repeatable flags.
                 option = app.add_option(names, flags.lists[k], help)->allow_extra_args(false);
@@ -29,7 +33,8 @@ void add_spec_flags(CLI::App& app, SpecFlags& flags) {
         if (!key.value_name.empty()) option->type_name(std::string(key.value_name));
         option->group(group);
     }
-    app.add_option("--config", flags.config, "Read the request from FILE.json or FILE.toml (keys: long flag names in snake_case)")
+    app.add_option("--config", flags.config,
+                   "Read the request from FILE.json or FILE.toml (keys: long flag names in snake_case)")
         ->type_name("FILE")
         ->group("Request documents");
     app.add_option("--config-fd", flags.config_fd, "Read the request (JSON or TOML) from descriptor N")
@@ -83,9 +88,15 @@ Result<json> spec_document(const SpecFlags& flags, const CLI::App& app, const st
         if (key.flags.empty() || !app.count(long_flag(key))) continue;
         std::string k(key.key);
         switch (key.shape) {
-            case KeyShape::Switch: doc[k] = flags.switches.at(k); break;
-            case KeyShape::Value: doc[k] = io::bytes_json(flags.values.at(k)); break;
-            case KeyShape::List: doc[k] = io::bytes_json_array(flags.lists.at(k)); break;
+            case KeyShape::Switch:
+                doc[k] = flags.switches.at(k);
+                break;
+            case KeyShape::Value:
+                doc[k] = io::bytes_json(flags.values.at(k));
+                break;
+            case KeyShape::List:
+                doc[k] = io::bytes_json_array(flags.lists.at(k));
+                break;
         }
     }
     if (!command.empty()) doc["command"] = io::bytes_json_array(command);

@@ -12,11 +12,11 @@ Command add_start_command(CLI::App& root, Invocation& invocation) {
     app->add_option("id", *id, "Sandbox id, id prefix or name")->required();
     add_socket_option(*app, invocation);
     return {.app = app, .run = [id, &invocation] {
-        auto r = DaemonClient(invocation.socket).call("POST", sandbox_target(*id, "/start"));
-        if (!r) return fail(r.error());
-        std::printf("%s\n", id->c_str());
-        return 0;
-    }};
+                auto r = DaemonClient(invocation.socket).call("POST", sandbox_target(*id, "/start"));
+                if (!r) return fail(r.error());
+                std::printf("%s\n", id->c_str());
+                return 0;
+            }};
 }
 
 }  // namespace nucleus::core::cli

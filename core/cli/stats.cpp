@@ -33,14 +33,14 @@ Command add_stats_command(CLI::App& root, Invocation& invocation) {
     app->add_flag("--json", o->as_json, "Print the stats as JSON");
     add_socket_option(*app, invocation);
     return {.app = app, .run = [o, &invocation] {
-        auto r = DaemonClient(invocation.socket).call("GET", sandbox_target(o->id, "/stats"));
-        if (!r) return fail(r.error());
-        std::string out;
-        if (o->as_json) out = io::dump_json(*r, 2) + "\n";
-        else flatten(*r, "", out);
-        std::fputs(out.c_str(), stdout);
-        return 0;
-    }};
+                auto r = DaemonClient(invocation.socket).call("GET", sandbox_target(o->id, "/stats"));
+                if (!r) return fail(r.error());
+                std::string out;
+                if (o->as_json) out = io::dump_json(*r, 2) + "\n";
+                else flatten(*r, "", out);
+                std::fputs(out.c_str(), stdout);
+                return 0;
+            }};
 }
 
 }  // namespace nucleus::core::cli

@@ -14,19 +14,20 @@ struct StopOptions {
 }  // namespace
 
 Command add_stop_command(CLI::App& root, Invocation& invocation) {
-    auto* app = root.add_subcommand("stop", "Stop sandboxes: SIGTERM, then SIGKILL after a timeout")->group("Daemon commands");
+    auto* app =
+        root.add_subcommand("stop", "Stop sandboxes: SIGTERM, then SIGKILL after a timeout")->group("Daemon commands");
     auto o = std::make_shared<StopOptions>();
     app->add_option("-t,--timeout", o->timeout, "Seconds between SIGTERM and SIGKILL (daemon default 10)");
     app->add_option("ids", o->ids, "Sandbox ids, id prefixes or names")->required();
     add_socket_option(*app, invocation);
     return {.app = app, .run = [o, &invocation] {
-        std::string query = o->timeout >= 0 ? "?timeout=" + std::to_string(static_cast<long>(o->timeout)) : "";
-        DaemonClient daemon(invocation.socket);
-        return for_each_id(o->ids, [&](const std::string& id) -> Status {
-            auto r = daemon.call("POST", sandbox_target(id, "/stop") + query);
-            return r ? Status{} : Status(std::move(r).error());
-        });
-    }};
+                std::string query = o->timeout >= 0 ? "?timeout=" + std::to_string(static_cast<long>(o->timeout)) : "";
+                DaemonClient daemon(invocation.socket);
+                return for_each_id(o->ids, [&](const std::string& id) -> Status {
+                    auto r = daemon.call("POST", sandbox_target(id, "/stop") + query);
+                    return r ? Status{} : Status(std::move(r).error());
+                });
+            }};
 }
 
 }  // namespace nucleus::core::cli

@@ -81,8 +81,8 @@ asio::awaitable<void> Daemon::watch_adopted(Entry* e) {
     }
     json cleanup = lifecycle::teardown(e->spec, *e->live.sb, outcome, true);
     if (!outcome.cgroup_removed) schedule_cleanup();
-    json final_event = {{"event", "exit"}, {"id", e->record.id}, {"name", e->record.name}, {"exit_code", nullptr},
-                        {"reason", outcome.reason}, {"cleanup", cleanup}};
+    json final_event = {{"event", "exit"},      {"id", e->record.id},       {"name", e->record.name},
+                        {"exit_code", nullptr}, {"reason", outcome.reason}, {"cleanup", cleanup}};
     if (!outcome.egress.is_null()) final_event["egress"] = outcome.egress;
     finish(*e, outcome, final_event);
 }
@@ -95,9 +95,9 @@ asio::awaitable<void> Daemon::follow_adopted(Entry& e, lifecycle::Outcome& outco
     for (int i = 0; e.record.pid && i < 2; ++i) {
         auto fd = reattach_output(*e.record.pid, i + 1, e.record.pipes[i]);
         if (!fd) continue;
-        output->streams.push_back(std::make_unique<ReattachedOutput::Stream>(ReattachedOutput::Stream{
-            asio::posix::stream_descriptor(ex, fd->release()),
-            io::OutputSink::rotating_log(log_path(e, names[i]), config_.log_max_bytes)}));
+        output->streams.push_back(std::make_unique<ReattachedOutput::Stream>(
+            ReattachedOutput::Stream{asio::posix::stream_descriptor(ex, fd->release()),
+                                     io::OutputSink::rotating_log(log_path(e, names[i]), config_.log_max_bytes)}));
         auto& stream = *output->streams.back();
         stream.sink.on_write([this, id = e.record.id] {
             if (Entry* cur = table_.get(id)) cur->live.output.notify();
@@ -147,7 +147,8 @@ std::shared_ptr<net::EgressService> Daemon::serve_adopted_egress(Entry& e) {
     if (!sockets) {
         lifecycle::report_warning("re-adopting sandbox " + e.record.id +
                                   ": its egress is not served: " + sockets.error().describe());
-        publish({{"event", "egress"}, {"id", e.record.id}, {"action", "error"}, {"reason", sockets.error().describe()}});
+        publish(
+            {{"event", "egress"}, {"id", e.record.id}, {"action", "error"}, {"reason", sockets.error().describe()}});
         return nullptr;
     }
     net::EgressService::Options options;

@@ -23,8 +23,11 @@ void EventFeed::publish(json event) {
 }
 
 Daemon::Daemon(asio::io_context& reactor, DaemonConfig config, RuntimePaths paths)
-    : reactor_(reactor), config_(std::move(config)), paths_(std::move(paths)),
-      records_(config_.state_dir + "/daemon"), events_(reactor.get_executor()) {}
+    : reactor_(reactor),
+      config_(std::move(config)),
+      paths_(std::move(paths)),
+      records_(config_.state_dir + "/daemon"),
+      events_(reactor.get_executor()) {}
 
 std::string Daemon::log_path(const Entry& e, const char* stream) const {
     return config_.log_dir + "/" + e.record.id + "." + stream + ".log";
@@ -57,7 +60,8 @@ asio::awaitable<Status> Daemon::start(Entry& e) {
 }
 
 std::shared_ptr<net::UpstreamResolver> Daemon::egress_resolver() {
-    if (!resolver_) resolver_ = std::make_shared<net::UpstreamResolver>(reactor_.get_executor(), net::host_resolver_config());
+    if (!resolver_)
+        resolver_ = std::make_shared<net::UpstreamResolver>(reactor_.get_executor(), net::host_resolver_config());
     return resolver_;
 }
 
@@ -101,7 +105,8 @@ Status Daemon::send_signal(Entry& e, int sig) {
     // The kernel drops a signal to a PID namespace's init that neither
     // handles nor ignores it; as `nucleus run` does, such a signal ends the
     // whole sandbox.
-    if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCONT && e.record.pid && !init_handles_signal(*e.record.pid, sig)) {
+    if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCONT && e.record.pid &&
+        !init_handles_signal(*e.record.pid, sig)) {
         e.live.fatal_signal = sig;
         kill(e);
     }

@@ -42,7 +42,8 @@ Status read_byte_list(const json& body, const char* key, std::vector<std::string
     for (const auto& item : *it) {
         auto bytes = io::bytes_from_json(item, key);
         if (!bytes) return std::move(bytes).error();
-        if (bytes->find('\0') != std::string::npos) return Error::plain(std::string(key) + ": an entry holds a NUL byte");
+        if (bytes->find('\0') != std::string::npos)
+            return Error::plain(std::string(key) + ": an entry holds a NUL byte");
         out.push_back(std::move(*bytes));
     }
     return {};
@@ -51,7 +52,8 @@ Status read_byte_list(const json& body, const char* key, std::vector<std::string
 Result<ExecRequest> read_exec_request(const std::string& text) {
     json body = json::parse(text, nullptr, false);
     if (body.is_discarded() || !body.is_object())
-        return Error::plain("the body must be a JSON object: {\"command\": [...], \"env\": [...], \"workdir\": \"...\"}");
+        return Error::plain(
+            "the body must be a JSON object: {\"command\": [...], \"env\": [...], \"workdir\": \"...\"}");
     for (const auto& [key, value] : body.items())
         if (key != "command" && key != "env" && key != "workdir")
             return Error::plain("unknown field '" + key + "' (command, env, workdir)");
@@ -127,14 +129,14 @@ int failure_status(const isolation::JoinFailure& failure) {
 asio::awaitable<void> exec(Daemon& d, Call& call) {
     auto& res = call.res;
     auto req = read_exec_request(call.req.body);
-    if (!req) co_return (void)co_await res.send_error(400, req.error().message);
+    if (!req) co_return (void) co_await res.send_error(400, req.error().message);
     Entry& e = *call.entry;
     if (e.record.phase != Phase::Running || !e.live.plan || !e.live.pidfd)
-        co_return (void)co_await res.send_error(
+        co_return (void) co_await res.send_error(
             409, "sandbox " + call.id.substr(0, 12) + " is " + phase_name(e.record.phase) +
                      (e.record.adopted ? " (re-adopted: exec needs the plan of a sandbox this daemon started)" : ""));
     auto fds = open_exec_fds(e);
-    if (!fds) co_return (void)co_await res.send_error(500, fds.error().describe());
+    if (!fds) co_return (void) co_await res.send_error(500, fds.error().describe());
     // The run task waits for this count to reach 0 before it frees the plan.
     ++e.live.execs;
     isolation::JoinFailure failure;
@@ -144,10 +146,11 @@ asio::awaitable<void> exec(Daemon& d, Call& call) {
     if (!joined) {
         --e.live.execs;
         e.live.output.notify();
-        co_return (void)co_await res.send_error(failure_status(failure), joined.error().describe());
+        co_return (void) co_await res.send_error(failure_status(failure), joined.error().describe());
     }
     io::ProcessHandle process = std::move(*joined);
-    d.publish({{"event", "exec"}, {"id", call.id}, {"pid", process.pid()}, {"command", io::bytes_json_array(req->command)}});
+    d.publish(
+        {{"event", "exec"}, {"id", call.id}, {"pid", process.pid()}, {"command", io::bytes_json_array(req->command)}});
     auto ex = co_await asio::this_coro::executor;
     std::string out, err;
     bool out_cut = false, err_cut = false;
@@ -163,7 +166,7 @@ asio::awaitable<void> exec(Daemon& d, Call& call) {
     e.live.output.notify();
     if (finished.index() == 1) co_return;
     auto& status = std::get<0>(finished);  // (&& drops the void results)
-    if (!status) co_return (void)co_await res.send_error(500, status.error().describe());
+    if (!status) co_return (void) co_await res.send_error(500, status.error().describe());
     json reply = {{"exit_code", status->shell_code()},
                   {"signal", status->signaled ? json(status->value) : json(nullptr)},
                   {"stdout", io::bytes_json(out)},

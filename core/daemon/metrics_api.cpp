@@ -44,12 +44,15 @@ std::string exposition(Daemon& d) {
     std::vector<std::pair<std::string, std::string>> by_state, by_reason, egress;
     for (Phase p : {Phase::Created, Phase::Exited, Phase::Running, Phase::Starting})
         by_state.emplace_back(std::string("{state=\"") + phase_name(p) + "\"}", n(d.table().count(p)));
-    for (const auto& [reason, count] : c.exits_by_reason) by_reason.emplace_back("{reason=\"" + reason + "\"}", n(count));
+    for (const auto& [reason, count] : c.exits_by_reason)
+        by_reason.emplace_back("{reason=\"" + reason + "\"}", n(count));
     for (const auto& [counter, count] : c.egress_totals) egress.emplace_back("{counter=\"" + counter + "\"}", n(count));
     std::string out;
     metric(out, "nucleus_sandboxes", "gauge", "Sandboxes known to the daemon, by state.", by_state);
-    metric(out, "nucleus_sandboxes_created_total", "counter", "Sandboxes created through the API.", {{"", n(c.created_total)}});
-    metric(out, "nucleus_sandboxes_started_total", "counter", "Sandboxes whose workload started.", {{"", n(c.started_total)}});
+    metric(out, "nucleus_sandboxes_created_total", "counter", "Sandboxes created through the API.",
+           {{"", n(c.created_total)}});
+    metric(out, "nucleus_sandboxes_started_total", "counter", "Sandboxes whose workload started.",
+           {{"", n(c.started_total)}});
     metric(out, "nucleus_sandbox_start_failures_total", "counter", "Sandboxes that failed before their workload ran.",
            {{"", n(c.start_failures)}});
     metric(out, "nucleus_sandbox_exits_total", "counter", "Sandbox exits, by reason.", by_reason);

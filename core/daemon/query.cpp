@@ -31,9 +31,8 @@ Result<std::optional<double>> query_seconds(const io::http::Request& req, std::s
     const std::string* value = find(req, key);
     if (!value) return std::optional<double>();
     // strtod would take "inf", "nan", hex and leading spaces: digits only.
-    bool plain = !value->empty() && std::all_of(value->begin(), value->end(), [](char c) {
-        return (c >= '0' && c <= '9') || c == '.';
-    });
+    bool plain = !value->empty() &&
+                 std::all_of(value->begin(), value->end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
     char* end = nullptr;
     double seconds = plain ? std::strtod(value->c_str(), &end) : -1;
     if (!plain || *end != '\0' || !(seconds >= 0) || seconds > 86400.0 * 365)

@@ -65,8 +65,8 @@ public:
     void remove(std::string_view id) const;
 
     struct Stored {
-        std::string id;            // from the file name
-        nlohmann::json record;     // discarded when the file holds none
+        std::string id;  // from the file name
+        nlohmann::json record;  // discarded when the file holds none
         RecordFile file;
     };
     // Every <id>.json's last complete record; leftover temporary files

@@ -133,8 +133,9 @@ bool Daemon::adopt(Entry& e) {
         // Our lease on its uid/gid range died with the old daemon; take it
         // back so no sandbox created from now on gets the same range.
         if (auto lease = isolation::lease_id_slot(paths_.ids, *r.id_slot)) sb->lease = std::move(*lease);
-        else lifecycle::report_warning("re-adopting sandbox " + r.id + ": " + lease.error().describe() +
-                                       "; it shares its host uid/gid range with that one");
+        else
+            lifecycle::report_warning("re-adopting sandbox " + r.id + ": " + lease.error().describe() +
+                                      "; it shares its host uid/gid range with that one");
     }
     lifecycle::readopt_bridge(e.spec, *sb);  // --network bridge: its address lease, taken again
     e.live.sb = std::move(sb);

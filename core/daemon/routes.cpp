@@ -59,14 +59,16 @@ RouteLookup find_route(std::string_view method, std::string_view path) {
 asio::awaitable<void> Daemon::handle(const io::http::Request& req, io::http::Responder& res) {
     ++counters_.requests_total;
     auto found = find_route(req.method, req.path);
-    if (found.status == 404) co_return (void)co_await res.send_error(404, "no such endpoint: " + req.path + " (see docs/API.md)");
-    if (found.status == 405) co_return (void)co_await res.send_error(405, req.method + " is not allowed on " + req.path);
+    if (found.status == 404)
+        co_return (void) co_await res.send_error(404, "no such endpoint: " + req.path + " (see docs/API.md)");
+    if (found.status == 405)
+        co_return (void) co_await res.send_error(405, req.method + " is not allowed on " + req.path);
     if (auto st = check_query_keys(req, found.route->query); !st)
-        co_return (void)co_await res.send_error(400, st.error().message);
+        co_return (void) co_await res.send_error(400, st.error().message);
     Call call{.req = req, .res = res, .entry = nullptr, .id = {}};
     if (found.route->pattern.find(id_placeholder) != std::string_view::npos) {
         auto entry = table_.find(found.id);
-        if (!entry) co_return (void)co_await res.send_error(404, entry.error().message);
+        if (!entry) co_return (void) co_await res.send_error(404, entry.error().message);
         call.entry = *entry;
         call.id = (*entry)->record.id;
     }

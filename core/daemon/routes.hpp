@@ -30,7 +30,7 @@ using Endpoint = asio::awaitable<void> (*)(Daemon&, Call&);
 
 struct Route {
     std::string_view method;
-    std::string_view pattern;               // "/v1/sandboxes/{id}/logs"
+    std::string_view pattern;  // "/v1/sandboxes/{id}/logs"
     std::array<std::string_view, 3> query;  // the parameters it takes
     Endpoint endpoint;
 };

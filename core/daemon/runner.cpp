@@ -168,13 +168,21 @@ asio::awaitable<lifecycle::Outcome> Daemon::prepare_and_supervise(Entry& e) {
             lifecycle::report_warning("sandbox " + entry->record.id + ": an event was lost: " + ex.what());
         }
     });
-    lifecycle::RunContext ctx{.trace = nullptr, .spec = &e.spec, .sb = &sb, .plan = e.live.plan.get(),
-                              .events = &events, .out_pipe = &pipes->out, .err_pipe = &pipes->err,
-                              .sinks = &sinks, .forward_signals = false, .shared_pump_buffer = true,
-                              .on_started = [this, entry, began](const io::ProcessHandle& process) {
-                                  on_started(*entry, process,
-                                             std::chrono::duration<double>(Clock::now() - began).count());
-                              },
+    lifecycle::RunContext ctx{.trace = nullptr,
+                              .spec = &e.spec,
+                              .sb = &sb,
+                              .plan = e.live.plan.get(),
+                              .events = &events,
+                              .out_pipe = &pipes->out,
+                              .err_pipe = &pipes->err,
+                              .sinks = &sinks,
+                              .forward_signals = false,
+                              .shared_pump_buffer = true,
+                              .on_started =
+                                  [this, entry, began](const io::ProcessHandle& process) {
+                                      on_started(*entry, process,
+                                                 std::chrono::duration<double>(Clock::now() - began).count());
+                                  },
                               .resolver = egress_resolver()};
     co_return co_await lifecycle::spawn_and_supervise(ctx);
 }

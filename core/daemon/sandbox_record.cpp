@@ -10,10 +10,14 @@ using nlohmann::json;
 
 const char* phase_name(Phase phase) {
     switch (phase) {
-    case Phase::Created: return "created";
-    case Phase::Starting: return "starting";
-    case Phase::Running: return "running";
-    case Phase::Exited: return "exited";
+        case Phase::Created:
+            return "created";
+        case Phase::Starting:
+            return "starting";
+        case Phase::Running:
+            return "running";
+        case Phase::Exited:
+            return "exited";
     }
     return "unknown";
 }

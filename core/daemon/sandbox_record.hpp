@@ -51,7 +51,7 @@ private:
 using PipeId = std::pair<uint64_t, uint64_t>;
 
 struct PersistedSandbox {
-    std::string id;    // 32 lowercase hex digits
+    std::string id;  // 32 lowercase hex digits
     std::string name;
     std::vector<std::string> command;  // bytes
     std::string mode;
@@ -59,7 +59,7 @@ struct PersistedSandbox {
     bool adopted = false;  // re-adopted by a restarted daemon
     std::optional<pid_t> pid;
     unsigned long long start_ticks = 0;  // proc(5) stat field 22 of pid
-    std::string cgroup_path;             // bytes; empty: none
+    std::string cgroup_path;  // bytes; empty: none
     std::string created_at, started_at, finished_at;
     std::optional<int> exit_code;
     std::optional<int> signal;
@@ -71,7 +71,7 @@ struct PersistedSandbox {
     // Its stdout and stderr pipes, so that a re-adopting daemon can find
     // them again through /proc/PID/fd (recorded while not exited).
     std::array<PipeId, 2> pipes{};
-    CompactJson document;     // the spec document, resolved (core/spec.hpp)
+    CompactJson document;  // the spec document, resolved (core/spec.hpp)
     CompactJson start_event;  // namespaces, mounts, seccomp, Landlock, ...
 
     // Its exit status went to whoever reaped it (it ended while no daemon

@@ -33,7 +33,8 @@ Result<Entry*> SandboxTable::find(std::string_view ref) const {
 }
 
 bool SandboxTable::name_taken(std::string_view name) const {
-    return std::any_of(entries_.begin(), entries_.end(), [&](const auto& kv) { return kv.second->record.name == name; });
+    return std::any_of(entries_.begin(), entries_.end(),
+                       [&](const auto& kv) { return kv.second->record.name == name; });
 }
 
 size_t SandboxTable::count(Phase phase) const {

@@ -30,18 +30,18 @@ namespace nucleus::core::daemon {
 struct LiveSandbox {
     explicit LiveSandbox(asio::any_io_executor ex) : started(ex), exited(ex), output(ex) {}
 
-    std::unique_ptr<lifecycle::Sandbox> sb;          // ids, cgroup, cleanup record
-    std::unique_ptr<isolation::LaunchPlan> plan;    // while running: what exec joins under
-    io::unique_fd pidfd;    // of its PID 1 (a dup of the supervised process's)
-    int execs = 0;          // exec'd processes still running
+    std::unique_ptr<lifecycle::Sandbox> sb;  // ids, cgroup, cleanup record
+    std::unique_ptr<isolation::LaunchPlan> plan;  // while running: what exec joins under
+    io::unique_fd pidfd;  // of its PID 1 (a dup of the supervised process's)
+    int execs = 0;  // exec'd processes still running
     bool removing = false;  // a forced DELETE is under way
     // A signal PID 1 could not receive, so the sandbox was killed for it:
     // reported as that signal (128 + N), as `nucleus run` does.
     int fatal_signal = 0;
 
     Broadcast started;  // the phase left Starting
-    Broadcast exited;   // the phase became Exited
-    Broadcast output;   // a log grew, or an exec ended
+    Broadcast exited;  // the phase became Exited
+    Broadcast output;  // a log grew, or an exec ended
 };
 
 struct Entry {
@@ -49,7 +49,7 @@ struct Entry {
 
     PersistedSandbox record;
     SandboxSpec spec;
-    RecordFile file;          // what its record file holds
+    RecordFile file;  // what its record file holds
     CompactJson final_event;  // the exit event, for inspect (not persisted)
     LiveSandbox live;
 };

@@ -33,7 +33,8 @@ std::string short_id(const std::string& id) { return id.substr(0, 12); }
 // 400 (sent here) and nullopt for anything the daemon cannot run.
 asio::awaitable<std::optional<SandboxSpec>> read_spec(json& doc, io::http::Responder& res) {
     if (doc.is_discarded() || !doc.is_object()) {
-        co_await res.send_error(400, "the body must be a JSON object: the spec document (keys as nucleus run --config)");
+        co_await res.send_error(400,
+                                "the body must be a JSON object: the spec document (keys as nucleus run --config)");
         co_return std::nullopt;
     }
     auto resolved = resolve_document(doc, DocumentSource::Daemon);
@@ -60,8 +61,9 @@ asio::awaitable<std::optional<SandboxSpec>> read_spec(json& doc, io::http::Respo
 asio::awaitable<std::string> choose_name(Daemon& d, const SandboxSpec& spec, const std::string& id,
                                          io::http::Responder& res) {
     if (!spec.name.empty() && looks_like_id_prefix(spec.name)) {
-        co_await res.send_error(400, "name: \"" + spec.name +
-                                         "\" could be read as an id prefix (4 to 32 hex digits); choose a name that is not");
+        co_await res.send_error(400,
+                                "name: \"" + spec.name +
+                                    "\" could be read as an id prefix (4 to 32 hex digits); choose a name that is not");
         co_return "";
     }
     std::string name = spec.name.empty() ? "nucleus-" + short_id(id) : spec.name;
@@ -101,7 +103,8 @@ asio::awaitable<bool> wait_exit(Daemon& d, const std::string& id, std::optional<
     if (timeout_s)
         limit.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*timeout_s)));
     if (Entry* e = d.table().get(id); e && e->record.phase != Phase::Exited)
-        (void)co_await (e->live.exited.wait() || limit.async_wait(asio::as_tuple(asio::use_awaitable)) || res.client_gone());
+        (void)co_await (e->live.exited.wait() || limit.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                        res.client_gone());
     Entry* cur = d.table().get(id);
     co_return cur && cur->record.phase == Phase::Exited;
 }
@@ -114,22 +117,22 @@ asio::awaitable<void> refuse_long_wait(io::http::Responder& res) {
 
 asio::awaitable<void> create(Daemon& d, Call& call) {
     auto& res = call.res;
-    if (d.stopping()) co_return (void)co_await res.send_error(503, "the daemon is shutting down");
+    if (d.stopping()) co_return (void) co_await res.send_error(503, "the daemon is shutting down");
     auto start_now = query_flag(call.req, "start", true);
-    if (!start_now) co_return (void)co_await res.send_error(400, start_now.error().message);
+    if (!start_now) co_return (void) co_await res.send_error(400, start_now.error().message);
     json doc = json::parse(call.req.body, nullptr, false);
     auto spec = co_await read_spec(doc, res);
     if (!spec) co_return;
     size_t live = d.table().size() - d.table().count(Phase::Exited);
     if (live >= d.config().max_sandboxes)
-        co_return (void)co_await res.send_error(429, "the daemon already holds " + std::to_string(live) +
-                                                         " sandboxes (--max-sandboxes)");
+        co_return (void) co_await res.send_error(
+            429, "the daemon already holds " + std::to_string(live) + " sandboxes (--max-sandboxes)");
     std::string id = lifecycle::random_id();
     std::string name = co_await choose_name(d, *spec, id, res);
     if (name.empty()) co_return;
     auto audit = EventLog::to([&d](const json& record) { d.publish(record); });
     if (auto allowed = lifecycle::admit(*spec, audit); !allowed)
-        co_return (void)co_await res.send_error(400, allowed.error().describe());
+        co_return (void) co_await res.send_error(400, allowed.error().describe());
     Entry& entry = add_entry(d, id, name, doc, std::move(*spec));
     // A sandbox started at once is recorded when it runs (or fails): until
     // then its cleanup record (prepare()) is what a recovering daemon finds.
@@ -138,16 +141,17 @@ asio::awaitable<void> create(Daemon& d, Call& call) {
     prune_exited(d);
     if (*start_now) {
         if (auto st = co_await d.start(entry); !st)
-            co_return (void)co_await res.send_error(500, "starting sandbox " + short_id(id) + ": " + st.error().describe());
+            co_return (void) co_await res.send_error(500,
+                                                     "starting sandbox " + short_id(id) + ": " + st.error().describe());
     }
     Entry* cur = d.table().get(id);
-    if (!cur) co_return (void)co_await res.send_error(500, "sandbox " + short_id(id) + " was removed while starting");
+    if (!cur) co_return (void) co_await res.send_error(500, "sandbox " + short_id(id) + " was removed while starting");
     co_await res.send_json(201, sandbox_json(cur->record));
 }
 
 asio::awaitable<void> list(Daemon& d, Call& call) {
     auto all = query_flag(call.req, "all");
-    if (!all) co_return (void)co_await call.res.send_error(400, all.error().message);
+    if (!all) co_return (void) co_await call.res.send_error(400, all.error().message);
     json items = json::array();
     for (const auto& [id, e] : d.table())
         if (*all || e->record.phase != Phase::Exited) items.push_back(sandbox_json(e->record));
@@ -168,14 +172,15 @@ asio::awaitable<void> inspect(Daemon&, Call& call) {
 asio::awaitable<void> remove(Daemon& d, Call& call) {
     auto& res = call.res;
     auto force = query_flag(call.req, "force");
-    if (!force) co_return (void)co_await res.send_error(400, force.error().message);
+    if (!force) co_return (void) co_await res.send_error(400, force.error().message);
     Entry* e = call.entry;
     if (e->record.phase == Phase::Starting || e->record.phase == Phase::Running) {
         if (!*force)
-            co_return (void)co_await res.send_error(409, "sandbox " + short_id(call.id) + " is " + phase_name(e->record.phase) +
-                                                             "; stop it first or remove with force=true");
+            co_return (void) co_await res.send_error(409, "sandbox " + short_id(call.id) + " is " +
+                                                              phase_name(e->record.phase) +
+                                                              "; stop it first or remove with force=true");
         if (e->live.removing)
-            co_return (void)co_await res.send_error(409, "sandbox " + short_id(call.id) + " is already being removed");
+            co_return (void) co_await res.send_error(409, "sandbox " + short_id(call.id) + " is already being removed");
         e->live.removing = true;
         if (e->record.phase == Phase::Starting) co_await e->live.started.wait();
         if (Entry* cur = d.table().get(call.id); cur && cur->record.phase == Phase::Running) {
@@ -190,30 +195,32 @@ asio::awaitable<void> remove(Daemon& d, Call& call) {
 asio::awaitable<void> start(Daemon& d, Call& call) {
     Entry& e = *call.entry;
     if (e.record.phase != Phase::Created)
-        co_return (void)co_await call.res.send_error(409, "sandbox " + short_id(call.id) + " is " +
-                                                              phase_name(e.record.phase) + ", not created");
+        co_return (void) co_await call.res.send_error(
+            409, "sandbox " + short_id(call.id) + " is " + phase_name(e.record.phase) + ", not created");
     auto st = co_await d.start(e);
     Entry* cur = d.table().get(call.id);
     if (!st || !cur)
-        co_return (void)co_await call.res.send_error(500, "starting sandbox " + short_id(call.id) + ": " +
-                                                              (st ? std::string("removed while starting") : st.error().describe()));
+        co_return (void) co_await call.res.send_error(
+            500, "starting sandbox " + short_id(call.id) + ": " +
+                     (st ? std::string("removed while starting") : st.error().describe()));
     co_await call.res.send_json(200, sandbox_json(cur->record));
 }
 
 asio::awaitable<void> wait(Daemon& d, Call& call) {
     auto& res = call.res;
     auto timeout = query_seconds(call.req, "timeout");
-    if (!timeout) co_return (void)co_await res.send_error(400, timeout.error().message);
+    if (!timeout) co_return (void) co_await res.send_error(400, timeout.error().message);
     Entry& e = *call.entry;
     if (e.record.phase == Phase::Created)
-        co_return (void)co_await res.send_error(409, "sandbox " + short_id(call.id) + " has not been started");
+        co_return (void) co_await res.send_error(409, "sandbox " + short_id(call.id) + " has not been started");
     if (e.record.phase != Phase::Exited && !res.enter_long_lived()) co_return co_await refuse_long_wait(res);
     bool exited = co_await wait_exit(d, call.id, *timeout, res);
     if (res.is_client_gone()) co_return;
     Entry* cur = d.table().get(call.id);
-    if (!cur) co_return (void)co_await res.send_error(404, "sandbox " + short_id(call.id) + " was removed");
+    if (!cur) co_return (void) co_await res.send_error(404, "sandbox " + short_id(call.id) + " was removed");
     if (!exited)
-        co_return (void)co_await res.send_error(408, "sandbox " + short_id(call.id) + " still running after the timeout");
+        co_return (void) co_await res.send_error(408,
+                                                 "sandbox " + short_id(call.id) + " still running after the timeout");
     const PersistedSandbox& r = cur->record;
     json body = {{"exit_code", r.exit_code ? json(*r.exit_code) : json(nullptr)},
                  {"signal", r.signal ? json(*r.signal) : json(nullptr)},
@@ -226,18 +233,18 @@ asio::awaitable<void> kill(Daemon& d, Call& call) {
     int sig = SIGKILL;
     if (auto it = call.req.query.find("signal"); it != call.req.query.end()) {
         auto parsed = parse_signal(it->second);
-        if (!parsed) co_return (void)co_await call.res.send_error(400, "signal: " + parsed.error().message);
+        if (!parsed) co_return (void) co_await call.res.send_error(400, "signal: " + parsed.error().message);
         sig = *parsed;
     }
     if (auto st = d.send_signal(*call.entry, sig); !st)
-        co_return (void)co_await call.res.send_error(st.error().code == ESRCH ? 409 : 500, st.error().describe());
+        co_return (void) co_await call.res.send_error(st.error().code == ESRCH ? 409 : 500, st.error().describe());
     co_await call.res.send_empty(204);
 }
 
 asio::awaitable<void> stop(Daemon& d, Call& call) {
     auto& res = call.res;
     auto timeout = query_seconds(call.req, "timeout");
-    if (!timeout) co_return (void)co_await res.send_error(400, timeout.error().message);
+    if (!timeout) co_return (void) co_await res.send_error(400, timeout.error().message);
     double grace = timeout->value_or(10);
     Entry* cur = call.entry;
     if (cur->record.phase == Phase::Starting || cur->record.phase == Phase::Running) {
@@ -256,15 +263,15 @@ asio::awaitable<void> stop(Daemon& d, Call& call) {
         }
     }
     if (res.is_client_gone()) co_return;
-    if (!cur) co_return (void)co_await res.send_error(404, "sandbox " + short_id(call.id) + " was removed");
+    if (!cur) co_return (void) co_await res.send_error(404, "sandbox " + short_id(call.id) + " was removed");
     co_await res.send_json(200, sandbox_json(cur->record));
 }
 
 asio::awaitable<void> stats(Daemon&, Call& call) {
     Entry& e = *call.entry;
     if (e.record.phase != Phase::Running || e.record.cgroup_path.empty())
-        co_return (void)co_await call.res.send_error(409, "sandbox " + short_id(call.id) + " has no live cgroup (state " +
-                                                              phase_name(e.record.phase) + ")");
+        co_return (void) co_await call.res.send_error(
+            409, "sandbox " + short_id(call.id) + " has no live cgroup (state " + phase_name(e.record.phase) + ")");
     json out = lifecycle::stats_json(isolation::read_cgroup_stats(e.record.cgroup_path));
     out["limit_events"] = lifecycle::counts_json(isolation::read_cgroup_event_counts(e.record.cgroup_path));
     co_await call.res.send_json(200, out);

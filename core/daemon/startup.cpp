@@ -50,7 +50,8 @@ Result<gid_t> group_id(const std::string& name) {
 // socket's directory.
 Status make_directories(const DaemonConfig& config) {
     std::error_code ec;
-    for (const auto& dir : {config.state_dir, config.state_dir + "/daemon", config.state_dir + "/sandboxes", config.log_dir}) {
+    for (const auto& dir :
+         {config.state_dir, config.state_dir + "/daemon", config.state_dir + "/sandboxes", config.log_dir}) {
         std::filesystem::create_directories(dir, ec);
         if (ec) return Error{ec.value(), "creating " + dir};
         ::chmod(dir.c_str(), 0700);
@@ -86,15 +87,18 @@ void raise_fd_limit() {
 
 void add_daemon_flags(CLI::App& app, DaemonConfig& config) {
     app.add_option("--socket", config.socket, "The API's unix socket")->capture_default_str();
-    app.add_option("--state-dir", config.state_dir, "Sandbox records (re-adopted after a restart)")->capture_default_str();
+    app.add_option("--state-dir", config.state_dir, "Sandbox records (re-adopted after a restart)")
+        ->capture_default_str();
     app.add_option("--log-dir", config.log_dir, "Sandbox output logs (default: STATE-DIR/logs)");
     app.add_option("--socket-group", config.socket_group, "Group allowed to use the socket (mode 0660)");
     app.add_option("--log-max-bytes", config.log_max_bytes, "Per stream cap before rotation (one old file kept)")
         ->capture_default_str();
-    app.add_option("--max-sandboxes", config.max_sandboxes, "Sandboxes held at once (more get 429)")->capture_default_str();
+    app.add_option("--max-sandboxes", config.max_sandboxes, "Sandboxes held at once (more get 429)")
+        ->capture_default_str();
     app.add_option("--keep-exited", config.keep_exited, "Exited sandboxes kept for inspect before the oldest go")
         ->capture_default_str();
-    app.add_option("--bridge", config.bridge, "Bridge of --network bridge sandboxes (default $NUCLEUS_BRIDGE or nucleus0)");
+    app.add_option("--bridge", config.bridge,
+                   "Bridge of --network bridge sandboxes (default $NUCLEUS_BRIDGE or nucleus0)");
     app.add_option("--bridge-subnet", config.bridge_subnet,
                    "Its IPv4 subnet (default $NUCLEUS_BRIDGE_SUBNET or 10.201.0.0/16)");
     app.add_option("--bridge-subnet6", config.bridge_subnet6,
@@ -151,10 +155,11 @@ int run_daemon(DaemonConfig config) {
     bool served = false;
     asio::co_spawn(reactor, server->serve([&daemon](const io::http::Request& req, io::http::Responder& res) {
         return daemon.handle(req, res);
-    }), [&](std::exception_ptr) {
-        served = true;
-        reactor.stop();  // supervision tasks are abandoned, not cancelled: their sandboxes live on
-    });
+    }),
+                   [&](std::exception_ptr) {
+                       served = true;
+                       reactor.stop();  // supervision tasks are abandoned, not cancelled: their sandboxes live on
+                   });
     std::fprintf(stderr, "nucleus daemon: listening on %s (state %s, logs %s)\n", config.socket.c_str(),
                  config.state_dir.c_str(), config.log_dir.c_str());
     reactor.run();

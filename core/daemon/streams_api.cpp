@@ -103,7 +103,7 @@ asio::awaitable<void> follow_log(Daemon& d, Call& call, const std::string& path,
 
 asio::awaitable<void> logs(Daemon& d, Call& call) {
     auto q = read_log_query(call.req);
-    if (!q) co_return (void)co_await call.res.send_error(400, q.error().message);
+    if (!q) co_return (void) co_await call.res.send_error(400, q.error().message);
     std::string path = d.log_path(*call.entry, q->stream.c_str());
     // Log files appear with the first output: none yet reads as empty.
     io::unique_fd fd;

@@ -32,7 +32,8 @@ Status check_keys(const json& document, DocumentSource source) {
         const SpecKey* key = find_spec_key(name);
         if (!key) return Error::plain("unknown setting \"" + name + "\"");
         if (source == DocumentSource::Daemon && !(key->surfaces & on_daemon))
-            return Error::plain("'" + name + "' cannot be used through the daemon (file descriptors and the files the "
+            return Error::plain("'" + name +
+                                "' cannot be used through the daemon (file descriptors and the files the "
                                 "supervisor writes are the daemon's own)");
     }
     return {};
@@ -62,8 +63,7 @@ Status check_volume_targets(const SandboxSpec& spec) {
         for (const auto& [mount, what] : inside_forbidden) {
             if (v.target == mount && mount != "/workspace" && mount != "/context" && mount != "/run/secrets")
                 return bad("volume", "target " + v.target + " is a runtime-managed mount");
-            if (v.target.starts_with(mount + "/"))
-                return bad("volume", "target " + v.target + " is inside " + what);
+            if (v.target.starts_with(mount + "/")) return bad("volume", "target " + v.target + " is inside " + what);
         }
         if (auto conflict = isolation::root_conflict(spec.rootfs, v.target)) return bad("volume", *conflict);
         if (!taken.insert(v.target).second) return bad("volume", "target " + v.target + " is reserved or used twice");
@@ -122,9 +122,12 @@ const std::vector<std::string>& spec_document_keys() {
 
 std::string_view to_string(WorkspaceMode mode) {
     switch (mode) {
-        case WorkspaceMode::BindRw: return "bind-rw";
-        case WorkspaceMode::BindRo: return "bind-ro";
-        case WorkspaceMode::CopyInOut: return "copy-in-out";
+        case WorkspaceMode::BindRw:
+            return "bind-rw";
+        case WorkspaceMode::BindRo:
+            return "bind-ro";
+        case WorkspaceMode::CopyInOut:
+            return "copy-in-out";
     }
     return "bind-rw";
 }

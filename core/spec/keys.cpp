@@ -7,12 +7,18 @@ namespace nucleus::core {
 
 std::string_view group_title(KeyGroup group) {
     switch (group) {
-        case KeyGroup::Sandbox: return "Sandbox";
-        case KeyGroup::Filesystem: return "Filesystem";
-        case KeyGroup::Process: return "Process";
-        case KeyGroup::Resources: return "Resources";
-        case KeyGroup::Security: return "Modes, policies and integrity";
-        case KeyGroup::Output: return "Supervision and output";
+        case KeyGroup::Sandbox:
+            return "Sandbox";
+        case KeyGroup::Filesystem:
+            return "Filesystem";
+        case KeyGroup::Process:
+            return "Process";
+        case KeyGroup::Resources:
+            return "Resources";
+        case KeyGroup::Security:
+            return "Modes, policies and integrity";
+        case KeyGroup::Output:
+            return "Supervision and output";
     }
     return "Other";
 }

@@ -35,13 +35,13 @@ std::string_view group_title(KeyGroup group);
 
 enum class KeyShape {
     Switch,  // --flag: true
-    Value,   // --flag VALUE
-    List,    // --flag VALUE, repeatable
+    Value,  // --flag VALUE
+    List,  // --flag VALUE, repeatable
 };
 
 // Where a key may be given.
 enum Surface : uint8_t {
-    on_run = 1,     // `nucleus run` flags and documents
+    on_run = 1,  // `nucleus run` flags and documents
     on_daemon = 2,  // `nucleus create` and the daemon's API
     anywhere = on_run | on_daemon,
 };
@@ -69,17 +69,17 @@ using ResolveFn = Status (*)(nlohmann::json& document, const SpecKey& key, const
 using ApplyFn = Status (*)(const nlohmann::json& value, SandboxSpec& spec, const SpecKey& key);
 
 struct SpecKey {
-    std::string_view key = {};         // document key, the long flag in snake_case
-    std::string_view flags = {};       // CLI11 names: "-v,--volume"; empty: a document key only
+    std::string_view key = {};  // document key, the long flag in snake_case
+    std::string_view flags = {};  // CLI11 names: "-v,--volume"; empty: a document key only
     std::string_view value_name = {};  // "SRC:DST[:ro|rw]"; empty for switches
-    std::string_view help = {};        // one line for --help
-    std::string_view doc = {};    // the README's longer text; empty: `help`
+    std::string_view help = {};  // one line for --help
+    std::string_view doc = {};  // the README's longer text; empty: `help`
     KeyGroup group = KeyGroup::Sandbox;
     KeyShape shape = KeyShape::Value;
     uint8_t surfaces = anywhere;
-    ModeSet modes = all_modes;          // modes in which the key may be given
-    std::string_view mode_rule = {};    // the refusing rule's name (audit records)
-    ResolveFn resolve = nullptr;        // null: the value needs no host
+    ModeSet modes = all_modes;  // modes in which the key may be given
+    std::string_view mode_rule = {};  // the refusing rule's name (audit records)
+    ResolveFn resolve = nullptr;  // null: the value needs no host
     ApplyFn apply = nullptr;
 };
 

@@ -59,7 +59,8 @@ Status apply_volume(const json& value, SandboxSpec& spec, const SpecKey& key) {
         NUCLEUS_TRY_ASSIGN(v.target, sandbox_path(parts[1], key));
         if (parts.size() == 3) {
             if (parts[2] == "ro") v.writable = false;
-            else if (parts[2] != "rw") return bad(key, shown(entry) + ": mode must be ro or rw, got " + shown(parts[2]));
+            else if (parts[2] != "rw")
+                return bad(key, shown(entry) + ": mode must be ro or rw, got " + shown(parts[2]));
         }
         spec.volumes.push_back(std::move(v));
     }
@@ -85,43 +86,75 @@ Status apply_tmpfs_size(const json& value, SandboxSpec& spec, const SpecKey& key
 }
 
 constexpr SpecKey rows[] = {
-    {.key = "rootfs", .flags = "--rootfs", .value_name = "DIR",
+    {.key = "rootfs",
+     .flags = "--rootfs",
+     .value_name = "DIR",
      .help = "Root filesystem directory, mounted read-only (default: the host's /usr, /bin, /lib... read-only)",
      .doc = "root filesystem, read-only (default: the host's /usr, /bin, /sbin, /lib*, /nix/store read-only and a "
             "minimal /etc)",
-     .resolve = spec_resolve::rootfs_dir, .apply = apply_rootfs},
-    {.key = "workspace", .flags = "--workspace", .value_name = "DIR", .help = "Host directory mounted at /workspace",
-     .resolve = spec_resolve::host_dir, .apply = apply_workspace},
-    {.key = "workspace_mode", .flags = "--workspace-mode", .value_name = "MODE",
+     .resolve = spec_resolve::rootfs_dir,
+     .apply = apply_rootfs},
+    {.key = "workspace",
+     .flags = "--workspace",
+     .value_name = "DIR",
+     .help = "Host directory mounted at /workspace",
+     .resolve = spec_resolve::host_dir,
+     .apply = apply_workspace},
+    {.key = "workspace_mode",
+     .flags = "--workspace-mode",
+     .value_name = "MODE",
      .help = "bind-rw (default), bind-ro or copy-in-out (synced back on exit)",
      .doc = "`bind-rw` (default), `bind-ro` or `copy-in-out`: a private copy synced back on exit (only what changed "
             "is rewritten; hard links, mtimes and modes are kept, setuid/setgid dropped; fifos, sockets and devices "
             "are not copied and are left alone on the host, as is anything created on the host meanwhile; a sync "
             "that cannot complete exits 122 and keeps the copy)",
      .apply = apply_workspace_mode},
-    {.key = "workspace_exec", .flags = "--workspace-exec",
-     .help = "Allow executing files from /workspace (default noexec)", .shape = KeyShape::Switch,
+    {.key = "workspace_exec",
+     .flags = "--workspace-exec",
+     .help = "Allow executing files from /workspace (default noexec)",
+     .shape = KeyShape::Switch,
      .apply = apply_workspace_exec},
-    {.key = "workspace_size", .flags = "--workspace-size", .value_name = "SIZE",
+    {.key = "workspace_size",
+     .flags = "--workspace-size",
+     .value_name = "SIZE",
      .help = "Bound of a copy-in-out workspace's private copy (default 1g)",
      .doc = "bound of a `copy-in-out` workspace's private copy (default `1g`): an in-memory filesystem charged to the "
             "sandbox's memory; writes beyond it fail with ENOSPC inside",
      .apply = apply_workspace_size},
-    {.key = "volume", .flags = "-v,--volume", .value_name = "SRC:DST[:ro|rw]",
-     .help = "Bind mount SRC:DST[:ro|rw] (repeatable)", .shape = KeyShape::List,
-     .resolve = spec_resolve::volume_sources, .apply = apply_volume},
-    {.key = "rootfs_closure", .flags = "--rootfs-closure", .value_name = "MANIFEST",
-     .help = "A Nix store closure's manifest (lib.mkRootfs) as the root: the store read-only, only the closure readable",
-     .doc = "a Nix store closure's manifest (`lib.mkRootfs`, or `nucleus rootfs closure-manifest`) as the root: a tmpfs "
-            "root, the store bound read-only, Landlock read+execute only on the closure's paths; its entrypoint and "
-            "environment are the defaults of the command and `-e`",
-     .resolve = resolve_rootfs_closure, .apply = apply_rootfs_closure},
-    {.key = "context", .flags = "--context", .value_name = "DIR", .help = "Host directory copied to a read-only /context",
-     .resolve = spec_resolve::host_dir, .apply = apply_context},
-    {.key = "workdir", .flags = "-w,--workdir", .value_name = "DIR",
-     .help = "Working directory inside the sandbox (default /workspace, else home)", .apply = apply_workdir},
-    {.key = "tmpfs_size", .flags = "--tmpfs-size", .value_name = "SIZE",
-     .help = "Size of /tmp and the home tmpfs, e.g. 64m (charged to the sandbox's memory)", .apply = apply_tmpfs_size},
+    {.key = "volume",
+     .flags = "-v,--volume",
+     .value_name = "SRC:DST[:ro|rw]",
+     .help = "Bind mount SRC:DST[:ro|rw] (repeatable)",
+     .shape = KeyShape::List,
+     .resolve = spec_resolve::volume_sources,
+     .apply = apply_volume},
+    {.key = "rootfs_closure",
+     .flags = "--rootfs-closure",
+     .value_name = "MANIFEST",
+     .help =
+         "A Nix store closure's manifest (lib.mkRootfs) as the root: the store read-only, only the closure readable",
+     .doc =
+         "a Nix store closure's manifest (`lib.mkRootfs`, or `nucleus rootfs closure-manifest`) as the root: a tmpfs "
+         "root, the store bound read-only, Landlock read+execute only on the closure's paths; its entrypoint and "
+         "environment are the defaults of the command and `-e`",
+     .resolve = resolve_rootfs_closure,
+     .apply = apply_rootfs_closure},
+    {.key = "context",
+     .flags = "--context",
+     .value_name = "DIR",
+     .help = "Host directory copied to a read-only /context",
+     .resolve = spec_resolve::host_dir,
+     .apply = apply_context},
+    {.key = "workdir",
+     .flags = "-w,--workdir",
+     .value_name = "DIR",
+     .help = "Working directory inside the sandbox (default /workspace, else home)",
+     .apply = apply_workdir},
+    {.key = "tmpfs_size",
+     .flags = "--tmpfs-size",
+     .value_name = "SIZE",
+     .help = "Size of /tmp and the home tmpfs, e.g. 64m (charged to the sandbox's memory)",
+     .apply = apply_tmpfs_size},
 };
 
 }  // namespace

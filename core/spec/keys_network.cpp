@@ -68,13 +68,15 @@ Status resolve_rule_files(json& document, const SpecKey& key, const ResolveConte
 Status apply_allow_from_file(const json& value, SandboxSpec& spec, const SpecKey& key) {
     if (!value.is_array()) return bad(key, "internal: the rule files were not resolved");
     for (const auto& item : value) {
-        if (!item.is_object() || !item.contains("content")) return bad(key, "internal: the rule files were not resolved");
+        if (!item.is_object() || !item.contains("content"))
+            return bad(key, "internal: the rule files were not resolved");
         NUCLEUS_TRY_ASSIGN(auto content, text(item["content"], key));
         std::string origin = "(inline)";
         if (item.contains("path")) {
             NUCLEUS_TRY_ASSIGN(origin, text(item["path"], key));
         }
-        if (auto st = net::parse_rule_file(content, shown(origin), spec.egress); !st) return bad(key, st.error().message);
+        if (auto st = net::parse_rule_file(content, shown(origin), spec.egress); !st)
+            return bad(key, st.error().message);
     }
     return network_for_rules(spec, key);
 }
@@ -86,8 +88,8 @@ Status apply_publish(const json& value, SandboxSpec& spec, const SpecKey& key) {
         auto port = net::parse_published_port(text);
         if (!port) return bad(key, port.error().describe());
         for (const auto& other : spec.publish)
-            if (other.host_port == port->host_port && other.protocol == port->protocol && other.family == port->family &&
-                other.host_v4 == port->host_v4 && other.host_v6 == port->host_v6)
+            if (other.host_port == port->host_port && other.protocol == port->protocol &&
+                other.family == port->family && other.host_v4 == port->host_v4 && other.host_v6 == port->host_v6)
                 return bad(key, shown(text) + " publishes host port " + std::to_string(port->host_port) + "/" +
                                     std::string(net::to_string(port->protocol)) + " twice");
         spec.publish.push_back(*port);
@@ -98,22 +100,35 @@ Status apply_publish(const json& value, SandboxSpec& spec, const SpecKey& key) {
 }
 
 constexpr SpecKey rows[] = {
-    {.key = "allow_domain", .flags = "--allow-domain", .value_name = "NAME[:PORTS]",
+    {.key = "allow_domain",
+     .flags = "--allow-domain",
+     .value_name = "NAME[:PORTS]",
      .help = "Egress: allow NAME, or every name below it with *.NAME (ports default to 443,80; :* for any)",
      .doc = "egress to NAME, or to every name below it with `*.NAME`, on `:PORT[,PORT]` (default 443 and 80, `:*` "
             "for any); makes `--network egress` the default",
-     .shape = KeyShape::List, .apply = apply_allow_domain},
-    {.key = "allow_cidr", .flags = "--allow-cidr", .value_name = "CIDR[:PORTS]",
+     .shape = KeyShape::List,
+     .apply = apply_allow_domain},
+    {.key = "allow_cidr",
+     .flags = "--allow-cidr",
+     .value_name = "CIDR[:PORTS]",
      .help = "Egress: allow literal addresses, a.b.c.d/N[:PORTS] or [x::/N]:PORTS",
      .doc = "egress to literal addresses, `a.b.c.d/N:443` or `[2001:db8::/32]:443` (link-local and metadata "
             "addresses only under a rule inside their range)",
-     .shape = KeyShape::List, .apply = apply_allow_cidr},
-    {.key = "allow_from_file", .flags = "--allow-from-file", .value_name = "FILE",
+     .shape = KeyShape::List,
+     .apply = apply_allow_cidr},
+    {.key = "allow_from_file",
+     .flags = "--allow-from-file",
+     .value_name = "FILE",
      .help = "Egress: allow rules from FILE, one NAME or CIDR rule per line, # comments",
-     .shape = KeyShape::List, .resolve = resolve_rule_files, .apply = apply_allow_from_file},
-    {.key = "publish", .flags = "-p,--publish", .value_name = "[IP:]HOST:CONTAINER[/PROTO]",
+     .shape = KeyShape::List,
+     .resolve = resolve_rule_files,
+     .apply = apply_allow_from_file},
+    {.key = "publish",
+     .flags = "-p,--publish",
+     .value_name = "[IP:]HOST:CONTAINER[/PROTO]",
      .help = "Publish a port with --network bridge (IP default 127.0.0.1; tcp or udp, default tcp)",
-     .shape = KeyShape::List, .apply = apply_publish},
+     .shape = KeyShape::List,
+     .apply = apply_publish},
 };
 
 }  // namespace

@@ -50,7 +50,8 @@ Status apply_cpus(const json& value, SandboxSpec& spec, const SpecKey& key) {
     auto cpus = number(value, key);
     if (!cpus || !std::isfinite(*cpus) || *cpus < 0.01 || *cpus > 4096)
         return bad(key, "must be a number of CPUs from 0.01");
-    spec.limits.cpu_quota_us = static_cast<uint64_t>(std::llround(*cpus * static_cast<double>(spec.limits.cpu_period_us)));
+    spec.limits.cpu_quota_us =
+        static_cast<uint64_t>(std::llround(*cpus * static_cast<double>(spec.limits.cpu_period_us)));
     requested(spec, key);
     return {};
 }
@@ -110,26 +111,54 @@ Status apply_cgroup_parent(const json& value, SandboxSpec& spec, const SpecKey& 
 }
 
 constexpr SpecKey rows[] = {
-    {.key = "memory", .flags = "--memory", .value_name = "SIZE",
+    {.key = "memory",
+     .flags = "--memory",
+     .value_name = "SIZE",
      .help = "Memory limit (memory.max), e.g. 512m; OOM kills the whole sandbox (exit 137)",
-     .doc = "memory.max (an OOM kill takes the whole sandbox: exit 137, reason `oom_kill`)", .apply = apply_memory},
-    {.key = "memory_high", .flags = "--memory-high", .value_name = "SIZE",
-     .help = "Memory throttling threshold (memory.high)", .apply = apply_memory_high},
-    {.key = "memory_swap", .flags = "--memory-swap", .value_name = "SIZE",
-     .help = "Memory plus swap limit, as Docker (-1: unlimited swap)", .apply = apply_memory_swap},
-    {.key = "cpus", .flags = "--cpus", .value_name = "N", .help = "CPU bandwidth in CPUs, e.g. 0.5 (cpu.max)",
+     .doc = "memory.max (an OOM kill takes the whole sandbox: exit 137, reason `oom_kill`)",
+     .apply = apply_memory},
+    {.key = "memory_high",
+     .flags = "--memory-high",
+     .value_name = "SIZE",
+     .help = "Memory throttling threshold (memory.high)",
+     .apply = apply_memory_high},
+    {.key = "memory_swap",
+     .flags = "--memory-swap",
+     .value_name = "SIZE",
+     .help = "Memory plus swap limit, as Docker (-1: unlimited swap)",
+     .apply = apply_memory_swap},
+    {.key = "cpus",
+     .flags = "--cpus",
+     .value_name = "N",
+     .help = "CPU bandwidth in CPUs, e.g. 0.5 (cpu.max)",
      .apply = apply_cpus},
-    {.key = "cpu_weight", .flags = "--cpu-weight", .value_name = "W",
-     .help = "CPU share 1-10000 (cpu.weight, default 100)", .apply = apply_cpu_weight},
-    {.key = "pids", .flags = "--pids", .value_name = "N",
-     .help = "Maximum tasks (pids.max; default 1024 for agent sandboxes)", .apply = apply_pids},
-    {.key = "io_weight", .flags = "--io-weight", .value_name = "W", .help = "IO share 1-10000 (io.weight)",
+    {.key = "cpu_weight",
+     .flags = "--cpu-weight",
+     .value_name = "W",
+     .help = "CPU share 1-10000 (cpu.weight, default 100)",
+     .apply = apply_cpu_weight},
+    {.key = "pids",
+     .flags = "--pids",
+     .value_name = "N",
+     .help = "Maximum tasks (pids.max; default 1024 for agent sandboxes)",
+     .apply = apply_pids},
+    {.key = "io_weight",
+     .flags = "--io-weight",
+     .value_name = "W",
+     .help = "IO share 1-10000 (io.weight)",
      .apply = apply_io_weight},
-    {.key = "io_max", .flags = "--io-max", .value_name = "DEV:rbps=N,wbps=N,riops=N,wiops=N",
-     .help = "IO limit (DEV a block device path or MAJ:MIN; repeatable)", .shape = KeyShape::List,
-     .resolve = spec_resolve::io_devices, .apply = apply_io_max},
-    {.key = "cgroup_parent", .flags = "--cgroup-parent", .value_name = "PATH",
-     .help = "Parent cgroup, relative to the cgroup2 mount (default: $NUCLEUS_CGROUP_PARENT, else nucleus)", .apply = apply_cgroup_parent},
+    {.key = "io_max",
+     .flags = "--io-max",
+     .value_name = "DEV:rbps=N,wbps=N,riops=N,wiops=N",
+     .help = "IO limit (DEV a block device path or MAJ:MIN; repeatable)",
+     .shape = KeyShape::List,
+     .resolve = spec_resolve::io_devices,
+     .apply = apply_io_max},
+    {.key = "cgroup_parent",
+     .flags = "--cgroup-parent",
+     .value_name = "PATH",
+     .help = "Parent cgroup, relative to the cgroup2 mount (default: $NUCLEUS_CGROUP_PARENT, else nucleus)",
+     .apply = apply_cgroup_parent},
 };
 
 }  // namespace

@@ -14,9 +14,8 @@ namespace {
 
 bool valid_name(const std::string& name) {
     if (name.empty() || name.size() > 128 || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
-    return std::all_of(name.begin(), name.end(), [](unsigned char c) {
-        return std::isalnum(c) || c == '_' || c == '.' || c == '-';
-    });
+    return std::all_of(name.begin(), name.end(),
+                       [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
 Result<uint32_t> parse_id(const SpecKey& key, const std::string& text) {
@@ -80,23 +79,39 @@ Status apply_userns(const json& value, SandboxSpec& spec, const SpecKey& key) {
 }
 
 constexpr SpecKey rows[] = {
-    {.key = "name", .flags = "--name", .value_name = "NAME",
-     .help = "Name of the sandbox (default nucleus-<id>)", .apply = apply_name},
-    {.key = "hostname", .flags = "--hostname", .value_name = "NAME",
-     .help = "Hostname inside the sandbox (default: the short id)", .apply = apply_hostname},
-    {.key = "network", .flags = "--network", .value_name = "MODE",
+    {.key = "name",
+     .flags = "--name",
+     .value_name = "NAME",
+     .help = "Name of the sandbox (default nucleus-<id>)",
+     .apply = apply_name},
+    {.key = "hostname",
+     .flags = "--hostname",
+     .value_name = "NAME",
+     .help = "Hostname inside the sandbox (default: the short id)",
+     .apply = apply_hostname},
+    {.key = "network",
+     .flags = "--network",
+     .value_name = "MODE",
      .help = "none (default: own namespace with lo), host, egress (the default with --allow-*), or bridge "
              "(veth on a host bridge with NAT)",
      .doc = "`none` (default): own network namespace with only `lo`, up; `host`: share the host's; `egress`: "
             "`none` plus deny-by-default egress through the runtime (see Egress for agents); `bridge`: a veth "
             "on a host bridge with NAT and published ports (see Bridge networking)",
      .apply = apply_network},
-    {.key = "time_namespace", .flags = "--time-namespace", .help = "Give the sandbox its own time namespace",
-     .shape = KeyShape::Switch, .apply = apply_time_namespace},
-    {.key = "user", .flags = "-u,--user", .value_name = "UID[:GID]",
+    {.key = "time_namespace",
+     .flags = "--time-namespace",
+     .help = "Give the sandbox its own time namespace",
+     .shape = KeyShape::Switch,
+     .apply = apply_time_namespace},
+    {.key = "user",
+     .flags = "-u,--user",
+     .value_name = "UID[:GID]",
      .help = "UID[:GID] of the workload inside the sandbox (default 1000:1000)",
-     .doc = "workload ids inside (default 1000:1000, user `agent`, home `/home/agent`)", .apply = apply_user},
-    {.key = "userns", .flags = "--userns", .value_name = "MODE",
+     .doc = "workload ids inside (default 1000:1000, user `agent`, home `/home/agent`)",
+     .apply = apply_user},
+    {.key = "userns",
+     .flags = "--userns",
+     .value_name = "MODE",
      .help = "auto (default) or keep-id: map the workload's uid to the same host uid",
      .doc = "`keep-id`: map the workload uid to the same host uid (for bind-mounted data owned by a host user)",
      .apply = apply_userns},

@@ -127,9 +127,10 @@ Status rootfs_dir(json& document, const SpecKey& key, const ResolveContext& cont
     if (*dir == "/") return bad(key, "the host's / cannot be a rootfs (omit --rootfs for the default agent root)");
     if (!context.for_daemon) {
         if (auto blocked = untraversable(*dir)) {
-            std::string why = ::geteuid() == 0 ? " cannot be searched by it (the sandbox's ids own nothing on the host: "
-                                                 "its mounts need o+x there)"
-                                               : " cannot be searched by you (its mounts are made with your ids)";
+            std::string why = ::geteuid() == 0
+                                  ? " cannot be searched by it (the sandbox's ids own nothing on the host: "
+                                    "its mounts need o+x there)"
+                                  : " cannot be searched by you (its mounts are made with your ids)";
             return bad(key, shown(*given) + " is not traversable by the sandbox's uid: " + *blocked + why);
         }
     }
@@ -199,7 +200,8 @@ Status env_from_host(json& document, const SpecKey& key, const ResolveContext&) 
     if (!list) return std::move(list).error();
     json out = json::array();
     for (const auto& entry : *list) {
-        if (!valid_env_name(entry.substr(0, entry.find('=')))) return bad(key, shown(entry) + " is not KEY=VALUE or KEY");
+        if (!valid_env_name(entry.substr(0, entry.find('='))))
+            return bad(key, shown(entry) + " is not KEY=VALUE or KEY");
         if (entry.find('=') != std::string::npos) {
             out.push_back(io::bytes_json(entry));
             continue;

@@ -17,12 +17,14 @@ struct UlimitName {
     int resource;
 };
 constexpr UlimitName ulimit_names[] = {
-    {"core", RLIMIT_CORE},         {"cpu", RLIMIT_CPU},         {"data", RLIMIT_DATA},
-    {"fsize", RLIMIT_FSIZE},       {"locks", RLIMIT_LOCKS},     {"memlock", RLIMIT_MEMLOCK},
-    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},       {"nofile", RLIMIT_NOFILE},
-    {"nproc", RLIMIT_NPROC},       {"rss", RLIMIT_RSS},         {"rtprio", RLIMIT_RTPRIO},
-    {"rttime", RLIMIT_RTTIME},     {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
-    {"as", RLIMIT_AS},
+    {"core", RLIMIT_CORE},         {"cpu", RLIMIT_CPU},
+    {"data", RLIMIT_DATA},         {"fsize", RLIMIT_FSIZE},
+    {"locks", RLIMIT_LOCKS},       {"memlock", RLIMIT_MEMLOCK},
+    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+    {"nofile", RLIMIT_NOFILE},     {"nproc", RLIMIT_NPROC},
+    {"rss", RLIMIT_RSS},           {"rtprio", RLIMIT_RTPRIO},
+    {"rttime", RLIMIT_RTTIME},     {"sigpending", RLIMIT_SIGPENDING},
+    {"stack", RLIMIT_STACK},       {"as", RLIMIT_AS},
 };
 
 const UlimitName* find_name(const std::string& name) {
@@ -77,9 +79,11 @@ Result<UlimitSpec> parse_ulimit(const std::string& text) {
         u.hard = *hard;
     }
     if (u.soft > u.hard)
-        return bad("\"" + text + "\": soft limit above hard limit (" + limit_text(u.soft) + " > " + limit_text(u.hard) + ")");
+        return bad("\"" + text + "\": soft limit above hard limit (" + limit_text(u.soft) + " > " + limit_text(u.hard) +
+                   ")");
     if (u.resource == RLIMIT_NOFILE && u.hard == RLIM_INFINITY)
-        return bad("\"" + text + "\": nofile cannot be unlimited (-1): the kernel caps open files at fs.nr_open; give a number");
+        return bad("\"" + text +
+                   "\": nofile cannot be unlimited (-1): the kernel caps open files at fs.nr_open; give a number");
     return u;
 }
 

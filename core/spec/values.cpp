@@ -60,7 +60,9 @@ Result<bool> boolean(const json& value, const SpecKey& key) {
 }
 
 Result<int64_t> integer(const json& value, const SpecKey& key, int64_t low, int64_t high) {
-    auto range = [&] { return bad(key, "must be an integer from " + std::to_string(low) + " to " + std::to_string(high)); };
+    auto range = [&] {
+        return bad(key, "must be an integer from " + std::to_string(low) + " to " + std::to_string(high));
+    };
     int64_t v = 0;
     if (value.is_number_integer()) {
         if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX)) return range();
@@ -100,7 +102,8 @@ Result<std::string> sandbox_path(const std::string& path, const SpecKey& key) {
     if (path.empty() || path[0] != '/') return bad(key, shown(path) + " must be an absolute path in the sandbox");
     std::string normal = std::filesystem::path(path).lexically_normal().string();
     if (normal.size() > 1 && normal.back() == '/') normal.pop_back();
-    if (normal.find("/../") != std::string::npos || normal.ends_with("/..")) return bad(key, shown(path) + " escapes /");
+    if (normal.find("/../") != std::string::npos || normal.ends_with("/.."))
+        return bad(key, shown(path) + " escapes /");
     return normal;
 }
 

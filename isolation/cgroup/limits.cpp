@@ -69,8 +69,7 @@ Result<std::pair<uint32_t, uint32_t>> parse_device(const std::string& dev) {
     }
     auto colon = dev.find(':');
     uint32_t maj = 0, min = 0;
-    if (colon == std::string::npos ||
-        std::from_chars(dev.data(), dev.data() + colon, maj).ec != std::errc{} ||
+    if (colon == std::string::npos || std::from_chars(dev.data(), dev.data() + colon, maj).ec != std::errc{} ||
         std::from_chars(dev.data() + colon + 1, dev.data() + dev.size(), min).ec != std::errc{})
         return Error::plain("\"" + dev + "\" is not a block device path or MAJOR:MINOR");
     return std::pair{maj, min};

@@ -24,15 +24,15 @@ struct CgroupLimits {
     // memory
     std::optional<uint64_t> memory_max;
     std::optional<uint64_t> memory_high;
-    std::optional<uint64_t> swap_max;     // memory.swap.max (Docker's --memory-swap minus --memory)
+    std::optional<uint64_t> swap_max;  // memory.swap.max (Docker's --memory-swap minus --memory)
     // cpu
-    std::optional<uint64_t> cpu_quota_us; // cpu.max "QUOTA PERIOD"
+    std::optional<uint64_t> cpu_quota_us;  // cpu.max "QUOTA PERIOD"
     uint64_t cpu_period_us = 100000;
-    std::optional<uint64_t> cpu_weight;   // 1..10000
+    std::optional<uint64_t> cpu_weight;  // 1..10000
     // pids
     std::optional<uint64_t> pids_max;
     // io
-    std::optional<uint64_t> io_weight;    // 1..10000
+    std::optional<uint64_t> io_weight;  // 1..10000
     std::vector<IoMaxLimit> io_max;
 
     // The controllers these limits need ("memory", "cpu", "pids", "io").

@@ -108,8 +108,8 @@ TEST_CASE("daemon: exec output that is not UTF-8 comes back whole, through the A
     REQUIRE(::write(stream.get(), follow.data(), follow.size()) == static_cast<ssize_t>(follow.size()));
     std::thread follower([&] {
         char buf[4096];
-        for (ssize_t n; events.find("\"event\":\"exec\"") == std::string::npos &&
-                        (n = ::read(stream.get(), buf, sizeof buf)) > 0;)
+        for (ssize_t n;
+             events.find("\"event\":\"exec\"") == std::string::npos && (n = ::read(stream.get(), buf, sizeof buf)) > 0;)
             events.append(buf, static_cast<size_t>(n));
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -148,7 +148,9 @@ TEST_CASE("daemon: logs are the bytes written; a reference that is not UTF-8 is 
     TestDaemon d;
     std::string id = d.create(sh("printf 'a\\377b\\n'; printf '\\376' >&2"))["id"];
     d.wait(id);
-    CHECK(d.call("GET", "/v1/sandboxes/" + id + "/logs").body == "a\xff" "b\n");
+    CHECK(d.call("GET", "/v1/sandboxes/" + id + "/logs").body ==
+          "a\xff"
+          "b\n");
     CHECK(d.call("GET", "/v1/sandboxes/" + id + "/logs?stream=stderr").body == "\xfe");
     for (const char* target : {"/v1/sandboxes/%ff%fe/logs", "/v1/sandboxes/%ff%fe", "/v1/sandboxes/%ffabc/wait"}) {
         INFO(target);

@@ -180,7 +180,8 @@ TimedResponse timed_call(const std::string& socket, std::string_view method, std
     std::string request = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: nucleus\r\n" +
                           "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
                           std::string(body);
-    if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return {};
+    if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+        return {};
     std::string reply = raw_read(fd.get());
     TimedResponse out;
     auto head_end = reply.find("\r\n\r\n");

@@ -108,7 +108,8 @@ TEST_CASE("daemon: a sandbox flooding its output stays within the log cap and th
     std::string id = flood["id"];
     CHECK(d.wait(id)["exit_code"] == 0);
     std::string log = d.state() + "/logs/" + id + ".stdout.log";
-    struct stat current {}, previous {};
+    struct stat current {
+    }, previous{};
     REQUIRE(::stat(log.c_str(), &current) == 0);
     REQUIRE(::stat((log + ".1").c_str(), &previous) == 0);
     CHECK(current.st_size <= 65536);
@@ -202,7 +203,10 @@ TEST_CASE("daemon: exec runs inside the sandbox under its limits", "[daemon][exe
     auto a = d.create({{"command", {"/bin/sleep", "60"}}});
     std::string id = a["id"];
     auto exec = [&](const json& body) { return d.call("POST", "/v1/sandboxes/" + id + "/exec", body.dump()); };
-    auto r = exec({{"command", {"/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo oops >&2; exit 5"}}});
+    auto r = exec({{"command",
+                    {"/bin/sh", "-c",
+                     "cat /proc/1/cmdline | tr '\\0' ' '; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
+                     "echo oops >&2; exit 5"}}});
     REQUIRE(r.status == 200);
     auto out = json::parse(r.body);
     CHECK(out["exit_code"] == 5);
@@ -214,10 +218,13 @@ TEST_CASE("daemon: exec runs inside the sandbox under its limits", "[daemon][exe
     CHECK(out["stderr"] == "oops\n");
     // Same namespaces as PID 1, seen from the host (inside, Landlock keeps
     // the exec'd process from reading PID 1's links: another domain).
-    auto ns = exec({{"command", {"/bin/sh", "-c", "for n in mnt pid user net uts ipc cgroup; do readlink /proc/self/ns/$n; done"}}});
+    auto ns =
+        exec({{"command",
+               {"/bin/sh", "-c", "for n in mnt pid user net uts ipc cgroup; do readlink /proc/self/ns/$n; done"}}});
     std::string expected;
     for (const char* n : {"mnt", "pid", "user", "net", "uts", "ipc", "cgroup"})
-        expected += std::filesystem::read_symlink("/proc/" + std::to_string(a["pid"].get<int>()) + "/ns/" + n).string() + "\n";
+        expected +=
+            std::filesystem::read_symlink("/proc/" + std::to_string(a["pid"].get<int>()) + "/ns/" + n).string() + "\n";
     CHECK(json::parse(ns.body)["stdout"] == expected);
     CHECK(exec({{"command", {"/no/such/program"}}}).status == 404);
     CHECK(exec({{"command", {"/bin/true"}}, {"tty", true}}).status == 400);
@@ -225,7 +232,8 @@ TEST_CASE("daemon: exec runs inside the sandbox under its limits", "[daemon][exe
     d.call("DELETE", "/v1/sandboxes/" + id + "?force=true");
     auto gone = d.create(sh("exit 0"));
     d.wait(gone["id"]);
-    CHECK(d.call("POST", "/v1/sandboxes/" + gone["id"].get<std::string>() + "/exec", R"({"command":["/bin/true"]})").status == 409);
+    CHECK(d.call("POST", "/v1/sandboxes/" + gone["id"].get<std::string>() + "/exec", R"({"command":["/bin/true"]})")
+              .status == 409);
 }
 
 TEST_CASE("daemon: hostile requests get 4xx and change nothing", "[daemon]") {
@@ -263,11 +271,12 @@ TEST_CASE("daemon: log follow and the event stream, and clients that go away", "
     int fds_before = quiet_fds([&] { return d.open_fds(); });
     auto a = d.create(sh("for i in 1 2 3; do echo tick$i; sleep 0.1; done"));
     std::string followed;
-    auto r = http::request_stream(d.socket(), "GET", "/v1/sandboxes/" + a["id"].get<std::string>() + "/logs?follow=true",
-                                  [&](std::string_view data) {
-                                      followed.append(data);
-                                      return true;
-                                  });
+    auto r =
+        http::request_stream(d.socket(), "GET", "/v1/sandboxes/" + a["id"].get<std::string>() + "/logs?follow=true",
+                             [&](std::string_view data) {
+                                 followed.append(data);
+                                 return true;
+                             });
     REQUIRE(r.ok());
     CHECK(followed == "tick1\ntick2\ntick3\n");
 
@@ -322,7 +331,8 @@ TEST_CASE("daemon: SIGTERM ends the daemon promptly with requests in flight; its
     CHECK(settled([&] { return ::access(proc.c_str(), F_OK) == 0; }, false) == false);
 }
 
-TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports those that ended", "[daemon][recovery]") {
+TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports those that ended",
+          "[daemon][recovery]") {
     if (skip_without_root()) return;
     auto before = nucleus::tests::host_state();
     {
@@ -354,7 +364,8 @@ TEST_CASE("daemon: a SIGKILLed daemon re-adopts 100 live sandboxes and reports t
         CHECK(adopted_bases.size() == 100);
         CHECK(leased == 100);
         auto fresh = d.create({{"command", {"/bin/sleep", "120"}}});
-        auto fresh_base = host_id_base(json::parse(d.call("GET", "/v1/sandboxes/" + fresh["id"].get<std::string>()).body)["pid"]);
+        auto fresh_base =
+            host_id_base(json::parse(d.call("GET", "/v1/sandboxes/" + fresh["id"].get<std::string>()).body)["pid"]);
         CHECK(fresh_base != 0);
         CHECK(adopted_bases.count(fresh_base) == 0);
         CHECK(d.call("DELETE", "/v1/sandboxes/" + fresh["id"].get<std::string>() + "?force=true").status == 204);
@@ -418,9 +429,10 @@ TEST_CASE("daemon: a re-adopted sandbox's output goes on into its log", "[daemon
         TestDaemon d;
         // PID 1 writes (a shell builtin): a namespace's init survives the
         // EPIPE of the moment no daemon reads.
-        std::string id = d.create({{"command", {"/bin/sh", "-c",
-                                                "i=0; while [ $i -lt 150 ]; do i=$((i+1)); echo tick $i; "
-                                                "echo err $i >&2; sleep 0.01; done; echo done"}}})["id"];
+        std::string id = d.create({{"command",
+                                    {"/bin/sh", "-c",
+                                     "i=0; while [ $i -lt 150 ]; do i=$((i+1)); echo tick $i; "
+                                     "echo err $i >&2; sleep 0.01; done; echo done"}}})["id"];
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         d.kill9();
         d.start();
@@ -456,7 +468,8 @@ TEST_CASE("daemon: churn leaks no fd, cgroup, mount or process", "[daemon][churn
     }
     CHECK(settled([&] { return std::max(d.open_fds(), fds); }, fds) == fds);
     auto metrics = d.call("GET", "/v1/metrics").body;
-    CHECK(metrics.find("nucleus_sandbox_exits_total{reason=\"exit\"} " + std::to_string(rounds + 1)) != std::string::npos);
+    CHECK(metrics.find("nucleus_sandbox_exits_total{reason=\"exit\"} " + std::to_string(rounds + 1)) !=
+          std::string::npos);
     d.stop();
     CHECK(settled_host_state(before) == before.describe());
 }

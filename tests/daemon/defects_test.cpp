@@ -42,8 +42,7 @@ TEST_CASE("daemon: a name cannot stand in for another sandbox's id prefix", "[da
     CHECK(d.call("GET", "/v1/sandboxes/" + victim).status == 404);
 }
 
-TEST_CASE("daemon: query values are strict: a value a parameter does not take is a 400 naming it",
-          "[daemon][query]") {
+TEST_CASE("daemon: query values are strict: a value a parameter does not take is a 400 naming it", "[daemon][query]") {
     if (skip_without_root()) return;
     TestDaemon d;
     std::string id = d.create({{"command", {"/bin/sleep", "60"}}})["id"];
@@ -114,7 +113,8 @@ TEST_CASE("daemon: a cgroup that cannot be removed keeps its cleanup record unti
         CHECK(std::filesystem::exists(cgroup));
         REQUIRE(::rmdir(below.c_str()) == 0);
         // The daemon's retry (5 s after the failure) removes both.
-        CHECK(settled([&] { return std::filesystem::exists(record) || std::filesystem::exists(cgroup); }, false) == false);
+        CHECK(settled([&] { return std::filesystem::exists(record) || std::filesystem::exists(cgroup); }, false) ==
+              false);
     }
     CHECK(settled_host_state(before) == before.describe());
 }

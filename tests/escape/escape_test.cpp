@@ -51,15 +51,15 @@ void check_inside(const std::string& mode) {
     auto run = run_checker(mode, "status");
     INFO(mode << " mode\n" << run.out << run.err);
     REQUIRE(run.exit_code == 0);
-    CHECK(checker_value(run.out, "pid") == "1");                       // own PID namespace
-    CHECK(std::stoi(checker_value(run.out, "proc_pids")) <= 2);        // host processes invisible
+    CHECK(checker_value(run.out, "pid") == "1");  // own PID namespace
+    CHECK(std::stoi(checker_value(run.out, "proc_pids")) <= 2);  // host processes invisible
     for (const char* set : {"cap_inh", "cap_prm", "cap_eff", "cap_bnd", "cap_amb"})
         CHECK(checker_value(run.out, set) == "0000000000000000");
     CHECK(checker_value(run.out, "no_new_privs") == "1");
     CHECK(checker_value(run.out, "seccomp") == "2");
-    auto uid_map = checker_value(run.out, "uid_map");                  // "0 HOSTBASE 65536"
+    auto uid_map = checker_value(run.out, "uid_map");  // "0 HOSTBASE 65536"
     REQUIRE(uid_map.rfind("0 ", 0) == 0);
-    CHECK(std::stoull(uid_map.substr(2)) >= 1000000000ULL);            // an unprivileged host range
+    CHECK(std::stoull(uid_map.substr(2)) >= 1000000000ULL);  // an unprivileged host range
     CHECK(checker_value(run.out, "root_writable") == "0");
     CHECK(checker_value(run.out, "root_write_errno") == "EROFS");
     CHECK(checker_value(run.out, "readonly:/proc/sys") == "1");
@@ -76,12 +76,13 @@ void check_syscalls(const std::string& mode) {
     auto run = run_checker(mode, "syscalls");
     INFO(mode << " mode\n" << run.out << run.err);
     REQUIRE(run.exit_code == 0);
-    for (const char* name : {"mount", "umount2", "unshare_newuser", "unshare_newns", "setns", "ptrace", "keyctl",
-                             "add_key", "request_key", "bpf", "perf_event_open", "init_module", "finit_module",
-                             "kexec_load", "reboot", "swapon", "chroot", "pivot_root", "open_by_handle_at",
-                             "userfaultfd", "clone_newuser", "settimeofday", "clock_settime"})
+    for (const char* name : {"mount",           "umount2",      "unshare_newuser", "unshare_newns",     "setns",
+                             "ptrace",          "keyctl",       "add_key",         "request_key",       "bpf",
+                             "perf_event_open", "init_module",  "finit_module",    "kexec_load",        "reboot",
+                             "swapon",          "chroot",       "pivot_root",      "open_by_handle_at", "userfaultfd",
+                             "clone_newuser",   "settimeofday", "clock_settime"})
         CHECK(checker_value(run.out, std::string("sys:") + name) == "EPERM");
-    CHECK(checker_value(run.out, "sys:clone3") == "ENOSYS");          // glibc falls back to clone
+    CHECK(checker_value(run.out, "sys:clone3") == "ENOSYS");  // glibc falls back to clone
     CHECK(checker_value(run.out, "sys:io_uring_setup") == "ENOSYS");
 }
 

@@ -29,10 +29,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             }
             break;
         }
-        case 1: (void)parse_domain_rule(text); (void)parse_cidr_rule(text); (void)canonical_name(text); break;
+        case 1:
+            (void)parse_domain_rule(text);
+            (void)parse_cidr_rule(text);
+            (void)canonical_name(text);
+            break;
         case 2: {
             auto m = dns::parse(wire);
-            if (m) for (const auto& q : m->questions) (void)dns::encode_name(q.name);
+            if (m)
+                for (const auto& q : m->questions) (void)dns::encode_name(q.name);
             break;
         }
         case 3: {
@@ -43,7 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (!answer.response.empty()) (void)dns::parse(answer.response);
             break;
         }
-        case 4: (void)inspect_first_bytes(wire); break;
+        case 4:
+            (void)inspect_first_bytes(wire);
+            break;
         default: {
             // Split in two at a point the input picks: the guard sees a stream.
             HttpGuard guard("allowed.test", 80);

@@ -30,8 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto manifest = nucleus::core::parse_closure_manifest(file, "fuzz.json");
         // Whatever parses writes back to text that parses to the same.
         if (manifest) {
-            auto again = nucleus::core::parse_closure_manifest(nucleus::core::closure_manifest_text(*manifest), "again");
-            if (!again || nucleus::core::closure_manifest_text(*again) != nucleus::core::closure_manifest_text(*manifest))
+            auto again =
+                nucleus::core::parse_closure_manifest(nucleus::core::closure_manifest_text(*manifest), "again");
+            if (!again ||
+                nucleus::core::closure_manifest_text(*again) != nucleus::core::closure_manifest_text(*manifest))
                 __builtin_trap();
         }
         auto attrs = nlohmann::json::parse(file, nullptr, false);

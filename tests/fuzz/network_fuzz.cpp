@@ -66,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         case 1: {
             auto slash = text.find(' ');
-            (void)make_bridge_config("b0", text.substr(0, slash), slash == std::string::npos ? "" : text.substr(slash + 1));
+            (void)make_bridge_config("b0", text.substr(0, slash),
+                                     slash == std::string::npos ? "" : text.substr(slash + 1));
             break;
         }
         case 2: {

@@ -30,9 +30,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     unsigned parser = data[0] % 5;
     if ((parser == 0 || parser == 1 || parser == 4) && !toml_safe(text)) return 0;
     switch (parser) {
-        case 0: (void)nucleus::core::parse_caps_policy(text, "fuzz.toml"); break;
-        case 1: (void)nucleus::core::parse_landlock_policy(text, "fuzz.toml"); break;
-        case 2: (void)nucleus::core::parse_seccomp_profile(text, "fuzz.json", 0); break;
+        case 0:
+            (void)nucleus::core::parse_caps_policy(text, "fuzz.toml");
+            break;
+        case 1:
+            (void)nucleus::core::parse_landlock_policy(text, "fuzz.toml");
+            break;
+        case 2:
+            (void)nucleus::core::parse_seccomp_profile(text, "fuzz.json", 0);
+            break;
         case 3: {
             auto doc = nucleus::core::parse_config_text(text, "json", "fuzz.json");
             if (doc) (void)nucleus::core::spec_from_resolved(*doc);

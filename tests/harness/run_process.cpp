@@ -111,8 +111,9 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     }
     const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     const pid_t pid = ::fork();
-    if (pid == 0) exec_child(raw.data(), options.cwd.empty() ? nullptr : options.cwd.c_str(), options.as, devnull,
-                             out[1], err[1]);
+    if (pid == 0)
+        exec_child(raw.data(), options.cwd.empty() ? nullptr : options.cwd.c_str(), options.as, devnull, out[1],
+                   err[1]);
     const int fork_errno = errno;
     ::close(out[1]);
     ::close(err[1]);
@@ -125,8 +126,7 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     }
     if (options.started) options.started(pid);
     collect(pid, out[0], err[0], options, result);
-    while (::waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {}
     return result;
 }
 

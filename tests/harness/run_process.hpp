@@ -23,22 +23,22 @@ struct Credentials {
 };
 
 struct RunOptions {
-    std::optional<Credentials> as;        // drop to these ids before exec (root only)
-    std::string cwd;                      // empty: ours
-    double timeout_s = 0;                 // 0: none; then SIGKILL
-    std::function<void()> tick;           // called about every 250 ms while it runs
-    std::function<void(pid_t)> started;   // once, right after the fork
-    std::size_t max_output = SIZE_MAX;    // per stream; beyond it the last bytes are kept
+    std::optional<Credentials> as;  // drop to these ids before exec (root only)
+    std::string cwd;  // empty: ours
+    double timeout_s = 0;  // 0: none; then SIGKILL
+    std::function<void()> tick;  // called about every 250 ms while it runs
+    std::function<void(pid_t)> started;  // once, right after the fork
+    std::size_t max_output = SIZE_MAX;  // per stream; beyond it the last bytes are kept
 };
 
 struct RunResult {
-    int status = -1;         // waitpid(2) status; -1 if it could not be started
+    int status = -1;  // waitpid(2) status; -1 if it could not be started
     bool timed_out = false;  // killed at RunOptions::timeout_s
     std::string out;
     std::string err;
 
-    bool ok() const;         // exited with 0
-    int exit_code() const;   // as a shell reports it: the status, 128 + signal, -1 if not started
+    bool ok() const;  // exited with 0
+    int exit_code() const;  // as a shell reports it: the status, 128 + signal, -1 if not started
     std::string failure() const;  // "exit status 1: <stderr (else stdout) on one line>"
 };
 

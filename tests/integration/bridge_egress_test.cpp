@@ -82,8 +82,8 @@ net::EgressLimit limited(std::vector<net::EgressCidr> rules = {}) {
 }
 
 Process listen_in(pid_t pid, const BridgeWorld& w, int port, const std::string& tag) {
-    Process p = Process::start({"nsenter", "-t", std::to_string(pid), "-n", "python3", (w.srv() / "peer_server.py").string(),
-                                "::", std::to_string(port), tag});
+    Process p = Process::start({"nsenter", "-t", std::to_string(pid), "-n", "python3",
+                                (w.srv() / "peer_server.py").string(), "::", std::to_string(port), tag});
     REQUIRE(p.wait_for_output("listening", 10s));
     return p;
 }
@@ -128,7 +128,8 @@ TEST_CASE("bridge egress: a limited sandbox without allow rules reaches nothing,
     CHECK_FALSE(contains(chain.out, "counter packets 0 bytes 0 drop"));
 }
 
-TEST_CASE("bridge egress: allowed destinations open exactly address, protocol and port, for a time", "[bridge][egress]") {
+TEST_CASE("bridge egress: allowed destinations open exactly address, protocol and port, for a time",
+          "[bridge][egress]") {
     require_bridge_tools();
     BridgeWorld w;
     InNamespace host(w.host());
@@ -156,10 +157,12 @@ TEST_CASE("bridge egress: allowed destinations open exactly address, protocol an
     // Only TCP to that port: DNS to the same address stays closed.
     CHECK(BridgeWorld::udp_echo_pid(s.pid(), "203.0.113.10", 53).out.empty());
     // The elements carry their (clamped) timeouts.
-    auto set4 = w.nft({"list", "set", "inet", "nucleus-nucleus0", "a4-" + net::egress_chain_name(s.bridge->address()).substr(3)});
+    auto set4 = w.nft(
+        {"list", "set", "inet", "nucleus-nucleus0", "a4-" + net::egress_chain_name(s.bridge->address()).substr(3)});
     INFO(set4.out);
     CHECK(contains(set4.out, "203.0.113.10 . tcp . 8080 timeout 2m"));
-    auto set6 = w.nft({"list", "set", "inet", "nucleus-nucleus0", "a6-" + net::egress_chain_name(s.bridge->address()).substr(3)});
+    auto set6 = w.nft(
+        {"list", "set", "inet", "nucleus-nucleus0", "a6-" + net::egress_chain_name(s.bridge->address()).substr(3)});
     INFO(set6.out);
     CHECK(contains(set6.out, "2001:db8:2::10 . tcp . 8080 timeout 30s"));
 }
@@ -175,7 +178,8 @@ TEST_CASE("bridge egress: a limited sandbox cannot leave by another source addre
     // With CAP_NET_ADMIN in its namespace (here: nsenter as root), the
     // sandbox takes another sandbox's address as its own source...
     const std::string pid = std::to_string(closed.pid());
-    REQUIRE(run({"nsenter", "-t", pid, "-n", "ip", "addr", "add", open.address() + "/32", "dev", "eth0"}).exit_code == 0);
+    REQUIRE(run({"nsenter", "-t", pid, "-n", "ip", "addr", "add", open.address() + "/32", "dev", "eth0"}).exit_code ==
+            0);
     auto spoofed = run({"nsenter", "-t", pid, "-n", "python3", "-c",
                         "import socket,sys\ns=socket.socket(); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
                         "s.connect(('203.0.113.10', 8080)); print(s.recv(100).decode())",

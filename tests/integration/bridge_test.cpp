@@ -89,8 +89,9 @@ TEST_CASE("bridge: concurrent sandboxes get distinct addresses", "[bridge]") {
     BridgeWorld w;
     std::vector<Process> sandboxes;
     for (int i = 0; i < 4; ++i)
-        sandboxes.push_back(w.start({"--network", "bridge"},
-                                    {"bash", "-c", "ip -4 -o addr show eth0; cat </dev/tcp/203.0.113.10/8080; sleep 2"}));
+        sandboxes.push_back(
+            w.start({"--network", "bridge"},
+                    {"bash", "-c", "ip -4 -o addr show eth0; cat </dev/tcp/203.0.113.10/8080; sleep 2"}));
     std::set<std::string> addresses;
     for (auto& p : sandboxes) {
         auto r = p.wait();
@@ -140,7 +141,8 @@ TEST_CASE("bridge: a host port in use, or published twice, is refused before the
     require_bridge_tools();
     BridgeWorld w;
     fs::path events = w.srv() / "events.jsonl";
-    auto first = w.start({"--network", "bridge", "-p", "0.0.0.0:8080:8000", "--events-jsonl", events.string()}, {"sleep", "30"});
+    auto first =
+        w.start({"--network", "bridge", "-p", "0.0.0.0:8080:8000", "--events-jsonl", events.string()}, {"sleep", "30"});
     REQUIRE(wait_for_start_event(events, first).is_object());
     auto second = w.nucleus({"--network", "bridge", "-p", "127.0.0.1:8080:8000"}, {"true"});
     INFO(second.describe());
@@ -170,11 +172,19 @@ struct Unprivileged {
         std::string script = "set -e; mkdir -p " + (dir / "tun").string() + "; mount -t tmpfs -o mode=0755 tun " +
                              (dir / "tun").string() + "; mknod -m 0666 " + (dir / "tun" / "tun").string() +
                              " c 10 200; mount --bind " + (dir / "tun" / "tun").string() + " /dev/net/tun; exec \"$@\"";
-        std::vector<std::string> inner{"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                                       "/usr/bin/env",     "NUCLEUS_STATE_DIR=" + state.string(), "PATH=" + path};
+        std::vector<std::string> inner{"/usr/bin/setpriv",
+                                       "--reuid",
+                                       "65534",
+                                       "--regid",
+                                       "65534",
+                                       "--clear-groups",
+                                       "/usr/bin/env",
+                                       "NUCLEUS_STATE_DIR=" + state.string(),
+                                       "PATH=" + path};
         auto nucleus = nucleus_argv(flags, command);
         inner.insert(inner.end(), nucleus.begin(), nucleus.end());
-        std::vector<std::string> out{"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh"};
+        std::vector<std::string> out{"/usr/bin/unshare", "-m", "--propagation", "private",
+                                     "/bin/sh",          "-c", script,          "sh"};
         out.insert(out.end(), inner.begin(), inner.end());
         return BridgeWorld::in(w.host(), out);
     }
@@ -203,10 +213,11 @@ TEST_CASE("bridge as a non-root user: pasta connects the sandbox and its publish
     CHECK(out.out == "world 198.51.100.1\n");
 
     fs::path events = u.dir / "events.jsonl";
-    auto server = Process::start(
-        u.argv(w, {"--network", "bridge", "-p", "8080:8000", "--events-jsonl", events.string(), "-v", w.srv().string() + ":/srv:ro"},
-               {"python3", "/srv/peer_server.py", "::", "8000", "sandbox"}, kDefaultPath),
-        with_deadline(60s));
+    auto server = Process::start(u.argv(w,
+                                        {"--network", "bridge", "-p", "8080:8000", "--events-jsonl", events.string(),
+                                         "-v", w.srv().string() + ":/srv:ro"},
+                                        {"python3", "/srv/peer_server.py", "::", "8000", "sandbox"}, kDefaultPath),
+                                 with_deadline(60s));
     bool listening = server.wait_for_output("listening", 20s);
     INFO(server.out() << server.err());
     REQUIRE(listening);
@@ -268,7 +279,9 @@ public:
         argv.push_back("http://nucleus" + path);
         return run(argv, with_deadline(20s));
     }
-    nlohmann::json get(const std::string& id) const { return nlohmann::json::parse(call("GET", "/v1/sandboxes/" + id).out, nullptr, false); }
+    nlohmann::json get(const std::string& id) const {
+        return nlohmann::json::parse(call("GET", "/v1/sandboxes/" + id).out, nullptr, false);
+    }
 
 private:
     const BridgeWorld& w_;
@@ -279,14 +292,17 @@ private:
 
 }  // namespace
 
-TEST_CASE("bridge through the daemon: a sandbox survives a daemon SIGKILL with its address, then leaves nothing", "[bridge]") {
+TEST_CASE("bridge through the daemon: a sandbox survives a daemon SIGKILL with its address, then leaves nothing",
+          "[bridge]") {
     require_bridge_tools();
     if (::access("/usr/bin/curl", X_OK) != 0) SKIP("needs curl");
     BridgeWorld w;
     BridgeDaemon d(w);
-    auto created = d.call("POST", "/v1/sandboxes",
-                          R"({"command":["python3","/srv/peer_server.py","::","8000","svc"],"name":"svc","network":"bridge",)"
-                          R"("publish":["8080:8000"],"volume":[")" + w.srv().string() + R"(:/srv:ro"]})");
+    auto created =
+        d.call("POST", "/v1/sandboxes",
+               R"({"command":["python3","/srv/peer_server.py","::","8000","svc"],"name":"svc","network":"bridge",)"
+               R"("publish":["8080:8000"],"volume":[")" +
+                   w.srv().string() + R"(:/srv:ro"]})");
     INFO(created.describe());
     REQUIRE(contains(created.out, "\"running\""));
     for (int i = 0; i < 100 && BridgeWorld::connect(w.host(), "127.0.0.1", 8080).out.empty(); ++i) ::usleep(50000);
@@ -319,7 +335,8 @@ TEST_CASE("bridge through the daemon: a sandbox that ended while no daemon ran i
     if (::access("/usr/bin/curl", X_OK) != 0) SKIP("needs curl");
     BridgeWorld w;
     BridgeDaemon d(w);
-    auto created = d.call("POST", "/v1/sandboxes", R"({"command":["sleep","600"],"name":"gone","network":"bridge","publish":["8080:8000"]})");
+    auto created = d.call("POST", "/v1/sandboxes",
+                          R"({"command":["sleep","600"],"name":"gone","network":"bridge","publish":["8080:8000"]})");
     REQUIRE(contains(created.out, "\"running\""));
     pid_t pid = d.get("gone")["pid"].get<pid_t>();
     d.kill();

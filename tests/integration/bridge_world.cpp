@@ -79,8 +79,10 @@ BridgeWorld::BridgeWorld() {
     must({"ip", "-n", host_, "route", "add", "default", "via", "198.51.100.2"});
     must({"ip", "-n", host_, "-6", "route", "add", "default", "via", "2001:db8:1::2"});
     const std::string script = (srv_ / "peer_server.py").string();
-    const std::vector<std::vector<std::string>> servers = {
-        {"::", "8080", "world"}, {"::", "8081", "world8081"}, {"203.0.113.10", "53", "udp"}, {"2001:db8:2::10", "53", "udp"}};
+    const std::vector<std::vector<std::string>> servers = {{"::", "8080", "world"},
+                                                           {"::", "8081", "world8081"},
+                                                           {"203.0.113.10", "53", "udp"},
+                                                           {"2001:db8:2::10", "53", "udp"}};
     for (const auto& args : servers) {
         servers_.push_back(Process::start(in(world_, {"python3", script, args[0], args[1], args[2]})));
         REQUIRE(servers_.back().wait_for_output("listening", 10s));
@@ -160,7 +162,9 @@ bool BridgeWorld::veths_gone() const {
 int BridgeWorld::leases() const {
     std::error_code ec;
     int n = 0;
-    for (auto it = fs::directory_iterator(state() / "net" / "nucleus0", ec); !ec && it != fs::directory_iterator(); ++it) ++n;
+    for (auto it = fs::directory_iterator(state() / "net" / "nucleus0", ec); !ec && it != fs::directory_iterator();
+         ++it)
+        ++n;
     return n;
 }
 

@@ -53,7 +53,7 @@ public:
     // Waits (up to 5 s) until no nv... link is left: the kernel removes a
     // sandbox's veth with its network namespace, asynchronously.
     bool veths_gone() const;
-    int leases() const;                      // lease files of bridge nucleus0
+    int leases() const;  // lease files of bridge nucleus0
 
 private:
     static void must(const std::vector<std::string>& argv);

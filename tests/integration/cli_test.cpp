@@ -10,8 +10,8 @@
 using namespace nit;
 
 TEST_CASE("cli: an unknown command is named with the list of commands; bare nucleus prints the help", "[cli]") {
-    for (std::vector<std::string> argv : {std::vector<std::string>{kNucleus, "frobnicate"},
-                                          std::vector<std::string>{kNucleus, "checkpoint", "x"}}) {
+    for (std::vector<std::string> argv :
+         {std::vector<std::string>{kNucleus, "frobnicate"}, std::vector<std::string>{kNucleus, "checkpoint", "x"}}) {
         auto r = run(argv);
         INFO(r.describe());
         CHECK(r.exit_code == 125);
@@ -28,7 +28,8 @@ TEST_CASE("cli: an unknown command is named with the list of commands; bare nucl
 
 TEST_CASE("cli: arguments and environment values that are not UTF-8 reach the workload byte for byte", "[cli][bytes]") {
     require_root();
-    auto r = run_nucleus({"-e", "V=\xff\xfe"}, {"sh", "-c", "printf '%s|%s' \"$V\" \"$1\" | od -An -tx1", "sh", "a\x80z"});
+    auto r =
+        run_nucleus({"-e", "V=\xff\xfe"}, {"sh", "-c", "printf '%s|%s' \"$V\" \"$1\" | od -An -tx1", "sh", "a\x80z"});
     INFO(r.describe());
     CHECK(r.exit_code == 0);
     CHECK(contains(r.out, "ff fe 7c 61 80 7a"));

@@ -43,8 +43,8 @@ TEST_CASE("the next nucleus run cleans up after a killed supervisor", "[crash][h
     require_cgroup2();
     Crashable c;
     auto baseline = settled_leftovers();
-    auto p = Process::start(nucleus_argv(with_checker({"--events-jsonl", c.events.string()}), {kChecker, "sleep", "30"}),
-                            c.options());
+    auto p = Process::start(
+        nucleus_argv(with_checker({"--events-jsonl", c.events.string()}), {kChecker, "sleep", "30"}), c.options());
     auto start = wait_for_start_event(c.events, p);
     REQUIRE(start.is_object());
     std::string cgroup = start.value("cgroup", "");
@@ -71,8 +71,8 @@ TEST_CASE("nucleus gc leaves a live sandbox alone", "[crash][host-state]") {
     require_cgroup2();
     Crashable c;
     auto baseline = settled_leftovers();
-    auto p = Process::start(nucleus_argv(with_checker({"--events-jsonl", c.events.string()}), {kChecker, "sleep", "30"}),
-                            c.options());
+    auto p = Process::start(
+        nucleus_argv(with_checker({"--events-jsonl", c.events.string()}), {kChecker, "sleep", "30"}), c.options());
     auto start = wait_for_start_event(c.events, p);
     REQUIRE(start.is_object());
     std::string cgroup = start.value("cgroup", "");
@@ -106,11 +106,11 @@ TEST_CASE("a killed copy-in-out run: nothing synced back and nothing left on dis
     fs::create_directories(ws);
     write_file(ws / "data.txt", "original\n");
     auto baseline = settled_leftovers();
-    auto p = Process::start(
-        nucleus_argv(with_checker({"--events-jsonl", c.events.string(), "--workspace", ws.string(), "--workspace-mode",
-                                   "copy-in-out"}),
-                     {"/bin/sh", "-c", "echo changed > /workspace/data.txt; echo ready; exec sleep 30"}),
-        c.options());
+    auto p =
+        Process::start(nucleus_argv(with_checker({"--events-jsonl", c.events.string(), "--workspace", ws.string(),
+                                                  "--workspace-mode", "copy-in-out"}),
+                                    {"/bin/sh", "-c", "echo changed > /workspace/data.txt; echo ready; exec sleep 30"}),
+                       c.options());
     REQUIRE(p.wait_for_output("ready\n", 20s));
     auto start = wait_for_start_event(c.events, p);
     REQUIRE(start.is_object());
@@ -138,7 +138,8 @@ TEST_CASE("a killed copy-in-out run: nothing synced back and nothing left on dis
 // nucleus with the default action and left its record and cgroup (and,
 // with unlucky timing, a child blocked in its setup script holding the
 // record's flock). Forwarded signals are blocked during setup now.
-TEST_CASE("SIGTERM to nucleus during setup is handled and leaves no orphan and no state", "[crash][signals][host-state]") {
+TEST_CASE("SIGTERM to nucleus during setup is handled and leaves no orphan and no state",
+          "[crash][signals][host-state]") {
     require_root();
     require_cgroup2();
     Crashable c;

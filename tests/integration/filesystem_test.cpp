@@ -101,19 +101,20 @@ TEST_CASE("copy-in-out workspace: a private copy synced back on exit", "[filesys
 
     // /peek shows the host directory itself, so the test can tell the copy
     // from the original while the sandbox runs.
-    auto out = sh_output({"--workspace", ws.string(), "--workspace-mode", "copy-in-out", "-v", ws.string() + ":/peek:ro"},
-                         "cat /workspace/data.txt; "
-                         "echo changed > /workspace/data.txt; "
-                         "echo new > /workspace/created.txt; "
-                         "rm /workspace/deleted.txt; "
-                         "echo peek=$(cat /peek/data.txt); "
-                         "test -e /peek/created.txt && echo peek_created=yes || echo peek_created=no; "
-                         "echo suid_inside=$(stat -c %a /workspace/suid-tool); "
-                         "echo link_inside=$(readlink /workspace/secret-link); "
-                         "cat /workspace/secret-link 2>/dev/null; "
-                         "cp /workspace/data.txt /workspace/made-suid && chmod 4755 /workspace/made-suid && "
-                         "echo made_suid=$(stat -c %a /workspace/made-suid); "
-                         "ln -s /etc/hostname /workspace/new-link");
+    auto out =
+        sh_output({"--workspace", ws.string(), "--workspace-mode", "copy-in-out", "-v", ws.string() + ":/peek:ro"},
+                  "cat /workspace/data.txt; "
+                  "echo changed > /workspace/data.txt; "
+                  "echo new > /workspace/created.txt; "
+                  "rm /workspace/deleted.txt; "
+                  "echo peek=$(cat /peek/data.txt); "
+                  "test -e /peek/created.txt && echo peek_created=yes || echo peek_created=no; "
+                  "echo suid_inside=$(stat -c %a /workspace/suid-tool); "
+                  "echo link_inside=$(readlink /workspace/secret-link); "
+                  "cat /workspace/secret-link 2>/dev/null; "
+                  "cp /workspace/data.txt /workspace/made-suid && chmod 4755 /workspace/made-suid && "
+                  "echo made_suid=$(stat -c %a /workspace/made-suid); "
+                  "ln -s /etc/hostname /workspace/new-link");
     auto s = parse_kv(out);
     CHECK(contains(out, "original"));
     // While it runs, the host directory is untouched.
@@ -201,13 +202,13 @@ TEST_CASE("context: a read-only noexec copy that is gone afterwards", "[filesyst
     for (const char* user : {"1000", "0"}) {
         INFO("--user " << user);
         fs::path events = dir / (std::string("events-") + user);
-        auto r = run_nucleus(
-            with_checker({"--context", ctx.string(), "--user", user, "--events-jsonl", events.string()}),
-            {"/bin/sh", "-c",
-             "cat /context/file.txt /context/sub/nested.txt; "
-             "/checker/nucleus-check write /context/new; "
-             "/checker/nucleus-check write /context/file.txt; "
-             "/checker/nucleus-check exec /context/tool"});
+        auto r =
+            run_nucleus(with_checker({"--context", ctx.string(), "--user", user, "--events-jsonl", events.string()}),
+                        {"/bin/sh", "-c",
+                         "cat /context/file.txt /context/sub/nested.txt; "
+                         "/checker/nucleus-check write /context/new; "
+                         "/checker/nucleus-check write /context/file.txt; "
+                         "/checker/nucleus-check exec /context/tool"});
         INFO(r.describe());
         REQUIRE(r.exit_code == 0);
         auto lines = split_lines(r.out);
@@ -239,8 +240,8 @@ TEST_CASE("context: a read-only noexec copy that is gone afterwards", "[filesyst
 TEST_CASE("home and /tmp: private and writable and gone with the sandbox", "[filesystem]") {
     require_root();
     std::string marker = "nucleus-it-private-" + std::to_string(::getpid());
-    auto first = sh_output({}, "echo one > /tmp/" + marker + " && echo one > $HOME/" + marker +
-                                   " && /checker/nucleus-check status");
+    auto first = sh_output(
+        {}, "echo one > /tmp/" + marker + " && echo one > $HOME/" + marker + " && /checker/nucleus-check status");
     auto s = parse_kv(first);
     CHECK(kv(s, "home") == "/home/agent");
     CHECK(kv(s, "home_writable") == "1");

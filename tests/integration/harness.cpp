@@ -186,10 +186,8 @@ Process Process::start(const std::vector<std::string>& argv, const SpawnOptions&
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    if (in_pipe[0] >= 0)
-        posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
-    else
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (in_pipe[0] >= 0) posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+    else posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
     posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
     for (const auto& f : options.fd_files)
@@ -312,7 +310,8 @@ bool Process::wait_for_output(std::string_view needle, std::chrono::milliseconds
         if (out_fd_ < 0 && err_fd_ < 0) return false;
         auto now = Clock::now();
         if (now >= until) return false;
-        pump(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(until - now), std::chrono::milliseconds(50)));
+        pump(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(until - now),
+                      std::chrono::milliseconds(50)));
     }
     return true;
 }
@@ -512,8 +511,7 @@ BusyboxRootfs::BusyboxRootfs() : dir_("rootfs") {
     fs::create_directories(etc);
     fs::copy_file("/bin/busybox", bin / "busybox");
     fs::permissions(bin / "busybox", fs::perms(0755));
-    for (const char* applet : {"sh", "true", "echo", "cat", "sleep", "ls"})
-        fs::create_symlink("busybox", bin / applet);
+    for (const char* applet : {"sh", "true", "echo", "cat", "sleep", "ls"}) fs::create_symlink("busybox", bin / applet);
     write_file(etc / "passwd",
                "root:x:0:0:root:/root:/bin/sh\n"
                "agent:x:1000:1000:agent:/home/agent:/bin/sh\n");
@@ -624,8 +622,7 @@ std::vector<pid_t> pids_with_cmdline(const std::string& marker) {
 }
 
 void require_root() {
-    if (::geteuid() != 0)
-        SKIP("needs root: nucleus leases host id ranges and creates cgroups only as root");
+    if (::geteuid() != 0) SKIP("needs root: nucleus leases host id ranges and creates cgroups only as root");
 }
 
 void require_busybox() {
@@ -654,8 +651,7 @@ public:
         fd_ = ::open("/tmp/nucleus-integration-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
         if (fd_ < 0) return;  // best effort: without it the tests still run
         ::fchmod(fd_, 0666);
-        while (::flock(fd_, exclusive ? LOCK_EX : LOCK_SH) < 0 && errno == EINTR) {
-        }
+        while (::flock(fd_, exclusive ? LOCK_EX : LOCK_SH) < 0 && errno == EINTR) {}
     }
 
     void testCaseEnded(const Catch::TestCaseStats&) override {

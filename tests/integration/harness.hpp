@@ -42,16 +42,16 @@ inline constexpr unsigned long long kLeaseSize = 65536ULL;
 // ---------------------------------------------------------------------------
 
 struct FdFile {
-    int child_fd;      // descriptor number in the child
+    int child_fd;  // descriptor number in the child
     std::string path;  // file opened for it
-    int flags;         // open(2) flags, e.g. O_RDONLY or O_WRONLY|O_CREAT|O_TRUNC
+    int flags;  // open(2) flags, e.g. O_RDONLY or O_WRONLY|O_CREAT|O_TRUNC
 };
 
 struct SpawnOptions {
-    std::vector<std::string> env;        // KEY=VALUE added to (or replacing in) our environment
+    std::vector<std::string> env;  // KEY=VALUE added to (or replacing in) our environment
     std::vector<std::string> unset_env;  // names removed from the inherited environment
     std::optional<std::string> stdin_data;  // else stdin is /dev/null (at most 64 KiB)
-    std::vector<FdFile> fd_files;        // extra descriptors for the child
+    std::vector<FdFile> fd_files;  // extra descriptors for the child
     std::chrono::milliseconds deadline = 60s;
 };
 
@@ -64,7 +64,7 @@ inline SpawnOptions with_deadline(std::chrono::milliseconds deadline) {
 
 struct Result {
     int exit_code = -1;  // WEXITSTATUS, or 128+N when killed by signal N
-    int signal = 0;      // N when killed by a signal
+    int signal = 0;  // N when killed by a signal
     bool timed_out = false;  // the harness deadline passed and it SIGKILLed the process
     bool pipes_left_open = false;  // it exited, but something kept its stdout/stderr open
     std::string out;
@@ -117,8 +117,7 @@ private:
 Result run(const std::vector<std::string>& argv, const SpawnOptions& options = {});
 
 // {nucleus, "run", flags..., "--", command...}; no "--" if command is empty.
-std::vector<std::string> nucleus_argv(const std::vector<std::string>& flags,
-                                      const std::vector<std::string>& command);
+std::vector<std::string> nucleus_argv(const std::vector<std::string>& flags, const std::vector<std::string>& command);
 // Flags that put the checker directory at /checker (read-only), then `flags`.
 std::vector<std::string> with_checker(std::vector<std::string> flags);
 Result run_nucleus(const std::vector<std::string>& flags, const std::vector<std::string>& command,
@@ -142,8 +141,7 @@ std::vector<nlohmann::json> read_events(const fs::path& path);
 nlohmann::json find_event(const std::vector<nlohmann::json>& events, const std::string& name);
 // Polls `path` until it holds a start record (pumping `process` meanwhile);
 // null if the process exits or `timeout` passes first.
-nlohmann::json wait_for_start_event(const fs::path& path, Process& process,
-                                    std::chrono::milliseconds timeout = 20s);
+nlohmann::json wait_for_start_event(const fs::path& path, Process& process, std::chrono::milliseconds timeout = 20s);
 
 // ---------------------------------------------------------------------------
 // Files and directories
@@ -193,10 +191,10 @@ std::optional<std::string> cgroup2_mount();
 // Only what this test process's sandboxes could leave: its own cgroup
 // parent, mount namespace and state directory (tests/harness/test_scope.hpp).
 struct Leftovers {
-    int cgroups = 0;    // directories under this process's cgroup parent
-    int mounts = 0;     // lines in this mount namespace's mountinfo
+    int cgroups = 0;  // directories under this process's cgroup parent
+    int mounts = 0;  // lines in this mount namespace's mountinfo
     int processes = 0;  // processes below this process's cgroup parent
-    int records = 0;    // entries in the records directory
+    int records = 0;  // entries in the records directory
     bool operator==(const Leftovers&) const = default;
     std::string describe() const;
 };

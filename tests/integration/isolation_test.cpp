@@ -102,8 +102,8 @@ void check_common_isolation(const std::map<std::string, std::string>& s) {
         INFO("/dev/" << needed);
         CHECK(dev.count(needed) == 1);
     }
-    const std::set<std::string> allowed = {"core", "fd",    "full",   "mqueue", "null",    "ptmx", "pts", "random",
-                                           "shm",  "stderr", "stdin", "stdout", "tty",     "urandom", "zero"};
+    const std::set<std::string> allowed = {"core", "fd",     "full",  "mqueue", "null", "ptmx",    "pts", "random",
+                                           "shm",  "stderr", "stdin", "stdout", "tty",  "urandom", "zero"};
     for (const auto& entry : dev) {
         INFO("unexpected /dev/" << entry);
         CHECK(allowed.count(entry) == 1);

@@ -129,7 +129,8 @@ TEST_CASE("unprivileged: busybox rootfs", "[nonroot]") {
     require_busybox();
     BusyboxRootfs rootfs;
     Unprivileged u;
-    auto r = u.run({"--rootfs", rootfs.str()}, {"/bin/sh", "-c", "echo hello from busybox; /checker/nucleus-check status"});
+    auto r =
+        u.run({"--rootfs", rootfs.str()}, {"/bin/sh", "-c", "echo hello from busybox; /checker/nucleus-check status"});
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
     CHECK(contains(r.out, "hello from busybox"));

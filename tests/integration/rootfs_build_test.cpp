@@ -17,8 +17,8 @@ TEST_CASE("a Python rootfs from host files runs Python, attested", "[rootfs][bui
         SKIP("needs Debian's python3 (3.11) on the host");
     TempDir scratch("rootfs-build");
     const std::string dir = (scratch / "python").string();
-    auto built = run({kNucleus, "rootfs", "build", "--from-host", "/usr/bin/python3", "--add", "/usr/lib/python3.11",
-                      "-o", dir});
+    auto built = run(
+        {kNucleus, "rootfs", "build", "--from-host", "/usr/bin/python3", "--add", "/usr/lib/python3.11", "-o", dir});
     INFO(built.describe());
     REQUIRE(built.exit_code == 0);
     auto r = run_nucleus({"--rootfs", dir, "--verify-rootfs-attestation"},

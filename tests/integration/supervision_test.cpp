@@ -23,7 +23,6 @@ struct ExitCase {
     const char* reason;
 };
 
-
 }  // namespace
 
 TEST_CASE("SIGTERM/SIGINT/SIGHUP to nucleus reach PID 1 and unhandled end the sandbox with 128+N",
@@ -58,9 +57,10 @@ TEST_CASE("SIGTERM/SIGINT/SIGHUP to nucleus reach PID 1 and unhandled end the sa
 
 TEST_CASE("a forwarded signal PID 1 handles is the workload's business", "[supervision][signals]") {
     require_root();
-    auto p = Process::start(nucleus_argv(
-        {}, {"/bin/sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"}),
-                            with_deadline(25s));
+    auto p = Process::start(
+        nucleus_argv({},
+                     {"/bin/sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"}),
+        with_deadline(25s));
     REQUIRE(p.wait_for_output("ready\n", 20s));
     p.signal(SIGTERM);
     auto r = p.wait();

@@ -18,7 +18,7 @@ namespace {
 struct BadInput {
     std::string name;
     std::vector<std::string> args;  // after "nucleus run"
-    std::string expected;           // substring of stderr
+    std::string expected;  // substring of stderr
     // A config document written to @T@/<config_name> first (if non-empty).
     std::string config_name = {};
     std::string config = {};
@@ -34,12 +34,20 @@ std::string substitute(std::string text, const std::string& dir) {
 
 const std::vector<BadInput>& flag_cases() {
     static const std::vector<BadInput> cases = {
-        {"nonexistent rootfs", {"--rootfs", "@T@/missing", "--", "/bin/true"}, "rootfs (--rootfs): \"@T@/missing\": No such file or directory"},
+        {"nonexistent rootfs",
+         {"--rootfs", "@T@/missing", "--", "/bin/true"},
+         "rootfs (--rootfs): \"@T@/missing\": No such file or directory"},
         {"rootfs is a file", {"--rootfs", "@T@/file", "--", "/bin/true"}, "is not a directory"},
-        {"nonexistent workspace", {"--workspace", "@T@/missing", "--", "/bin/true"}, "workspace (--workspace): \"@T@/missing\": No such file"},
-        {"nonexistent volume source", {"-v", "@T@/missing:/data", "--", "/bin/true"}, "volume (--volume): source \"@T@/missing\": No such file"},
+        {"nonexistent workspace",
+         {"--workspace", "@T@/missing", "--", "/bin/true"},
+         "workspace (--workspace): \"@T@/missing\": No such file"},
+        {"nonexistent volume source",
+         {"-v", "@T@/missing:/data", "--", "/bin/true"},
+         "volume (--volume): source \"@T@/missing\": No such file"},
         {"nonexistent context", {"--context", "@T@/missing", "--", "/bin/true"}, "context (--context)"},
-        {"bad --network", {"--network", "bridged", "--", "/bin/true"}, "must be none, host, egress or bridge, got \"bridged\""},
+        {"bad --network",
+         {"--network", "bridged", "--", "/bin/true"},
+         "must be none, host, egress or bridge, got \"bridged\""},
         {"empty --network", {"--network", "", "--", "/bin/true"}, "must be none, host, egress or bridge"},
         {"non-numeric --user", {"--user", "agent", "--", "/bin/true"}, "\"agent\" is not a numeric id"},
         {"--user out of range", {"--user", "70000", "--", "/bin/true"}, "outside the sandbox's range 0-65535"},
@@ -47,23 +55,43 @@ const std::vector<BadInput>& flag_cases() {
         {"negative --user", {"--user", "-1", "--", "/bin/true"}, "is not a numeric id"},
         {"bad --userns", {"--userns", "host", "--", "/bin/true"}, "must be auto or keep-id"},
         {"keep-id with uid 0", {"--userns", "keep-id", "--user", "0", "--", "/bin/true"}, "would map the host's root"},
-        {"--workspace-mode without --workspace", {"--workspace-mode", "copy-in-out", "--", "/bin/true"}, "needs --workspace"},
-        {"bad --workspace-mode", {"--workspace", "@T@", "--workspace-mode", "overlay", "--", "/bin/true"}, "must be bind-rw, bind-ro or copy-in-out"},
-        {"relative volume target", {"-v", "@T@:data", "--", "/bin/true"}, "\"data\" must be an absolute path in the sandbox"},
+        {"--workspace-mode without --workspace",
+         {"--workspace-mode", "copy-in-out", "--", "/bin/true"},
+         "needs --workspace"},
+        {"bad --workspace-mode",
+         {"--workspace", "@T@", "--workspace-mode", "overlay", "--", "/bin/true"},
+         "must be bind-rw, bind-ro or copy-in-out"},
+        {"relative volume target",
+         {"-v", "@T@:data", "--", "/bin/true"},
+         "\"data\" must be an absolute path in the sandbox"},
         {"volume over /proc", {"-v", "@T@:/proc", "--", "/bin/true"}, "target /proc is a runtime-managed mount"},
-        {"volume over /proc via ..", {"-v", "@T@:/x/../proc", "--", "/bin/true"}, "target /proc is a runtime-managed mount"},
+        {"volume over /proc via ..",
+         {"-v", "@T@:/x/../proc", "--", "/bin/true"},
+         "target /proc is a runtime-managed mount"},
         {"volume inside /proc", {"-v", "@T@:/proc/sys", "--", "/bin/true"}, "inside a runtime-managed mount"},
         {"volume over /", {"-v", "@T@:/", "--", "/bin/true"}, "target / is reserved"},
-        {"volume target used twice", {"-v", "@T@:/data", "-v", "@T@:/data", "--", "/bin/true"}, "target /data is reserved or used twice"},
+        {"volume target used twice",
+         {"-v", "@T@:/data", "-v", "@T@:/data", "--", "/bin/true"},
+         "target /data is reserved or used twice"},
         {"bad volume mode", {"-v", "@T@:/data:rx", "--", "/bin/true"}, "mode must be ro or rw, got \"rx\""},
         {"volume without target", {"-v", "@T@", "--", "/bin/true"}, "is not SRC:DST[:ro|rw]"},
-        {"unknown --cap-add", {"--cap-add", "CAP_TIME_TRAVEL", "--", "/bin/true"}, "unknown capability \"CAP_TIME_TRAVEL\""},
+        {"unknown --cap-add",
+         {"--cap-add", "CAP_TIME_TRAVEL", "--", "/bin/true"},
+         "unknown capability \"CAP_TIME_TRAVEL\""},
         {"unknown --ulimit", {"--ulimit", "bogus=1", "--", "/bin/true"}, "unknown limit \"bogus\""},
-        {"non-numeric --ulimit", {"--ulimit", "nofile=many", "--", "/bin/true"}, "soft limit \"many\" is not a whole number"},
-        {"--ulimit soft above hard", {"--ulimit", "nofile=10:5", "--", "/bin/true"}, "soft limit above hard limit (10 > 5)"},
-        {"unlimited nofile", {"--ulimit", "nofile=-1", "--", "/bin/true"}, "nofile cannot be unlimited (-1): the kernel caps open files at fs.nr_open"},
+        {"non-numeric --ulimit",
+         {"--ulimit", "nofile=many", "--", "/bin/true"},
+         "soft limit \"many\" is not a whole number"},
+        {"--ulimit soft above hard",
+         {"--ulimit", "nofile=10:5", "--", "/bin/true"},
+         "soft limit above hard limit (10 > 5)"},
+        {"unlimited nofile",
+         {"--ulimit", "nofile=-1", "--", "/bin/true"},
+         "nofile cannot be unlimited (-1): the kernel caps open files at fs.nr_open"},
         {"negative --ulimit", {"--ulimit", "nproc=-5", "--", "/bin/true"}, "soft limit \"-5\" is negative"},
-        {"volume inside /usr", {"-v", "@T@:/usr/local/data", "--", "/bin/true"}, "target /usr/local/data is inside the read-only system bind /usr"},
+        {"volume inside /usr",
+         {"-v", "@T@:/usr/local/data", "--", "/bin/true"},
+         "target /usr/local/data is inside the read-only system bind /usr"},
         {"--ulimit without value", {"--ulimit", "nofile", "--", "/bin/true"}, "is not NAME=SOFT[:HARD]"},
         {"negative --timeout", {"--timeout", "-1", "--", "/bin/true"}, "must be a positive number of seconds"},
         {"zero --timeout", {"--timeout", "0", "--", "/bin/true"}, "must be a positive number of seconds"},
@@ -72,10 +100,16 @@ const std::vector<BadInput>& flag_cases() {
         {"empty command after --", {"--"}, "no command given"},
         {"bad --events-fd", {"--events-fd", "99", "--", "/bin/true"}, "99 is not an open descriptor"},
         {"negative --events-fd", {"--events-fd", "-3", "--", "/bin/true"}, "is not an open descriptor"},
-        {"--events-jsonl in a missing directory", {"--events-jsonl", "@T@/missing/events.jsonl", "--", "/bin/true"}, "does not exist"},
+        {"--events-jsonl in a missing directory",
+         {"--events-jsonl", "@T@/missing/events.jsonl", "--", "/bin/true"},
+         "does not exist"},
         {"--log-dir is a file", {"--log-dir", "@T@/file", "--", "/bin/true"}, "exists and is not a directory"},
-        {"nonexistent --env-file", {"--env-file", "@T@/missing.env", "--", "/bin/true"}, "env_file (--env-file): open @T@/missing.env"},
-        {"bad --env-file line", {"--env-file", "@T@/bad.env", "--", "/bin/true"}, "bad.env:2: \"NOT A VAR=1\" is not KEY=VALUE"},
+        {"nonexistent --env-file",
+         {"--env-file", "@T@/missing.env", "--", "/bin/true"},
+         "env_file (--env-file): open @T@/missing.env"},
+        {"bad --env-file line",
+         {"--env-file", "@T@/bad.env", "--", "/bin/true"},
+         "bad.env:2: \"NOT A VAR=1\" is not KEY=VALUE"},
         {"bad --env", {"-e", "=value", "--", "/bin/true"}, "\"=value\" is not KEY=VALUE or KEY"},
         {"bad --hostname", {"--hostname", "no spaces!", "--", "/bin/true"}, "is not a valid hostname"},
         {"relative --workdir", {"-w", "relative/dir", "--", "/bin/true"}, "must be an absolute path in the sandbox"},
@@ -87,43 +121,95 @@ const std::vector<BadInput>& flag_cases() {
 
 const std::vector<BadInput>& config_cases() {
     static const std::vector<BadInput> cases = {
-        {"JSON: unknown key", {"--config", "@T@/c.json"}, "unknown setting \"bogus_key\"", "c.json",
+        {"JSON: unknown key",
+         {"--config", "@T@/c.json"},
+         "unknown setting \"bogus_key\"",
+         "c.json",
          R"({"command": ["/bin/true"], "bogus_key": 1})"},
-        {"JSON: flag spelled with a dash", {"--config", "@T@/c.json"}, "unknown setting \"workspace-mode\"", "c.json",
+        {"JSON: flag spelled with a dash",
+         {"--config", "@T@/c.json"},
+         "unknown setting \"workspace-mode\"",
+         "c.json",
          R"({"command": ["/bin/true"], "workspace-mode": "bind-ro"})"},
         {"JSON: malformed", {"--config", "@T@/c.json"}, "invalid JSON", "c.json", R"({"command": ["/bin/true"])"},
-        {"JSON: trailing garbage", {"--config", "@T@/c.json"}, "invalid JSON", "c.json", R"({"command": ["/bin/true"]} x)"},
+        {"JSON: trailing garbage",
+         {"--config", "@T@/c.json"},
+         "invalid JSON",
+         "c.json",
+         R"({"command": ["/bin/true"]} x)"},
         {"JSON: empty document", {"--config", "@T@/c.json"}, "invalid JSON", "c.json", ""},
         {"JSON: not an object", {"--config", "@T@/c.json"}, "must be an object of settings", "c.json", "[1, 2]"},
         {"JSON: empty command", {"--config", "@T@/c.json"}, "no command given", "c.json", R"({"command": []})"},
-        {"JSON: command of numbers", {"--config", "@T@/c.json"}, "command: must be a list of strings", "c.json",
+        {"JSON: command of numbers",
+         {"--config", "@T@/c.json"},
+         "command: must be a list of strings",
+         "c.json",
          R"({"command": [1, 2]})"},
-        {"JSON: volume of the wrong type", {"--config", "@T@/c.json"}, "volume (--volume): must be a list of strings",
-         "c.json", R"({"command": ["/bin/true"], "volume": 5})"},
-        {"JSON: bad value", {"--config", "@T@/c.json"}, "must be none, host, egress or bridge, got \"bogus\"", "c.json",
+        {"JSON: volume of the wrong type",
+         {"--config", "@T@/c.json"},
+         "volume (--volume): must be a list of strings",
+         "c.json",
+         R"({"command": ["/bin/true"], "volume": 5})"},
+        {"JSON: bad value",
+         {"--config", "@T@/c.json"},
+         "must be none, host, egress or bridge, got \"bogus\"",
+         "c.json",
          R"({"command": ["/bin/true"], "network": "bogus"})"},
-        {"JSON: bad boolean", {"--config", "@T@/c.json"}, "workspace_exec (--workspace-exec): must be true or false",
-         "c.json", R"({"command": ["/bin/true"], "workspace_exec": "yes"})"},
-        {"JSON: config inside config", {"--config", "@T@/c.json"}, "unknown setting \"config\"", "c.json",
+        {"JSON: bad boolean",
+         {"--config", "@T@/c.json"},
+         "workspace_exec (--workspace-exec): must be true or false",
+         "c.json",
+         R"({"command": ["/bin/true"], "workspace_exec": "yes"})"},
+        {"JSON: config inside config",
+         {"--config", "@T@/c.json"},
+         "unknown setting \"config\"",
+         "c.json",
          R"({"command": ["/bin/true"], "config": "other.json"})"},
-        {"TOML: unknown key", {"--config", "@T@/c.toml"}, "unknown setting \"bogus\"", "c.toml",
+        {"TOML: unknown key",
+         {"--config", "@T@/c.toml"},
+         "unknown setting \"bogus\"",
+         "c.toml",
          "command = [\"/bin/true\"]\nbogus = 2\n"},
         {"TOML: malformed", {"--config", "@T@/c.toml"}, "invalid TOML", "c.toml", "command = [\"/bin/true\"\n"},
-        {"TOML: a table is not a setting", {"--config", "@T@/c.toml"}, "unknown setting \"table\"", "c.toml",
+        {"TOML: a table is not a setting",
+         {"--config", "@T@/c.toml"},
+         "unknown setting \"table\"",
+         "c.toml",
          "[table]\ncommand = [\"/bin/true\"]\n"},
-        {"TOML: timeout of the wrong type", {"--config", "@T@/c.toml"}, "timeout (--timeout): must be a number of seconds",
-         "c.toml", "command = [\"/bin/true\"]\ntimeout = \"soon\"\n"},
-        {"TOML: negative timeout", {"--config", "@T@/c.toml"}, "must be a positive number of seconds", "c.toml",
+        {"TOML: timeout of the wrong type",
+         {"--config", "@T@/c.toml"},
+         "timeout (--timeout): must be a number of seconds",
+         "c.toml",
+         "command = [\"/bin/true\"]\ntimeout = \"soon\"\n"},
+        {"TOML: negative timeout",
+         {"--config", "@T@/c.toml"},
+         "must be a positive number of seconds",
+         "c.toml",
          "command = [\"/bin/true\"]\ntimeout = -3\n"},
-        {"unknown config format", {"--config", "@T@/c.yaml"}, "unknown config format \".yaml\"", "c.yaml",
+        {"unknown config format",
+         {"--config", "@T@/c.yaml"},
+         "unknown config format \".yaml\"",
+         "c.yaml",
          "command: [/bin/true]\n"},
         {"missing config file", {"--config", "@T@/missing.json"}, "reading --config: open @T@/missing.json"},
-        {"a flag overrides the config, and is validated", {"--config", "@T@/c.json", "--network", "bogus"},
-         "must be none, host, egress or bridge, got \"bogus\"", "c.json", R"({"command": ["/bin/true"], "network": "host"})"},
-        {"--config-fd: unknown key", {"--config-fd", "3"}, "unknown setting \"nope\"", "", "",
+        {"a flag overrides the config, and is validated",
+         {"--config", "@T@/c.json", "--network", "bogus"},
+         "must be none, host, egress or bridge, got \"bogus\"",
+         "c.json",
+         R"({"command": ["/bin/true"], "network": "host"})"},
+        {"--config-fd: unknown key",
+         {"--config-fd", "3"},
+         "unknown setting \"nope\"",
+         "",
+         "",
          R"({"command": ["/bin/true"], "nope": 1})"},
         {"--config-fd: malformed JSON", {"--config-fd", "3"}, "invalid JSON", "", "", R"({"command": )"},
-        {"--config-fd: malformed TOML from a pipe", {"--config-fd", "0"}, "invalid TOML", "", "", std::nullopt,
+        {"--config-fd: malformed TOML from a pipe",
+         {"--config-fd", "0"},
+         "invalid TOML",
+         "",
+         "",
+         std::nullopt,
          "command = [\n"},
         {"--config-fd: not open", {"--config-fd", "77"}, "--config-fd 77"},
     };
@@ -193,7 +279,8 @@ TEST_CASE("bad flags are refused with exit 125 and a specific message and no tra
     }
 }
 
-TEST_CASE("bad config documents (JSON and TOML and config-fd) are refused the same way", "[validation][config][host-state]") {
+TEST_CASE("bad config documents (JSON and TOML and config-fd) are refused the same way",
+          "[validation][config][host-state]") {
     for (const auto& c : config_cases()) {
         DYNAMIC_SECTION(c.name) { check_rejected(c); }
     }
@@ -202,10 +289,12 @@ TEST_CASE("bad config documents (JSON and TOML and config-fd) are refused the sa
 TEST_CASE("good config documents run (JSON and TOML and config-fd) and flags override them", "[validation][config]") {
     require_root();
     TempDir dir("cfg");
-    write_file(dir / "run.json",
-               R"({"hostname": "from-json", "env": ["A=json"], "command": ["/bin/sh", "-c", "echo $A $(hostname); exit 7"]})");
+    write_file(
+        dir / "run.json",
+        R"({"hostname": "from-json", "env": ["A=json"], "command": ["/bin/sh", "-c", "echo $A $(hostname); exit 7"]})");
     write_file(dir / "run.toml",
-               "hostname = \"from-toml\"\nenv = [\"A=toml\"]\ncommand = [\"/bin/sh\", \"-c\", \"echo $A $(hostname); exit 8\"]\n");
+               "hostname = \"from-toml\"\nenv = [\"A=toml\"]\ncommand = [\"/bin/sh\", \"-c\", \"echo $A $(hostname); "
+               "exit 8\"]\n");
 
     auto json = run_nucleus({"--config", (dir / "run.json").string()}, {});
     INFO(json.describe());
@@ -262,7 +351,8 @@ TEST_CASE("a rootfs the sandbox cannot traverse is refused naming it", "[validat
     fs::path rootfs = dir / "rootfs";
     fs::create_directories(rootfs / "bin");
     fs::permissions(rootfs, fs::perms(0700));
-    auto r = run_nucleus({"--events-jsonl", (dir / "events.jsonl").string(), "--rootfs", rootfs.string()}, {"/bin/true"});
+    auto r =
+        run_nucleus({"--events-jsonl", (dir / "events.jsonl").string(), "--rootfs", rootfs.string()}, {"/bin/true"});
     INFO(r.describe());
     CHECK(r.exit_code == 125);
     CHECK(contains(r.err, "rootfs (--rootfs): \"" + rootfs.string() + "\" is not traversable by the sandbox's uid"));

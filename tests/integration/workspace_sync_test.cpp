@@ -23,8 +23,7 @@ std::vector<std::string> copy_in_out(const fs::path& ws, std::vector<std::string
 size_t private_dirs() {
     size_t n = 0;
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(default_records(), ec))
-        n += entry.is_directory(ec);
+    for (const auto& entry : fs::directory_iterator(default_records(), ec)) n += entry.is_directory(ec);
     return n;
 }
 
@@ -41,8 +40,9 @@ TEST_CASE("copy-in-out: a directory the sandbox replaced keeps what the host put
     REQUIRE(::mkfifo((ws / "d" / "fifo").c_str(), 0644) == 0);
     // The host writes into d/ while the sandbox replaces d/ by a symlink.
     auto r = run_nucleus(copy_in_out(ws, {"-v", dir.str() + ":/host"}),
-                         {"sh", "-c", "echo during > /host/ws/d/written-during-run; rm -rf /workspace/d; "
-                                      "ln -s /x /workspace/d; echo changed > /workspace/other.txt"});
+                         {"sh", "-c",
+                          "echo during > /host/ws/d/written-during-run; rm -rf /workspace/d; "
+                          "ln -s /x /workspace/d; echo changed > /workspace/other.txt"});
     INFO(r.describe());
     CHECK(r.exit_code == 122);
     CHECK(contains(r.err, "the workspace could not be synced back (d: the sandbox replaced this directory"));
@@ -67,9 +67,9 @@ TEST_CASE("copy-in-out: a tree deeper than PATH_MAX on the host syncs back", "[f
     fs::path ws = dir / "ws";
     fs::create_directories(ws);
     std::string level(25, 'n');
-    auto r = run_nucleus(copy_in_out(ws),
-                         {"sh", "-c", "cd /workspace && i=0; while [ $i -lt 155 ]; do mkdir " + level + " && cd " +
-                                          level + " || exit 9; i=$((i+1)); done; echo bottom > f.txt"});
+    auto r = run_nucleus(copy_in_out(ws), {"sh", "-c",
+                                           "cd /workspace && i=0; while [ $i -lt 155 ]; do mkdir " + level + " && cd " +
+                                               level + " || exit 9; i=$((i+1)); done; echo bottom > f.txt"});
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
     int fd = ::open(ws.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -96,8 +96,9 @@ TEST_CASE("copy-in-out: the private copy is bounded by --workspace-size and neve
     write_file(ws / "small.txt", "kept\n");
     size_t before = private_dirs();
     auto p = Process::start(nucleus_argv(copy_in_out(ws, {"--workspace-size", "8m"}),
-                                         {"sh", "-c", "dd if=/dev/zero of=/workspace/big bs=1M count=64 2>&1; "
-                                                      "echo dd=$?; echo ready; sleep 1"}));
+                                         {"sh", "-c",
+                                          "dd if=/dev/zero of=/workspace/big bs=1M count=64 2>&1; "
+                                          "echo dd=$?; echo ready; sleep 1"}));
     CHECK(p.wait_for_output("ready", 30s));
     CHECK(private_dirs() == before);  // the copy lives on the detached tmpfs
     auto r = p.wait();
@@ -115,7 +116,8 @@ TEST_CASE("copy-in-out: the private copy is bounded by --workspace-size and neve
     CHECK(contains(too_big.err, "holds more than --workspace-size (1 MiB)"));
 }
 
-TEST_CASE("signals that used to kill nucleus run are forwarded, and the workspace is synced", "[supervision][workspace]") {
+TEST_CASE("signals that used to kill nucleus run are forwarded, and the workspace is synced",
+          "[supervision][workspace]") {
     require_root();
     for (int sig : {SIGQUIT, SIGUSR1, SIGALRM}) {
         DYNAMIC_SECTION("signal " << sig) {
@@ -123,8 +125,9 @@ TEST_CASE("signals that used to kill nucleus run are forwarded, and the workspac
             fs::path ws = dir / "ws";
             fs::create_directories(ws);
             // PID 1 is sh with no trap for it: the sandbox ends as if killed by it.
-            auto p = Process::start(nucleus_argv(copy_in_out(ws), {"sh", "-c", "echo work > /workspace/result.txt; "
-                                                                               "echo ready; while :; do sleep 0.1; done"}));
+            auto p = Process::start(nucleus_argv(copy_in_out(ws), {"sh", "-c",
+                                                                   "echo work > /workspace/result.txt; "
+                                                                   "echo ready; while :; do sleep 0.1; done"}));
             REQUIRE(p.wait_for_output("ready", 30s));
             p.signal(sig);
             auto r = p.wait();
@@ -138,8 +141,9 @@ TEST_CASE("signals that used to kill nucleus run are forwarded, and the workspac
         TempDir dir("ws-trap");
         fs::path ws = dir / "ws";
         fs::create_directories(ws);
-        auto p = Process::start(nucleus_argv(copy_in_out(ws), {"sh", "-c", "trap 'echo bye > /workspace/t; exit 3' USR1; "
-                                                                           "echo ready; while :; do sleep 0.1; done"}));
+        auto p = Process::start(nucleus_argv(copy_in_out(ws), {"sh", "-c",
+                                                               "trap 'echo bye > /workspace/t; exit 3' USR1; "
+                                                               "echo ready; while :; do sleep 0.1; done"}));
         REQUIRE(p.wait_for_output("ready", 30s));
         p.signal(SIGUSR1);
         auto r = p.wait();

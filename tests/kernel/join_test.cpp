@@ -226,7 +226,8 @@ TEST_CASE("spawn_joined runs a process inside a running sandbox under its limits
     CHECK(status_line("/proc/" + std::to_string(proc.pid()) + "/status", "Seccomp_filters") == "1");
     CHECK(kv["cgroup"] == "0::/");  // the root of the sandbox's cgroup namespace...
     std::string outside = read_file("/proc/" + std::to_string(proc.pid()) + "/cgroup");
-    CHECK(outside.find("0::/nucleus-join-test-" + std::to_string(::getpid()) + "\n") != std::string::npos);  // ...its cgroup
+    CHECK(outside.find("0::/nucleus-join-test-" + std::to_string(::getpid()) + "\n") !=
+          std::string::npos);  // ...its cgroup
     CHECK(read_file(sb.cgroup_path + "/cgroup.procs").find(std::to_string(proc.pid()) + "\n") != std::string::npos);
     CHECK(kv["pid1"] == "/bin/sleep 30");
     // Only the sandbox's processes: PID 1, the joined shell and its children.
@@ -240,11 +241,11 @@ TEST_CASE("spawn_joined runs a process inside a running sandbox under its limits
     CHECK(kv["env"].find("PATH=/usr/bin:/bin") != std::string::npos);
     CHECK(kv["env"].find("HOME=/home/agent") != std::string::npos);
     CHECK(kv["env"].find("SECRET_ONLY_IN_PID1") == std::string::npos);
-    CHECK(kv["tmp_exec"] == "denied");   // Landlock: /tmp has no execute right
+    CHECK(kv["tmp_exec"] == "denied");  // Landlock: /tmp has no execute right
     CHECK(kv["home_exec"] == "allowed");
     // The joined process is our child: PPid from the host's view, and wait_exit reaps it.
-    CHECK(read_file("/proc/" + std::to_string(proc.pid()) + "/status").find("PPid:\t" + std::to_string(::getpid()) + "\n") !=
-          std::string::npos);
+    CHECK(read_file("/proc/" + std::to_string(proc.pid()) + "/status")
+              .find("PPid:\t" + std::to_string(::getpid()) + "\n") != std::string::npos);
     REQUIRE(proc.send_signal(SIGKILL));
     auto status = run_on_reactor(proc.wait_exit());
     REQUIRE(status);

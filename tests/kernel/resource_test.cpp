@@ -77,7 +77,8 @@ TEST_CASE("cpus 0.5 throttles a busy loop to half a core (cpu.stat)") {
 
 TEST_CASE("tmpfs-size stops a disk filler with ENOSPC") {
     require_controller("memory");
-    auto run = run_sandbox({"--tmpfs-size", "8m", "--memory", "64m", "--", "/checker/nucleus-check", "fill", "/tmp/filler"});
+    auto run =
+        run_sandbox({"--tmpfs-size", "8m", "--memory", "64m", "--", "/checker/nucleus-check", "fill", "/tmp/filler"});
     INFO(run.out << run.err);
     CHECK(run.exit_code == 0);
     CHECK(checker_value(run.out, "fill") == "error:ENOSPC");

@@ -15,8 +15,8 @@ SandboxRun run_sandbox(const std::vector<std::string>& args, int deadline_second
     char events_path[] = "/tmp/nucleus-kernel-events-XXXXXX";
     int events_fd = ::mkstemp(events_path);
     ::close(events_fd);
-    std::vector<std::string> argv = {NUCLEUS_BINARY, "run", "--events-jsonl", events_path,
-                                     "-v", std::string(NUCLEUS_CHECKER_DIR) + ":/checker:ro"};
+    std::vector<std::string> argv = {NUCLEUS_BINARY, "run", "--events-jsonl",
+                                     events_path,    "-v",  std::string(NUCLEUS_CHECKER_DIR) + ":/checker:ro"};
     argv.insert(argv.end(), args.begin(), args.end());
     SandboxRun run = run_sandbox_raw(argv, deadline_seconds);
     std::ifstream events(events_path);

@@ -42,9 +42,12 @@ struct ScratchNix {
         ::chmod(root.c_str(), 0755);
         fs::create_directories(root / "etc");
         std::ofstream(root / "etc/nix.conf") << "sandbox = false\nbuild-users-group =\nsubstituters =\n";
-        options.env = {"NIX_STORE_DIR=" + (root / "store").string(), "NIX_STATE_DIR=" + (root / "var").string(),
-                       "NIX_LOG_DIR=" + (root / "var/log").string(), "NIX_CONF_DIR=" + (root / "etc").string(),
-                       "HOME=" + root.string(), "XDG_CACHE_HOME=" + (root / "cache").string()};
+        options.env = {"NIX_STORE_DIR=" + (root / "store").string(),
+                       "NIX_STATE_DIR=" + (root / "var").string(),
+                       "NIX_LOG_DIR=" + (root / "var/log").string(),
+                       "NIX_CONF_DIR=" + (root / "etc").string(),
+                       "HOME=" + root.string(),
+                       "XDG_CACHE_HOME=" + (root / "cache").string()};
         options.deadline = std::chrono::seconds(240);
     }
     ~ScratchNix() {
@@ -135,17 +138,17 @@ TEST_CASE("a sandbox on a real store closure sees its closure and nothing else o
     std::string script = "cat " + tool + "/share/data; echo \"greeting:$GREETING\"; cat " + outside +
                          "; echo \"outside:$?\"; ls " + store + " >/dev/null; echo \"list:$?\"; ls " + tool +
                          "/bin >/dev/null; echo \"own:$?\"";
-    auto r = nix.run(nit::nucleus_argv({"--rootfs-closure", manifest, "--verify-rootfs-attestation"},
-                                       {"sh", "-c", script}));
+    auto r =
+        nix.run(nit::nucleus_argv({"--rootfs-closure", manifest, "--verify-rootfs-attestation"}, {"sh", "-c", script}));
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
     CHECK(contains(r.out, "inside-the-closure"));
-    CHECK(contains(r.out, "greeting:hello"));       // the manifest's env
-    CHECK(contains(r.out, "outside:1"));            // another store path: EACCES
+    CHECK(contains(r.out, "greeting:hello"));  // the manifest's env
+    CHECK(contains(r.out, "outside:1"));  // another store path: EACCES
     CHECK(!contains(r.out, "top-secret"));
     CHECK(contains(r.err, "Permission denied"));
-    CHECK(contains(r.out, "list:1"));               // the store cannot be listed
-    CHECK(contains(r.out, "own:0"));                // the closure's directories can
+    CHECK(contains(r.out, "list:1"));  // the store cannot be listed
+    CHECK(contains(r.out, "own:0"));  // the closure's directories can
 
     // No command: the manifest's entrypoint.
     auto entry = nix.run(nit::nucleus_argv({"--rootfs-closure", manifest}, {}));
@@ -157,8 +160,8 @@ TEST_CASE("a sandbox on a real store closure sees its closure and nothing else o
     // nix-collect-garbage only once no sandbox uses it.
     const fs::path gcroots = nix.root / "var/gcroots/nucleus";
     {
-        auto live = nit::Process::start(nit::nucleus_argv({"--rootfs-closure", manifest}, {"sh", "-c", "echo up; sleep 30"}),
-                                        nix.options);
+        auto live = nit::Process::start(
+            nit::nucleus_argv({"--rootfs-closure", manifest}, {"sh", "-c", "echo up; sleep 30"}), nix.options);
         REQUIRE(live.wait_for_output("up", std::chrono::seconds(20)));
         // One symlink to the manifest, whose references are the closure.
         CHECK(gcroots_of(gcroots) == std::vector<std::string>{manifest});

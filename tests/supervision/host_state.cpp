@@ -5,7 +5,9 @@
 namespace nucleus::tests {
 
 HostState host_state() {
-    return {.cgroups = scope_cgroups(), .mounts = scope_mounts(), .sandbox_processes = scope_processes(),
+    return {.cgroups = scope_cgroups(),
+            .mounts = scope_mounts(),
+            .sandbox_processes = scope_processes(),
             .records = scope_records()};
 }
 

@@ -78,13 +78,13 @@ TEST_CASE("trace, generate, enforce: the traced program runs, anything else is r
 
     auto generated = run_sandbox_raw({NUCLEUS_BINARY, "seccomp", "generate", trace.string(), "-o", profile.string()});
     REQUIRE(generated.exit_code == 0);
-    auto enforced = run_sandbox({"--rootfs", root.string(), "--seccomp-profile", profile.string(), "--", "/bin/sh", "-c",
-                                 "echo traced"});
+    auto enforced = run_sandbox(
+        {"--rootfs", root.string(), "--seccomp-profile", profile.string(), "--", "/bin/sh", "-c", "echo traced"});
     CHECK(enforced.exit_code == 0);
     CHECK(enforced.out == "traced\n");
     // Running an external command needs fork/clone, which the trace never saw.
-    auto outside = run_sandbox({"--rootfs", root.string(), "--seccomp-profile", profile.string(), "--", "/bin/sh", "-c",
-                                "ls /"});
+    auto outside =
+        run_sandbox({"--rootfs", root.string(), "--seccomp-profile", profile.string(), "--", "/bin/sh", "-c", "ls /"});
     CHECK(outside.exit_code != 0);
     CHECK(outside.err.find("Operation not permitted") != std::string::npos);
 }
@@ -92,8 +92,10 @@ TEST_CASE("trace, generate, enforce: the traced program runs, anything else is r
 TEST_CASE("capability and Landlock policies are applied as written") {
     require_root();
     TempDir dir("policies");
-    std::ofstream(dir.path / "caps.toml") << "bounding = [\"NET_BIND_SERVICE\", \"CHOWN\"]\nambient = [\"NET_BIND_SERVICE\"]\n";
-    auto caps = run_sandbox({"--caps-policy", (dir.path / "caps.toml").string(), "--", "/checker/nucleus-check", "status"});
+    std::ofstream(dir.path / "caps.toml")
+        << "bounding = [\"NET_BIND_SERVICE\", \"CHOWN\"]\nambient = [\"NET_BIND_SERVICE\"]\n";
+    auto caps =
+        run_sandbox({"--caps-policy", (dir.path / "caps.toml").string(), "--", "/checker/nucleus-check", "status"});
     INFO(caps.err);
     CHECK(checker_value(caps.out, "cap_eff") == "0000000000000400");
     CHECK(checker_value(caps.out, "cap_bnd") == "0000000000000401");
@@ -115,11 +117,13 @@ TEST_CASE("secrets are read-only, 0400, the workload's, and env-fd stays out of 
     std::ofstream(dir.path / "token") << "s3cret";
     std::ofstream(dir.path / "env.json") << R"({"API_KEY": "k-123"})";
     // Single quotes: the variable is expanded inside the sandbox only.
-    std::string script = "cat /run/secrets/token; echo; echo $API_KEY; stat -c %a:%U /run/secrets/token; "
-                         "cat /proc/1/cmdline; echo; echo x > /run/secrets/other || echo refused";
-    auto run = run_sandbox_raw({"/bin/sh", "-c",
-                                std::string(NUCLEUS_BINARY) + " run --secret " + (dir.path / "token").string() +
-                                    " --env-fd 7 -- /bin/sh -c '" + script + "' 7<" + (dir.path / "env.json").string()});
+    std::string script =
+        "cat /run/secrets/token; echo; echo $API_KEY; stat -c %a:%U /run/secrets/token; "
+        "cat /proc/1/cmdline; echo; echo x > /run/secrets/other || echo refused";
+    auto run =
+        run_sandbox_raw({"/bin/sh", "-c",
+                         std::string(NUCLEUS_BINARY) + " run --secret " + (dir.path / "token").string() +
+                             " --env-fd 7 -- /bin/sh -c '" + script + "' 7<" + (dir.path / "env.json").string()});
     INFO(run.out << run.err);
     CHECK(run.exit_code == 0);
     CHECK(run.out.find("s3cret\nk-123\n400:agent\n") == 0);

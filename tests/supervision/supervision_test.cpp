@@ -46,8 +46,8 @@ struct Background {
 };
 
 Background start(std::vector<std::string> args, const std::string& events) {
-    std::vector<std::string> argv = {NUCLEUS_BINARY, "run", "--events-jsonl", events, "-v",
-                                     std::string(NUCLEUS_CHECKER_DIR) + ":/checker:ro"};
+    std::vector<std::string> argv = {NUCLEUS_BINARY, "run", "--events-jsonl",
+                                     events,         "-v",  std::string(NUCLEUS_CHECKER_DIR) + ":/checker:ro"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> raw;
     for (auto& a : argv) raw.push_back(a.data());
@@ -146,8 +146,9 @@ TEST_CASE("a reader of nucleus's output that goes away ends the workload, not th
     TempDir dir("sigpipe");
     auto before = host_state();
     auto events = (dir.path / "events").string();
-    auto run = run_sandbox_raw({"/bin/sh", "-c", std::string(NUCLEUS_BINARY) + " run --events-jsonl " + events +
-                                                     " -- /bin/sh -c yes | head -1"});
+    auto run = run_sandbox_raw(
+        {"/bin/sh", "-c",
+         std::string(NUCLEUS_BINARY) + " run --events-jsonl " + events + " -- /bin/sh -c yes | head -1"});
     CHECK(run.out == "y\n");
     std::string last, line;
     for (std::ifstream in(events); std::getline(in, line);) last = line;
@@ -223,8 +224,8 @@ TEST_CASE("the workspace is noexec unless --workspace-exec") {
     REQUIRE(checker_value(copied.out, "copy") == "ok");
     auto refused = checker({"--workspace", ws.path.string()}, {"exec", "/workspace/nucleus-check-copy"});
     CHECK(checker_value(refused.out, "exec") == "EACCES");
-    auto allowed = run_sandbox({"--workspace", ws.path.string(), "--workspace-exec", "--",
-                                "/workspace/nucleus-check-copy", "exit", "7"});
+    auto allowed = run_sandbox(
+        {"--workspace", ws.path.string(), "--workspace-exec", "--", "/workspace/nucleus-check-copy", "exit", "7"});
     CHECK(allowed.exit_code == 7);
 }
 
@@ -234,7 +235,8 @@ TEST_CASE("Landlock refuses what mount flags and permissions would allow") {
     // and by mount flags; Landlock grants /dev no file creation.
     auto run = checker({"-u", "0:0"}, {"write", "/dev/newfile"});
     auto start = run.events.empty() ? nlohmann::json() : run.events.front();
-    if (!start.is_null() && !start.at("landlock").value("enforced", false)) SKIP("Landlock is not enforced on this host");
+    if (!start.is_null() && !start.at("landlock").value("enforced", false))
+        SKIP("Landlock is not enforced on this host");
     CHECK(checker_value(run.out, "write") == "EACCES");
     CHECK(checker_value(checker({"-u", "0:0"}, {"write", "/tmp/file"}).out, "write") == "ok");
 }
@@ -270,7 +272,8 @@ TEST_CASE("bad flags and documents exit 125 with a specific message and leave no
         {{"--rootfs", "/", "--", "true"}, "cannot be a rootfs"},
         {{"--workspace", "/no/such/dir", "--", "true"}, "workspace (--workspace)"},
         {{"--workspace-mode", "copy-in-out", "--", "true"}, "needs --workspace"},
-        {{"--workspace", "/tmp", "--workspace-mode", "mirror", "--", "true"}, "must be bind-rw, bind-ro or copy-in-out"},
+        {{"--workspace", "/tmp", "--workspace-mode", "mirror", "--", "true"},
+         "must be bind-rw, bind-ro or copy-in-out"},
         {{"-v", "/no/such/src:/data", "--", "true"}, "source \"/no/such/src\""},
         {{"-v", "/tmp:relative", "--", "true"}, "must be an absolute path"},
         {{"-v", "/tmp:/proc/x", "--", "true"}, "runtime-managed"},
@@ -319,10 +322,13 @@ TEST_CASE("a supervisor killed mid-way: its sandbox dies, and the next run or gc
     // A private state directory: any other `nucleus run` on the host would
     // otherwise collect the dead record before this test looks at it.
     struct PrivateState {
-        explicit PrivateState(const fs::path& p) : saved(std::getenv("NUCLEUS_STATE_DIR") ? std::getenv("NUCLEUS_STATE_DIR") : "") {
+        explicit PrivateState(const fs::path& p)
+            : saved(std::getenv("NUCLEUS_STATE_DIR") ? std::getenv("NUCLEUS_STATE_DIR") : "") {
             ::setenv("NUCLEUS_STATE_DIR", p.c_str(), 1);
         }
-        ~PrivateState() { saved.empty() ? ::unsetenv("NUCLEUS_STATE_DIR") : ::setenv("NUCLEUS_STATE_DIR", saved.c_str(), 1); }
+        ~PrivateState() {
+            saved.empty() ? ::unsetenv("NUCLEUS_STATE_DIR") : ::setenv("NUCLEUS_STATE_DIR", saved.c_str(), 1);
+        }
         std::string saved;
     } private_state(dir.path / "state");
     auto before = host_state();
@@ -363,10 +369,13 @@ TEST_CASE("a supervisor killed at any moment of setup leaves no child behind") {
     require_root();
     TempDir dir("setup-kill");
     struct PrivateState {
-        explicit PrivateState(const fs::path& p) : saved(std::getenv("NUCLEUS_STATE_DIR") ? std::getenv("NUCLEUS_STATE_DIR") : "") {
+        explicit PrivateState(const fs::path& p)
+            : saved(std::getenv("NUCLEUS_STATE_DIR") ? std::getenv("NUCLEUS_STATE_DIR") : "") {
             ::setenv("NUCLEUS_STATE_DIR", p.c_str(), 1);
         }
-        ~PrivateState() { saved.empty() ? ::unsetenv("NUCLEUS_STATE_DIR") : ::setenv("NUCLEUS_STATE_DIR", saved.c_str(), 1); }
+        ~PrivateState() {
+            saved.empty() ? ::unsetenv("NUCLEUS_STATE_DIR") : ::setenv("NUCLEUS_STATE_DIR", saved.c_str(), 1);
+        }
         std::string saved;
     } private_state(dir.path / "state");
     auto before = host_state();
@@ -401,8 +410,8 @@ TEST_CASE("configs: TOML and --config-fd give the same request as flags") {
     CHECK(toml.exit_code == 0);
     CHECK(toml.out == "from-toml\n");
     // Flags override the document.
-    auto overridden = run_sandbox_raw({NUCLEUS_BINARY, "run", "--config", (dir.path / "run.toml").string(),
-                                       "--hostname", "from-flag"});
+    auto overridden = run_sandbox_raw(
+        {NUCLEUS_BINARY, "run", "--config", (dir.path / "run.toml").string(), "--hostname", "from-flag"});
     CHECK(overridden.out == "from-flag\n");
 }
 
@@ -412,8 +421,8 @@ TEST_CASE("io_uring refused by a seccomp filter: nucleus exits 125 naming the ca
     auto bin = fs::path(NUCLEUS_BINARY).parent_path().string();
     // Under ASan the inner nucleus's LeakSanitizer needs ptrace, which the
     // sandbox refuses; leak checking is the outer process's job here.
-    auto run = run_sandbox({"-v", bin + ":/nb:ro", "-e", "ASAN_OPTIONS=detect_leaks=0", "--", "/nb/nucleus", "run",
-                            "--", "/bin/true"});
+    auto run = run_sandbox(
+        {"-v", bin + ":/nb:ro", "-e", "ASAN_OPTIONS=detect_leaks=0", "--", "/nb/nucleus", "run", "--", "/bin/true"});
     CHECK(run.exit_code == 125);
     CHECK(run.err.find("io_uring is unavailable: a seccomp filter") != std::string::npos);
 }
@@ -424,8 +433,8 @@ TEST_CASE("an unprivileged caller gets a single-id map and the same isolation") 
     TempDir state("nonroot");
     fs::permissions(state.path, fs::perms::all);  // the unprivileged user creates its state dir inside
     auto run = run_sandbox_raw({"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
-                                "/usr/bin/env", "NUCLEUS_STATE_DIR=" + (state.path / "state").string(), NUCLEUS_BINARY, "run",
-                                "-v", std::string(NUCLEUS_CHECKER_DIR) + ":/checker:ro", "--",
+                                "/usr/bin/env", "NUCLEUS_STATE_DIR=" + (state.path / "state").string(), NUCLEUS_BINARY,
+                                "run", "-v", std::string(NUCLEUS_CHECKER_DIR) + ":/checker:ro", "--",
                                 "/checker/nucleus-check", "status"});
     if (run.exit_code != 0 && run.err.find("Operation not permitted") != std::string::npos)
         SKIP("the kernel refuses unprivileged user namespaces here: " + run.err);

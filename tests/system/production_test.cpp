@@ -105,9 +105,23 @@ struct Service {
 
     // Everything but the mode and the seccomp policy.
     std::vector<std::string> common() const {
-        return {"--cgroup-parent", cgroup_parent, "--memory", "64m", "--pids", "64", "--rootfs", rootfs.string(),
-                "--verify-rootfs-attestation", "--landlock-policy", landlock.string(), "--landlock-policy-sha256",
-                landlock_sha, "--secret", secret.string() + ":token", "--audit-log", audit.string()};
+        return {"--cgroup-parent",
+                cgroup_parent,
+                "--memory",
+                "64m",
+                "--pids",
+                "64",
+                "--rootfs",
+                rootfs.string(),
+                "--verify-rootfs-attestation",
+                "--landlock-policy",
+                landlock.string(),
+                "--landlock-policy-sha256",
+                landlock_sha,
+                "--secret",
+                secret.string() + ":token",
+                "--audit-log",
+                audit.string()};
     }
 
     void trace_profile() {
@@ -196,7 +210,11 @@ std::map<std::string, Breach> breaches(const Service& svc) {
     fs::create_directories(ws);
     return {
         {"no-allow-degraded-security", {[](auto&, auto a) { return with(a, {"--allow-degraded-security"}); }, {}}},
-        {"no-host-network", {[](auto&, auto a) { return with(a, {"--network", "host"}); }, {}}},
+        {"no-host-network",
+         {[](auto&, auto a) {
+              return with(a, {"--network", "host"});
+          },
+          {}}},
         {"no-seccomp-trace",
          {[](auto& s, auto a) {
               a = without(without(a, "--seccomp-profile"), "--seccomp-profile-sha256");
@@ -218,9 +236,20 @@ std::map<std::string, Breach> breaches(const Service& svc) {
         {"rootfs-required",
          {[](auto&, auto a) { return without(without(a, "--rootfs"), "--verify-rootfs-attestation", false); }, {}}},
         {"no-writable-exec-workspace",
-         {[ws](auto&, auto a) { return with(a, {"--workspace", ws.string(), "--workspace-exec"}); }, {}}},
-        {"caps-within-policy", {[](auto&, auto a) { return with(a, {"--cap-add", "NET_BIND_SERVICE"}); }, {}}},
-        {"kernel-lockdown", {[](auto&, auto a) { return with(a, {"--require-kernel-lockdown", "confidentiality"}); }, {}}},
+         {[ws](auto&, auto a) {
+              return with(a, {"--workspace", ws.string(), "--workspace-exec"});
+          },
+          {}}},
+        {"caps-within-policy",
+         {[](auto&, auto a) {
+              return with(a, {"--cap-add", "NET_BIND_SERVICE"});
+          },
+          {}}},
+        {"kernel-lockdown",
+         {[](auto&, auto a) {
+              return with(a, {"--require-kernel-lockdown", "confidentiality"});
+          },
+          {}}},
     };
 }
 
@@ -287,7 +316,8 @@ struct CgroupWithoutMemory {
 
 }  // namespace
 
-TEST_CASE("production: a sandbox starts with an attested rootfs, --memory, Landlock, a pinned seccomp profile and a secret") {
+TEST_CASE(
+    "production: a sandbox starts with an attested rootfs, --memory, Landlock, a pinned seccomp profile and a secret") {
     require_production_host();
     Service svc("production-start");
     check_started(svc, svc.run(svc.start_args("production")), "production");
@@ -327,7 +357,8 @@ TEST_CASE("strict-agent: every rule refuses on its own, before anything exists")
     check_every_rule_refuses("strict-agent");
 }
 
-TEST_CASE("strict-agent and production refuse a delegated cgroup without the memory controller [rule limits-applicable]") {
+TEST_CASE(
+    "strict-agent and production refuse a delegated cgroup without the memory controller [rule limits-applicable]") {
     require_production_host();
     Service svc("nomem");
     CgroupWithoutMemory cgroup;
@@ -336,11 +367,28 @@ TEST_CASE("strict-agent and production refuse a delegated cgroup without the mem
     for (const std::string mode : {"strict-agent", "production"}) {
         INFO(mode);
         auto refused = run_sandbox_raw(
-            {"/bin/sh", "-c", "echo $$ >\"$0/cgroup.procs\" && cat /proc/self/cgroup \"$0/cgroup.controllers\" >&2 && exec \"$@\"",
-             cgroup.leaf.string(), "/usr/bin/setpriv",
-             "--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/env",
-             "NUCLEUS_STATE_DIR=" + (svc.dir / "nonroot/state").string(), NUCLEUS_BINARY, "run", "--service-mode", mode,
-             "--memory", "64m", "--rootfs", svc.rootfs.string(), "--", "/bin/true"});
+            {"/bin/sh",
+             "-c",
+             "echo $$ >\"$0/cgroup.procs\" && cat /proc/self/cgroup \"$0/cgroup.controllers\" >&2 && exec \"$@\"",
+             cgroup.leaf.string(),
+             "/usr/bin/setpriv",
+             "--reuid",
+             "65534",
+             "--regid",
+             "65534",
+             "--clear-groups",
+             "/usr/bin/env",
+             "NUCLEUS_STATE_DIR=" + (svc.dir / "nonroot/state").string(),
+             NUCLEUS_BINARY,
+             "run",
+             "--service-mode",
+             mode,
+             "--memory",
+             "64m",
+             "--rootfs",
+             svc.rootfs.string(),
+             "--",
+             "/bin/true"});
         INFO(refused.out << refused.err);
         CHECK(refused.exit_code == 125);
         CHECK(refused.err.find("[rule limits-applicable]") != std::string::npos);

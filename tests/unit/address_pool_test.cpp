@@ -49,7 +49,8 @@ TEST_CASE("subnets parse strictly") {
     auto host_bits = parse_ipv4_subnet("10.201.0.1/16");
     REQUIRE_FALSE(host_bits);
     CHECK(host_bits.error().message.find("did you mean 10.201.0.0/16") != std::string::npos);
-    for (const char* bad : {"10.201.0.0", "10.201.0.0/7", "10.201.0.0/31", "10.201/16", "010.201.0.0/16", "x/16", "10.201.0.0/16x"}) {
+    for (const char* bad :
+         {"10.201.0.0", "10.201.0.0/7", "10.201.0.0/31", "10.201/16", "010.201.0.0/16", "x/16", "10.201.0.0/16x"}) {
         INFO(bad);
         CHECK_FALSE(parse_ipv4_subnet(bad));
     }

@@ -121,7 +121,8 @@ TEST_CASE("attesting the same tree twice gives identical bytes") {
     CHECK(first->manifest_sha256 == second->manifest_sha256);
     // No temporary file left behind.
     size_t names = 0;
-    for (const auto& e : fs::directory_iterator(t.root)) names += e.path().filename().string().starts_with(".nucleus") ? 1 : 0;
+    for (const auto& e : fs::directory_iterator(t.root))
+        names += e.path().filename().string().starts_with(".nucleus") ? 1 : 0;
     CHECK(names == 1);
 }
 

@@ -11,12 +11,12 @@ TEST_CASE("UTF-8 validation follows RFC 3629", "[bytes_json]") {
     CHECK(io::is_valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
     CHECK(io::is_valid_utf8(std::string("nul\0inside", 10)));
     CHECK_FALSE(io::is_valid_utf8("\xff"));
-    CHECK_FALSE(io::is_valid_utf8("\xc0\xaf"));          // overlong '/'
-    CHECK_FALSE(io::is_valid_utf8("\xe0\x80\xaf"));      // overlong
-    CHECK_FALSE(io::is_valid_utf8("\xed\xa0\x80"));      // surrogate U+D800
+    CHECK_FALSE(io::is_valid_utf8("\xc0\xaf"));  // overlong '/'
+    CHECK_FALSE(io::is_valid_utf8("\xe0\x80\xaf"));  // overlong
+    CHECK_FALSE(io::is_valid_utf8("\xed\xa0\x80"));  // surrogate U+D800
     CHECK_FALSE(io::is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
-    CHECK_FALSE(io::is_valid_utf8("\xe2\x82"));          // truncated
-    CHECK_FALSE(io::is_valid_utf8("\x80"));              // lone continuation
+    CHECK_FALSE(io::is_valid_utf8("\xe2\x82"));  // truncated
+    CHECK_FALSE(io::is_valid_utf8("\x80"));  // lone continuation
 }
 
 TEST_CASE("base64 round-trips every length and byte", "[bytes_json]") {

@@ -51,8 +51,8 @@ TEST_CASE("limits name their controllers and are written in the kernel's formats
     // A plain directory with the control files stands in for the cgroup.
     auto dir = fs::temp_directory_path() / ("nucleus-limits-" + std::to_string(::getpid()));
     fs::create_directories(dir);
-    for (const char* f : {"memory.max", "memory.high", "memory.oom.group", "cpu.max", "cpu.weight", "pids.max",
-                          "io.weight", "io.max"})
+    for (const char* f :
+         {"memory.max", "memory.high", "memory.oom.group", "cpu.max", "cpu.weight", "pids.max", "io.weight", "io.max"})
         std::ofstream(dir / f);
     auto fd = nucleus::io::open_fd(dir.string(), O_PATH | O_DIRECTORY);
     REQUIRE(fd);

@@ -103,8 +103,10 @@ TEST_CASE("NAR hashes match Nix's own (nix-hash --type sha256) and base32 is Nix
     ::chmod((s.root / "d/sub/a").c_str(), 0755);
     fs::create_symlink("../f", s.root / "d/link");
     // Vectors computed by nix-hash 2.8 for the same two trees.
-    CHECK(nar_digest((s.root / "f").string())->sha256_hex == "1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13");
-    CHECK(nar_digest((s.root / "d").string())->sha256_hex == "163d698f40b8330dc61c65a2fd99ebe176069b94a2b5afcee13473b98db88f21");
+    CHECK(nar_digest((s.root / "f").string())->sha256_hex ==
+          "1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13");
+    CHECK(nar_digest((s.root / "d").string())->sha256_hex ==
+          "163d698f40b8330dc61c65a2fd99ebe176069b94a2b5afcee13473b98db88f21");
     const unsigned char empty_sha[32] = {0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
                                          0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
                                          0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
@@ -177,10 +179,17 @@ TEST_CASE("bad manifests are refused with the reason") {
 
 TEST_CASE("the manifest from a builder's structured attributes (what mk-rootfs.nix runs)") {
     FakeStore s;
-    json attrs = {{"closure", {{{"path", s.lib}, {"narHash", s.path_entry(s.lib, {})["nar_hash"]}, {"narSize", 1},
-                                {"references", json::array()}}}},
-                  {"manifest", {{"name", "x"}, {"storeDir", s.store}, {"roots", {s.lib}}, {"entrypoint", nullptr},
-                                {"env", {{"PATH", s.lib + "/bin"}}}}},
+    json attrs = {{"closure",
+                   {{{"path", s.lib},
+                     {"narHash", s.path_entry(s.lib, {})["nar_hash"]},
+                     {"narSize", 1},
+                     {"references", json::array()}}}},
+                  {"manifest",
+                   {{"name", "x"},
+                    {"storeDir", s.store},
+                    {"roots", {s.lib}},
+                    {"entrypoint", nullptr},
+                    {"env", {{"PATH", s.lib + "/bin"}}}}},
                   {"outputs", {{"out", (s.root / "out.json").string()}}}};
     auto m = closure_manifest_from_attrs(attrs);
     INFO((m.ok() ? "" : m.error().describe()));
@@ -251,7 +260,8 @@ TEST_CASE("rootfs_closure in a spec: entrypoint as the default command, env unde
     tmp["store_dir"] = "/tmp/store";
     tmp["roots"] = json::array();
     tmp["entrypoint"] = nullptr;
-    tmp["paths"] = json::array({{{"path", "/tmp/store/0c7c9gfyhs4n2zhh2fdxkmjyc3bw2d4v-x"}, {"nar_hash", tmp["paths"][0]["nar_hash"]},
+    tmp["paths"] = json::array({{{"path", "/tmp/store/0c7c9gfyhs4n2zhh2fdxkmjyc3bw2d4v-x"},
+                                 {"nar_hash", tmp["paths"][0]["nar_hash"]},
                                  {"nar_size", 1}}});
     fs::create_directories("/tmp/store/0c7c9gfyhs4n2zhh2fdxkmjyc3bw2d4v-x");
     auto under_tmp = spec_from_document(json{{"rootfs_closure", s.write(tmp, "tmp.json")}, {"command", {"x"}}});
@@ -262,8 +272,8 @@ TEST_CASE("rootfs_closure in a spec: entrypoint as the default command, env unde
 
 TEST_CASE("production mode takes a closure as its immutable root") {
     FakeStore s;
-    auto spec = spec_from_document(json{{"rootfs_closure", s.write(s.manifest())}, {"service_mode", "production"},
-                                        {"memory", "64m"}});
+    auto spec = spec_from_document(
+        json{{"rootfs_closure", s.write(s.manifest())}, {"service_mode", "production"}, {"memory", "64m"}});
     REQUIRE(spec.ok());
     HostFacts host;
     host.cgroup2_mount = "/sys/fs/cgroup";
@@ -300,7 +310,8 @@ TEST_CASE("the launch plan of a closure root: the store read-only, rights on the
     namespace fs_rights = nucleus::kabi::landlock_fs;
     CHECK(!rules.count("/"));
     CHECK(!rules.count(s.store));
-    CHECK((rules.at(s.tool) & (fs_rights::execute | fs_rights::read_dir)) == (fs_rights::execute | fs_rights::read_dir));
+    CHECK((rules.at(s.tool) & (fs_rights::execute | fs_rights::read_dir)) ==
+          (fs_rights::execute | fs_rights::read_dir));
     // A file gets file rights only (the kernel refuses directory rights on a file).
     CHECK(rules.at(s.tool + "/bin/tool") == (fs_rights::execute | fs_rights::read_file));
     CHECK(rules.count("/etc"));

@@ -71,7 +71,8 @@ TEST_CASE("daemon query: flags, seconds, counts and choices are read strictly") 
     for (const char* bad : {"101", "-1", "+5", "5 ", "all", "0x10"})
         CHECK(!query_count(with_query({{"tail", bad}}), "tail", 100, bad == std::string("all") ? "" : "all"));
     CHECK(query_choice(with_query({}), "stream", {"stdout", "stderr"}, "stdout").value() == "stdout");
-    CHECK(query_choice(with_query({{"stream", "stderr"}}), "stream", {"stdout", "stderr"}, "stdout").value() == "stderr");
+    CHECK(query_choice(with_query({{"stream", "stderr"}}), "stream", {"stdout", "stderr"}, "stdout").value() ==
+          "stderr");
     CHECK(!query_choice(with_query({{"stream", "stdin"}}), "stream", {"stdout", "stderr"}, "stdout"));
     std::array<std::string_view, 3> accepted{"stream", "tail", ""};
     CHECK(check_query_keys(with_query({{"tail", "1"}}), accepted).ok());
@@ -103,7 +104,7 @@ TEST_CASE("daemon sandbox table: ids, unique prefixes and names; a name never an
     auto ambiguous = table.find("aaaa");
     REQUIRE(!ambiguous);
     CHECK(ambiguous.error().message.find("more than one") != std::string::npos);
-    CHECK(!table.find("aaa"));   // too short for a prefix, and no such name
+    CHECK(!table.find("aaa"));  // too short for a prefix, and no such name
     CHECK(!table.find("cccc"));
     CHECK(!table.find("\xff\xfe"));
     CHECK(table.name_taken("job"));

@@ -63,11 +63,14 @@ TEST_CASE("dns: compression pointers must point backwards; loops and overruns ar
     CHECK_FALSE(dns::parse(self));
     // Forward pointer.
     auto forward = header(1);
-    for (int b : std::initializer_list<int>{0xc0, 14, 1, 'a', 0, 0, 1, 0, 1}) forward.push_back(static_cast<uint8_t>(b));
+    for (int b : std::initializer_list<int>{0xc0, 14, 1, 'a', 0, 0, 1, 0, 1})
+        forward.push_back(static_cast<uint8_t>(b));
     CHECK_FALSE(dns::parse(forward));
     // A valid backwards pointer in the answer.
     auto ok = header(1, 1);
-    for (int b : std::initializer_list<int>{1, 'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 192, 0, 2, 1}) ok.push_back(static_cast<uint8_t>(b));
+    for (int b :
+         std::initializer_list<int>{1, 'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 192, 0, 2, 1})
+        ok.push_back(static_cast<uint8_t>(b));
     auto m = dns::parse(ok);
     REQUIRE(m);
     CHECK(m->answers[0].name == "a");
@@ -91,8 +94,11 @@ TEST_CASE("dns: CNAME targets and SOA minimum are decoded") {
     auto w = header(0, 2);
     w[5] = 0;
     // www.a CNAME b.a ; then a SOA in authority is not needed: check CNAME.
-    for (int b : std::initializer_list<int>{3, 'w', 'w', 'w', 1, 'a', 0, 0, 5, 0, 1, 0, 0, 0, 60, 0, 4, 1, 'b', 0xc0, 16}) w.push_back(static_cast<uint8_t>(b));
-    for (int b : std::initializer_list<int>{0xc0, 29, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 203, 0, 113, 5}) w.push_back(static_cast<uint8_t>(b));
+    for (int b :
+         std::initializer_list<int>{3, 'w', 'w', 'w', 1, 'a', 0, 0, 5, 0, 1, 0, 0, 0, 60, 0, 4, 1, 'b', 0xc0, 16})
+        w.push_back(static_cast<uint8_t>(b));
+    for (int b : std::initializer_list<int>{0xc0, 29, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 203, 0, 113, 5})
+        w.push_back(static_cast<uint8_t>(b));
     auto m = dns::parse(w);
     REQUIRE(m);
     REQUIRE(m->answers.size() == 2);

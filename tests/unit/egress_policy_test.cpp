@@ -69,8 +69,8 @@ TEST_CASE("CIDR rules: IPv4 and IPv6 with and without ports") {
     CHECK(parse_cidr_rule("[2001:db8::/32]:22,443").value().to_string() == "[2001:db8::/32]:22,443");
     CHECK(parse_cidr_rule("2001:db8::/32:8080").value().to_string() == "[2001:db8::/32]:8080");
     CHECK(parse_cidr_rule("2001:db8::1").value().to_string() == "[2001:db8::1/128]:80,443");
-    for (const char* bad : {"", "example.com", "[2001:db8::/32", "[2001:db8::/32]443", "198.51.100.0/24:x",
-                            "300.1.1.1", "198.51.100.0/24:443:80"}) {
+    for (const char* bad : {"", "example.com", "[2001:db8::/32", "[2001:db8::/32]443", "198.51.100.0/24:x", "300.1.1.1",
+                            "198.51.100.0/24:443:80"}) {
         INFO(bad);
         CHECK_FALSE(parse_cidr_rule(bad));
     }
@@ -96,9 +96,8 @@ TEST_CASE("raw addresses pass only under CIDR rules; metadata and loopback only 
     CHECK(p.check_address(ip("203.0.113.9"), 443).allowed);
     CHECK_FALSE(p.check_address(ip("203.0.113.9"), 80).allowed);
     CHECK(p.check_address(ip("198.51.100.9"), 22).allowed);
-    for (const char* special : {"169.254.169.254", "127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",
-                                "fe80::1", "fd00:ec2::254", "::1", "::", "ff02::1", "::ffff:169.254.169.254",
-                                "100.100.100.200"}) {
+    for (const char* special : {"169.254.169.254", "127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "fe80::1",
+                                "fd00:ec2::254", "::1", "::", "ff02::1", "::ffff:169.254.169.254", "100.100.100.200"}) {
         INFO(special);
         CHECK_FALSE(p.check_address(ip(special), 443).allowed);
         CHECK_FALSE(p.check_resolved(ip(special)).allowed);
@@ -114,9 +113,10 @@ TEST_CASE("raw addresses pass only under CIDR rules; metadata and loopback only 
 
 TEST_CASE("rule files: names and prefixes, comments, errors name the line") {
     EgressPolicy p;
-    REQUIRE(parse_rule_file("# index\npypi.org\n  *.pythonhosted.org:443  # files\n\r\n203.0.113.0/24:22\n"
-                            "[2001:db8::/32]:443\n",
-                            "allow.txt", p));
+    REQUIRE(
+        parse_rule_file("# index\npypi.org\n  *.pythonhosted.org:443  # files\n\r\n203.0.113.0/24:22\n"
+                        "[2001:db8::/32]:443\n",
+                        "allow.txt", p));
     CHECK(p.domains.size() == 2);
     CHECK(p.cidrs.size() == 2);
     EgressPolicy bad;

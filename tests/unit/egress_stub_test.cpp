@@ -26,16 +26,22 @@ dns::Message ask(const EgressPolicy& policy, SyntheticPool& pool, const std::str
 // A minimal TLS 1.2 ClientHello with an optional SNI, split into records of `record` bytes.
 std::vector<uint8_t> client_hello(const std::string& sni, size_t record = 16384) {
     std::vector<uint8_t> body = {0x03, 0x03};
-    body.insert(body.end(), 32, 0x11);                 // random
-    body.push_back(0);                                 // session id
+    body.insert(body.end(), 32, 0x11);  // random
+    body.push_back(0);  // session id
     for (uint8_t b : {0, 2, 0x13, 0x01}) body.push_back(b);  // one cipher suite
-    for (uint8_t b : {1, 0}) body.push_back(b);        // null compression
+    for (uint8_t b : {1, 0}) body.push_back(b);  // null compression
     std::vector<uint8_t> ext;
     if (!sni.empty()) {
         size_t n = sni.size();
-        std::vector<uint8_t> e = {0, 0, static_cast<uint8_t>((n + 5) >> 8), static_cast<uint8_t>(n + 5),
-                                  static_cast<uint8_t>((n + 3) >> 8), static_cast<uint8_t>(n + 3), 0,
-                                  static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)};
+        std::vector<uint8_t> e = {0,
+                                  0,
+                                  static_cast<uint8_t>((n + 5) >> 8),
+                                  static_cast<uint8_t>(n + 5),
+                                  static_cast<uint8_t>((n + 3) >> 8),
+                                  static_cast<uint8_t>(n + 3),
+                                  0,
+                                  static_cast<uint8_t>(n >> 8),
+                                  static_cast<uint8_t>(n)};
         e.insert(e.end(), sni.begin(), sni.end());
         ext = e;
     }
@@ -97,8 +103,8 @@ TEST_CASE("stub: denied names get NXDOMAIN, other types of allowed names an empt
     }
     // A name with bytes no hostname has is never allowed, even under a wildcard.
     auto wild = allow({"*.example.com"});
-    std::vector<uint8_t> q = {0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', 0, 'b', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e',
-                              3, 'c', 'o', 'm', 0, 0, 1, 0, 1};
+    std::vector<uint8_t> q = {0,   1,   1,   0,   0,   1,   0,   0, 0,   0,   0,   0, 3, 'a', 0, 'b', 7,
+                              'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1,   0, 1};
     auto a = answer_stub_query(q, wild, pool);
     CHECK_FALSE(a.allowed);
     CHECK(dns::parse(a.response).value().header.rcode == dns::NXDomain);
@@ -139,7 +145,8 @@ TEST_CASE("first bytes: TLS ClientHello SNI, also across records; HTTP; other pr
     auto none = inspect_first_bytes(client_hello(""));
     CHECK(none.kind == StreamKind::Tls);
     CHECK_FALSE(none.host);
-    for (size_t cut = 1; cut < hello.size(); ++cut) CHECK(inspect_first_bytes(std::span(hello.data(), cut)).kind == StreamKind::NeedMore);
+    for (size_t cut = 1; cut < hello.size(); ++cut)
+        CHECK(inspect_first_bytes(std::span(hello.data(), cut)).kind == StreamKind::NeedMore);
     auto broken = hello;
     broken[6] = 0xff;  // a handshake length far beyond any record
     CHECK(inspect_first_bytes(broken).kind != StreamKind::Tls);
@@ -150,10 +157,12 @@ TEST_CASE("first bytes: TLS ClientHello SNI, also across records; HTTP; other pr
 
 TEST_CASE("HTTP guard: every request's Host must be the allowed name") {
     HttpGuard ok("allowed.test", 80);
-    CHECK(ok.accept(bytes("GET /a HTTP/1.1\r\nHost: Allowed.Test\r\n\r\nGET /b HTTP/1.1\r\nHost: allowed.test:80\r\n\r\n")));
+    CHECK(ok.accept(
+        bytes("GET /a HTTP/1.1\r\nHost: Allowed.Test\r\n\r\nGET /b HTTP/1.1\r\nHost: allowed.test:80\r\n\r\n")));
     CHECK(ok.requests() == 2);
     HttpGuard pipelined("allowed.test", 80);
-    CHECK_FALSE(pipelined.accept(bytes("GET /a HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET /b HTTP/1.1\r\nHost: denied.test\r\n\r\n")));
+    CHECK_FALSE(pipelined.accept(
+        bytes("GET /a HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET /b HTTP/1.1\r\nHost: denied.test\r\n\r\n")));
     CHECK(pipelined.refusal() == "HTTP Host denied.test on a connection to allowed.test");
     HttpGuard later("allowed.test", 80);
     CHECK(later.accept(bytes("POST /a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 5\r\n\r\nhel")));
@@ -170,6 +179,7 @@ TEST_CASE("HTTP guard: every request's Host must be the allowed name") {
     HttpGuard absolute("allowed.test", 80);
     CHECK(absolute.accept(bytes("GET http://allowed.test/x HTTP/1.1\r\nHost: allowed.test\r\n\r\n")));
     HttpGuard upgrade("allowed.test", 80);
-    CHECK(upgrade.accept(bytes("GET /ws HTTP/1.1\r\nHost: allowed.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")));
+    CHECK(upgrade.accept(bytes(
+        "GET /ws HTTP/1.1\r\nHost: allowed.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")));
     CHECK(upgrade.accept(bytes("\x81\x03GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n")));  // not HTTP any more
 }

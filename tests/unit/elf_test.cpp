@@ -57,17 +57,20 @@ std::string make_elf(const ElfSpec& spec) {
     dyn.push_back({0, 0});
     size_t total = dyn_at + dyn.size() * 2 * word;
     std::string f(total, '\0');
-    std::memcpy(f.data(), "\x7f" "ELF", 4);
+    std::memcpy(f.data(),
+                "\x7f"
+                "ELF",
+                4);
     f[4] = w64 ? 2 : 1;
     f[5] = 1;
     f[6] = 1;
     put(f, 16, 3, 2);  // ET_DYN
     put(f, 18, spec.machine, 2);
     put(f, 20, 1, 4);
-    put(f, w64 ? 32 : 28, eh, static_cast<int>(word));          // e_phoff
-    put(f, w64 ? 52 : 40, eh, 2);                                // e_ehsize
-    put(f, w64 ? 54 : 42, ph, 2);                                // e_phentsize
-    put(f, w64 ? 56 : 44, phnum, 2);                             // e_phnum
+    put(f, w64 ? 32 : 28, eh, static_cast<int>(word));  // e_phoff
+    put(f, w64 ? 52 : 40, eh, 2);  // e_ehsize
+    put(f, w64 ? 54 : 42, ph, 2);  // e_phentsize
+    put(f, w64 ? 56 : 44, phnum, 2);  // e_phnum
     auto phdr = [&](size_t index, uint32_t type, size_t offset, size_t size) {
         size_t at = eh + index * ph;
         put(f, at, type, 4);
@@ -130,8 +133,12 @@ bool contains(const std::vector<std::string>& list, const std::string& item) {
 }  // namespace
 
 TEST_CASE("parse_elf reads interpreter, needed, rpath, runpath, soname and flags") {
-    ElfSpec spec{.interp = "/lib64/ld.so", .needed = {"liba.so", "libb.so.2"}, .rpath = "/r", .runpath = "$ORIGIN/../lib",
-                 .soname = "libself.so.1", .nodeflib = true};
+    ElfSpec spec{.interp = "/lib64/ld.so",
+                 .needed = {"liba.so", "libb.so.2"},
+                 .rpath = "/r",
+                 .runpath = "$ORIGIN/../lib",
+                 .soname = "libself.so.1",
+                 .nodeflib = true};
     auto info = parse_elf(make_elf(spec));
     REQUIRE(info.ok());
     CHECK(info->is_64);
@@ -199,7 +206,7 @@ TEST_CASE("RPATH is searched before RUNPATH-less defaults, and inherited from th
     t.elf("/lib/ld.so", {});
     t.elf("/opt/rp/libmid.so", {.needed = {"libleaf.so"}});
     t.elf("/opt/rp/libleaf.so", {});  // found through the program's RPATH, inherited by libmid
-    t.elf("/lib/libleaf.so", {});     // the default directory would come later
+    t.elf("/lib/libleaf.so", {});  // the default directory would come later
     auto closure = resolve_elf_closure("/bin/prog", t.loader());
     auto files = files_of(closure);
     CHECK(files == std::vector<std::string>{"/bin/prog", "/lib/ld.so", "/opt/rp/libmid.so", "/opt/rp/libleaf.so"});

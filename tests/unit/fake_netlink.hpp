@@ -27,11 +27,11 @@ struct SentMessage {
 
 // What the fake kernel answers to one request.
 struct Answer {
-    int error = 0;                            // the ack's error (a positive errno), if any ack is sent
-    bool ack = true;                          // send an ack (always when error != 0)
-    std::vector<std::vector<char>> data;      // data messages before the ack (a GET's answer, a dump's parts)
-    bool done = false;                        // end with NLMSG_DONE (dumps)
-    std::string ext_ack;                      // NLMSGERR_ATTR_MSG text
+    int error = 0;  // the ack's error (a positive errno), if any ack is sent
+    bool ack = true;  // send an ack (always when error != 0)
+    std::vector<std::vector<char>> data;  // data messages before the ack (a GET's answer, a dump's parts)
+    bool done = false;  // end with NLMSG_DONE (dumps)
+    std::string ext_ack;  // NLMSGERR_ATTR_MSG text
 };
 
 class FakeNetlink final : public net::NetlinkTransport {
@@ -156,7 +156,8 @@ inline std::vector<const nlattr*> nested(const nlattr* parent, size_t skip = 0) 
     std::vector<const nlattr*> out;
     const char* end = reinterpret_cast<const char*>(parent) + parent->nla_len;
     auto* a = reinterpret_cast<const nlattr*>(static_cast<const char*>(mnl_attr_get_payload(parent)) + MNL_ALIGN(skip));
-    for (; mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a)) out.push_back(a);
+    for (; mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a))
+        out.push_back(a);
     return out;
 }
 

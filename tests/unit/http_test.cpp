@@ -59,8 +59,8 @@ asio::awaitable<void> handle(Observed* seen, const http::Request& req, http::Res
         for (const auto& [k, v] : req.query) query[k] = v;
         // Built before the co_await: GCC 12 miscompiles braced temporaries
         // in a co_await's operands ("array used as initializer").
-        json answer = {{"method", req.method}, {"path", req.path},   {"target", req.target},
-                       {"query", query},       {"body", req.body},   {"x_test", req.header("X-TEST")}};
+        json answer = {{"method", req.method}, {"path", req.path}, {"target", req.target},
+                       {"query", query},       {"body", req.body}, {"x_test", req.header("X-TEST")}};
         (void)co_await r.send_json(200, answer);
     } else if (req.path == "/stream") {
         if (!co_await r.begin_stream(200, "text/plain")) co_return;
@@ -87,14 +87,14 @@ asio::awaitable<void> handle(Observed* seen, const http::Request& req, http::Res
     } else if (req.path == "/file") {
         // The file named by ?path, from ?offset, ?length bytes.
         auto fd = open_fd(req.query.at("path"), O_RDONLY);
-        if (!fd) co_return (void)co_await r.send_error(404, fd.error().describe());
+        if (!fd) co_return (void) co_await r.send_error(404, fd.error().describe());
         (void)co_await r.send_file(200, "application/octet-stream", fd->get(), std::stoll(req.query.at("offset")),
                                    std::stoull(req.query.at("length")));
     } else if (req.path == "/big") {
         (void)co_await r.send(200, "text/plain", std::string(std::stoull(req.query.at("bytes")), 'x'));
     } else if (req.path == "/park") {
         // A long wait that is not a stream.
-        if (!r.enter_long_lived()) co_return (void)co_await r.send_error(503, "no place");
+        if (!r.enter_long_lived()) co_return (void) co_await r.send_error(503, "no place");
         co_await r.client_gone();
     } else if (req.path == "/bytes") {
         (void)co_await r.send_error(404, "no sandbox '\xff\xfe'");
@@ -128,8 +128,8 @@ struct TestServer {
         server.emplace(std::move(*s));
         Observed* observed = &seen;
         asio::co_spawn(ctx, server->serve([observed](const http::Request& req, http::Responder& r) {
-                           return handle(observed, req, r);
-                       }),
+            return handle(observed, req, r);
+        }),
                        [](std::exception_ptr e) {
                            if (e) std::rethrow_exception(e);
                        });
@@ -333,8 +333,9 @@ TEST_CASE("http: a client that leaves mid-stream costs nothing: client_gone fire
 
 TEST_CASE("http: malformed requests get 400 and never reach the handler") {
     TestServer t;
-    for (std::string_view bad : {"GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-                                 "GET /a%zz HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n"}) {
+    for (std::string_view bad :
+         {"GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", "GET /a%zz HTTP/1.1\r\n\r\n",
+          "GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n"}) {
         auto reply = raw_exchange(t.path, bad);
         INFO(bad);
         CHECK(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"));
@@ -360,8 +361,10 @@ TEST_CASE("http: oversized header gets 431, oversized body 413 before it is sent
     // Only the headers are sent: the answer must not wait for the body.
     auto big_body = raw_exchange(t.path, "POST /echo HTTP/1.1\r\nContent-Length: 101\r\n\r\n");
     CHECK(big_body.starts_with("HTTP/1.1 413 "));
-    auto big_chunked = raw_exchange(t.path, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" "65\r\n" +
-                                                std::string(101, 'b') + "\r\n0\r\n\r\n");
+    auto big_chunked = raw_exchange(t.path,
+                                    "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "65\r\n" +
+                                        std::string(101, 'b') + "\r\n0\r\n\r\n");
     CHECK(big_chunked.starts_with("HTTP/1.1 413 "));
     CHECK(t.seen.handled == 0);
 

@@ -169,7 +169,8 @@ TEST_CASE("pump_shared writes a flood into a capped rotating log that appears at
     CHECK(calls == 1);
     CHECK(result->status.ok());
     CHECK(result->bytes == total);
-    struct stat current {}, previous {};
+    struct stat current {
+    }, previous{};
     REQUIRE(::stat(path.c_str(), &current) == 0);
     REQUIRE(::stat((path + ".1").c_str(), &previous) == 0);
     // Never more than two files of at most `cap` bytes, whatever was written.

@@ -15,21 +15,25 @@ const std::string mountinfo =
 }
 
 TEST_CASE("mount expectations pass when every promised flag is present") {
-    std::vector<MountExpectation> want{{.path = "/", .read_only = true, .nosuid = false, .nodev = false, .noexec = false},
-                                       {.path = "/usr", .read_only = true, .nosuid = true, .nodev = true, .noexec = false},
-                                       {.path = "/workspace", .read_only = false, .nosuid = true, .nodev = true, .noexec = true}};
+    std::vector<MountExpectation> want{
+        {.path = "/", .read_only = true, .nosuid = false, .nodev = false, .noexec = false},
+        {.path = "/usr", .read_only = true, .nosuid = true, .nodev = true, .noexec = false},
+        {.path = "/workspace", .read_only = false, .nosuid = true, .nodev = true, .noexec = true}};
     CHECK(verify_mounts(mountinfo, want));
 }
 
 TEST_CASE("a missing mount or flag is refused, judged on the topmost mount") {
-    auto missing = verify_mounts(mountinfo, {{.path = "/context", .read_only = true, .nosuid = false, .nodev = false, .noexec = false}});
+    auto missing = verify_mounts(
+        mountinfo, {{.path = "/context", .read_only = true, .nosuid = false, .nodev = false, .noexec = false}});
     REQUIRE_FALSE(missing);
     CHECK(missing.error().message == "mount /context is missing");
-    auto exec = verify_mounts(mountinfo, {{.path = "/usr", .read_only = false, .nosuid = false, .nodev = false, .noexec = true}});
+    auto exec = verify_mounts(mountinfo,
+                              {{.path = "/usr", .read_only = false, .nosuid = false, .nodev = false, .noexec = true}});
     REQUIRE_FALSE(exec);
     CHECK(exec.error().message.find("lacks noexec") != std::string::npos);
     // /tmp's top mount (104) dropped nosuid.
-    auto over = verify_mounts(mountinfo, {{.path = "/tmp", .read_only = false, .nosuid = true, .nodev = false, .noexec = false}});
+    auto over = verify_mounts(mountinfo,
+                              {{.path = "/tmp", .read_only = false, .nosuid = true, .nodev = false, .noexec = false}});
     REQUIRE_FALSE(over);
     CHECK(over.error().message.find("lacks nosuid") != std::string::npos);
 }
@@ -43,7 +47,10 @@ TEST_CASE("mountinfo's octal escapes are decoded before paths are compared") {
         "100 99 0:50 / / ro,nosuid,nodev,relatime - tmpfs tmpfs ro\n"
         "101 100 254:0 /srv /data\\040dir ro,nosuid,nodev,relatime - ext4 /dev/vda rw\n"
         "102 100 254:0 /srv /back\\134slash rw,nosuid,nodev,relatime - ext4 /dev/vda rw\n";
-    CHECK(verify_mounts(escaped, {{.path = "/data dir", .read_only = true, .nosuid = true, .nodev = true, .noexec = false}}));
-    CHECK(verify_mounts(escaped, {{.path = "/back\\slash", .read_only = false, .nosuid = true, .nodev = true, .noexec = false}}));
-    CHECK_FALSE(verify_mounts(escaped, {{.path = "/data\\040dir", .read_only = true, .nosuid = false, .nodev = false, .noexec = false}}));
+    CHECK(verify_mounts(escaped,
+                        {{.path = "/data dir", .read_only = true, .nosuid = true, .nodev = true, .noexec = false}}));
+    CHECK(verify_mounts(
+        escaped, {{.path = "/back\\slash", .read_only = false, .nosuid = true, .nodev = true, .noexec = false}}));
+    CHECK_FALSE(verify_mounts(
+        escaped, {{.path = "/data\\040dir", .read_only = true, .nosuid = false, .nodev = false, .noexec = false}}));
 }

@@ -5,8 +5,8 @@
 using namespace nucleus::isolation;
 
 TEST_CASE("a mountinfo line is split into all its fields") {
-    auto entries = parse_mountinfo(
-        "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue\n");
+    auto entries =
+        parse_mountinfo("36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue\n");
     REQUIRE(entries.size() == 1);
     const MountInfoEntry& e = entries[0];
     CHECK(e.mount_id == 36);
@@ -21,8 +21,8 @@ TEST_CASE("a mountinfo line is split into all its fields") {
     CHECK(e.super_options == "rw,errors=continue");
     CHECK(e.has_option("rw"));
     CHECK(e.has_option("noatime"));
-    CHECK_FALSE(e.has_option("no"));       // a prefix of an option is not the option
-    CHECK_FALSE(e.has_option("atime"));    // nor is a suffix
+    CHECK_FALSE(e.has_option("no"));  // a prefix of an option is not the option
+    CHECK_FALSE(e.has_option("atime"));  // nor is a suffix
     CHECK_FALSE(e.has_option("errors=continue"));  // a superblock option, not a mount option
 }
 
@@ -39,11 +39,11 @@ TEST_CASE("malformed lines are skipped, the well-formed ones around them kept") 
     auto entries = parse_mountinfo(
         "\n"
         "garbage\n"
-        "x 1 0:1 / /a rw - tmpfs t rw\n"         // id not a number
+        "x 1 0:1 / /a rw - tmpfs t rw\n"  // id not a number
         "10 1 0:1 / /b rw shared:1 tmpfs t rw\n"  // no separator
-        "11 1 0:1 / /c rw -\n"                    // nothing after it
+        "11 1 0:1 / /c rw -\n"  // nothing after it
         "12 1 0:1 / /d rw - tmpfs t rw\n"
-        "13 1 0:1 / /e rw - tmpfs t rw");         // the last line, cut off before its newline
+        "13 1 0:1 / /e rw - tmpfs t rw");  // the last line, cut off before its newline
     REQUIRE(entries.size() == 2);
     CHECK(entries[0].mount_point == "/d");
     CHECK(entries[1].mount_point == "/e");

@@ -29,7 +29,9 @@ std::vector<NetlinkMessage> three() {
     return m;
 }
 
-int ifi_index(const SentMessage& m) { return static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(m.header()))->ifi_index; }
+int ifi_index(const SentMessage& m) {
+    return static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(m.header()))->ifi_index;
+}
 
 // An RTM_NEWLINK answer for a link named `name` with index `index`.
 std::vector<char> link_reply(int index, const std::string& name, const char* kind) {

@@ -19,7 +19,8 @@ std::string message_of(const nucleus::Error& e) { return e.message; }
 }  // namespace
 
 TEST_CASE("capability policies: bounding and ambient, ambient inside bounding") {
-    auto p = parse_caps_policy("bounding = [\"NET_BIND_SERVICE\", \"cap_chown\"]\nambient = [\"NET_BIND_SERVICE\"]\n", "c.toml");
+    auto p = parse_caps_policy("bounding = [\"NET_BIND_SERVICE\", \"cap_chown\"]\nambient = [\"NET_BIND_SERVICE\"]\n",
+                               "c.toml");
     REQUIRE(p);
     CHECK(p->bounding == ((1ULL << 10) | 1ULL));
     CHECK(p->ambient == (1ULL << 10));
@@ -107,7 +108,8 @@ TEST_CASE("seccomp profiles in the OCI/Docker format") {
 TEST_CASE("Docker's default profile loads and compiles") {
     const char* path = "/usr/local/share/nucleus/docker-default-seccomp.json";
     if (!std::filesystem::exists(path))
-        SKIP(std::string(path) + " is missing (scripts/install-deps.sh extracts it from Debian's golang-github-docker-docker-dev)");
+        SKIP(std::string(path) +
+             " is missing (scripts/install-deps.sh extracts it from Debian's golang-github-docker-docker-dev)");
     auto text = read_policy_file(path, std::nullopt, "profile");
     REQUIRE(text);
     auto p = parse_seccomp_profile(*text, path, 0);
@@ -120,8 +122,9 @@ TEST_CASE("Docker's default profile loads and compiles") {
 TEST_CASE("Podman's own profile loads and compiles") {
     const char* path = "/usr/share/containers/seccomp.json";
     if (!std::filesystem::exists(path))
-        SKIP(std::string(path) + " is missing (Debian's golang-github-containers-common, installed with podman by "
-                                 "NUCLEUS_WITH_PEERS=1 scripts/install-deps.sh)");
+        SKIP(std::string(path) +
+             " is missing (Debian's golang-github-containers-common, installed with podman by "
+             "NUCLEUS_WITH_PEERS=1 scripts/install-deps.sh)");
     auto text = read_policy_file(path, std::nullopt, "profile");
     REQUIRE(text);
     auto p = parse_seccomp_profile(*text, path, 0);
@@ -143,23 +146,28 @@ TEST_CASE("seccomp profiles: Podman's errno names, OCI flags, and fields without
     CHECK(message_of(disagree.error()) == "p.json: defaultErrno ENOSYS disagrees with defaultErrnoRet 1");
     CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "EWHAT"})").error())
               .find("defaultErrno must be an errno name") != std::string::npos);
-    auto logged = profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"]})");
+    auto logged = profile(
+        R"({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"]})");
     REQUIRE(logged);
     CHECK(logged->log_denied);
-    CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]})").error())
+    CHECK(message_of(
+              profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]})").error())
               .find("speculative store bypass") != std::string::npos);
     CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"})").error())
               .starts_with("p.json: field \"listenerPath\" has no meaning here"));
     CHECK(message_of(profile(R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chroot"],
-        "action": "SCMP_ACT_ERRNO", "includes": {"minKernel": "4.8", "bogus": 1}}]})").error())
-              == "p.json: syscalls[0]: includes: unknown field \"bogus\"");
+        "action": "SCMP_ACT_ERRNO", "includes": {"minKernel": "4.8", "bogus": 1}}]})")
+                         .error()) == "p.json: syscalls[0]: includes: unknown field \"bogus\"");
 }
 
 TEST_CASE("toml++'s unreachable point on non-ASCII input ends cleanly with 125") {
     // Found by tests/fuzz: U+027E where toml++ 3.3 tests for whitespace.
     pid_t pid = ::fork();
     if (pid == 0) {
-        (void)parse_caps_policy("bounding = [9\xc9\xbe" "4]\n", "c.toml");
+        (void)parse_caps_policy(
+            "bounding = [9\xc9\xbe"
+            "4]\n",
+            "c.toml");
         ::_exit(0);
     }
     int status = 0;

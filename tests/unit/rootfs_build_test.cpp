@@ -114,15 +114,18 @@ TEST_CASE("rootfs build: an existing empty -o is filled; a non-empty one is refu
 
 TEST_CASE("rootfs build: a missing program, a non-ELF program and a cycle of links are refused, nothing left") {
     Scratch s;
-    CHECK(error_of({.programs = {s / "nope"}, .adds = {}, .output = s / "out"}).find("No such file") != std::string::npos);
+    CHECK(error_of({.programs = {s / "nope"}, .adds = {}, .output = s / "out"}).find("No such file") !=
+          std::string::npos);
     std::ofstream(s / "script.sh") << "#!/bin/sh\necho hi\n";
     ::chmod((s / "script.sh").c_str(), 0755);
     CHECK(error_of({.programs = {s / "script.sh"}, .adds = {}, .output = s / "out"}).find("not an ELF file") !=
           std::string::npos);
     fs::create_symlink("b", s / "a");
     fs::create_symlink("a", s / "b");
-    CHECK(error_of({.programs = {s / "a"}, .adds = {}, .output = s / "out"}).find("symbolic links") != std::string::npos);
-    CHECK(error_of({.programs = {"relative/x"}, .adds = {}, .output = s / "out"}).find("absolute") != std::string::npos);
+    CHECK(error_of({.programs = {s / "a"}, .adds = {}, .output = s / "out"}).find("symbolic links") !=
+          std::string::npos);
+    CHECK(error_of({.programs = {"relative/x"}, .adds = {}, .output = s / "out"}).find("absolute") !=
+          std::string::npos);
     CHECK(error_of({.programs = {}, .adds = {}, .output = s / "out"}).find("nothing to build") != std::string::npos);
     CHECK(s.entries() == std::vector<std::string>{"a", "b", "script.sh"});
 }
@@ -130,7 +133,11 @@ TEST_CASE("rootfs build: a missing program, a non-ELF program and a cycle of lin
 TEST_CASE("rootfs build: a failure half-way (a malformed ELF after a good program) removes the partial tree") {
     if (::access("/bin/busybox", X_OK) != 0) SKIP("no /bin/busybox (Debian's busybox-static) on this host");
     Scratch s;
-    std::ofstream(s / "broken", std::ios::binary) << std::string("\x7f" "ELF\x02\x01\x01", 7) << std::string(80, '\xff');
+    std::ofstream(s / "broken", std::ios::binary) << std::string(
+                                                         "\x7f"
+                                                         "ELF\x02\x01\x01",
+                                                         7)
+                                                  << std::string(80, '\xff');
     auto message = error_of({.programs = {"/bin/busybox", s / "broken"}, .adds = {}, .output = s / "out"});
     CHECK(message.find("broken") != std::string::npos);
     CHECK(s.entries() == std::vector<std::string>{"broken"});

@@ -83,28 +83,69 @@ Verdict run_bpf(std::span<const sock_filter> program, const seccomp_data& data) 
             case BPF_LD | BPF_W | BPF_ABS:
                 if (!word_at(insn.k, a)) return {false, 0, "bad load offset " + std::to_string(insn.k)};
                 break;
-            case BPF_LD | BPF_MEM: a = mem[insn.k % BPF_MEMWORDS]; break;
-            case BPF_LDX | BPF_MEM: x = mem[insn.k % BPF_MEMWORDS]; break;
-            case BPF_LD | BPF_IMM: a = insn.k; break;
-            case BPF_LDX | BPF_IMM: x = insn.k; break;
-            case BPF_ST: mem[insn.k % BPF_MEMWORDS] = a; break;
-            case BPF_STX: mem[insn.k % BPF_MEMWORDS] = x; break;
-            case BPF_MISC | BPF_TAX: x = a; break;
-            case BPF_MISC | BPF_TXA: a = x; break;
-            case BPF_ALU | BPF_AND | BPF_K: a &= insn.k; break;
-            case BPF_ALU | BPF_OR | BPF_K: a |= insn.k; break;
-            case BPF_ALU | BPF_AND | BPF_X: a &= x; break;
-            case BPF_JMP | BPF_JA: pc += insn.k; break;
-            case BPF_JMP | BPF_JEQ | BPF_K: pc += (a == insn.k) ? insn.jt : insn.jf; break;
-            case BPF_JMP | BPF_JGT | BPF_K: pc += (a > insn.k) ? insn.jt : insn.jf; break;
-            case BPF_JMP | BPF_JGE | BPF_K: pc += (a >= insn.k) ? insn.jt : insn.jf; break;
-            case BPF_JMP | BPF_JSET | BPF_K: pc += (a & insn.k) ? insn.jt : insn.jf; break;
-            case BPF_JMP | BPF_JEQ | BPF_X: pc += (a == x) ? insn.jt : insn.jf; break;
-            case BPF_JMP | BPF_JGT | BPF_X: pc += (a > x) ? insn.jt : insn.jf; break;
-            case BPF_JMP | BPF_JGE | BPF_X: pc += (a >= x) ? insn.jt : insn.jf; break;
-            case BPF_RET | BPF_K: return {true, insn.k, {}};
-            case BPF_RET | BPF_A: return {true, a, {}};
-            default: return {false, 0, "unknown opcode " + std::to_string(insn.code) + " at " + std::to_string(pc)};
+            case BPF_LD | BPF_MEM:
+                a = mem[insn.k % BPF_MEMWORDS];
+                break;
+            case BPF_LDX | BPF_MEM:
+                x = mem[insn.k % BPF_MEMWORDS];
+                break;
+            case BPF_LD | BPF_IMM:
+                a = insn.k;
+                break;
+            case BPF_LDX | BPF_IMM:
+                x = insn.k;
+                break;
+            case BPF_ST:
+                mem[insn.k % BPF_MEMWORDS] = a;
+                break;
+            case BPF_STX:
+                mem[insn.k % BPF_MEMWORDS] = x;
+                break;
+            case BPF_MISC | BPF_TAX:
+                x = a;
+                break;
+            case BPF_MISC | BPF_TXA:
+                a = x;
+                break;
+            case BPF_ALU | BPF_AND | BPF_K:
+                a &= insn.k;
+                break;
+            case BPF_ALU | BPF_OR | BPF_K:
+                a |= insn.k;
+                break;
+            case BPF_ALU | BPF_AND | BPF_X:
+                a &= x;
+                break;
+            case BPF_JMP | BPF_JA:
+                pc += insn.k;
+                break;
+            case BPF_JMP | BPF_JEQ | BPF_K:
+                pc += (a == insn.k) ? insn.jt : insn.jf;
+                break;
+            case BPF_JMP | BPF_JGT | BPF_K:
+                pc += (a > insn.k) ? insn.jt : insn.jf;
+                break;
+            case BPF_JMP | BPF_JGE | BPF_K:
+                pc += (a >= insn.k) ? insn.jt : insn.jf;
+                break;
+            case BPF_JMP | BPF_JSET | BPF_K:
+                pc += (a & insn.k) ? insn.jt : insn.jf;
+                break;
+            case BPF_JMP | BPF_JEQ | BPF_X:
+                pc += (a == x) ? insn.jt : insn.jf;
+                break;
+            case BPF_JMP | BPF_JGT | BPF_X:
+                pc += (a > x) ? insn.jt : insn.jf;
+                break;
+            case BPF_JMP | BPF_JGE | BPF_X:
+                pc += (a >= x) ? insn.jt : insn.jf;
+                break;
+            case BPF_RET | BPF_K:
+                return {true, insn.k, {}};
+            case BPF_RET | BPF_A:
+                return {true, a, {}};
+            default:
+                return {false, 0, "unknown opcode " + std::to_string(insn.code) + " at " + std::to_string(pc)};
         }
     }
     return {false, 0, "ran off the end"};
@@ -122,8 +163,19 @@ TEST_CASE("the binary-tree and linear layouts of the default filter decide every
     // foreign architecture, with first arguments that exercise the clone
     // and personality conditions.
     const uint32_t arches[] = {AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0xdeadbeef};
-    const uint64_t first_args[] = {0, 0x8, 0x11, 0x20000, 0x20008, 0xffffffff, 0x10000000, 0x20000000,
-                                   0x00020000 /* CLONE_NEWNS */, 0x80, 0x7e020000, ~0ULL, 0x100000000ULL};
+    const uint64_t first_args[] = {0,
+                                   0x8,
+                                   0x11,
+                                   0x20000,
+                                   0x20008,
+                                   0xffffffff,
+                                   0x10000000,
+                                   0x20000000,
+                                   0x00020000 /* CLONE_NEWNS */,
+                                   0x80,
+                                   0x7e020000,
+                                   ~0ULL,
+                                   0x100000000ULL};
     size_t compared = 0, allowed = 0;
     for (uint32_t arch : arches) {
         for (int nr = 0; nr < 600; ++nr) {

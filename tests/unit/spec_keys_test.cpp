@@ -77,8 +77,8 @@ TEST_CASE("spec keys: flags become a document, bytes included") {
     CLI::App app;
     cli::SpecFlags flags;
     cli::add_spec_flags(app, flags);
-    std::vector<std::string> args = {"--memory", "64m", "-e", "A=\xff", "-e", "B=2", "--time-namespace",
-                                     "-v", "/tmp:/data:ro", "--pids", "64"};
+    std::vector<std::string> args = {"--memory", "64m",           "-e",     "A=\xff", "-e", "B=2", "--time-namespace",
+                                     "-v",       "/tmp:/data:ro", "--pids", "64"};
     std::reverse(args.begin(), args.end());
     app.parse(args);
     auto doc = cli::spec_document(flags, app, {"printf", "x\xfe"});
@@ -162,8 +162,8 @@ TEST_CASE("spec keys: volumes inside the workspace, the context or /run/secrets 
         doc["volume"] = {src + ":/workspace/mnt/deep"};
         CHECK(error_of(doc).find("inside the workspace") != std::string::npos);
     }
-    json secrets = {{"secret", {(tmp.path / "token").string()}}, {"volume", {src + ":/run/secrets/x"}},
-                    {"command", {"true"}}};
+    json secrets = {
+        {"secret", {(tmp.path / "token").string()}}, {"volume", {src + ":/run/secrets/x"}}, {"command", {"true"}}};
     CHECK(error_of(secrets).find("inside the secrets") != std::string::npos);
     json plain = {{"volume", {src + ":/data"}}, {"command", {"true"}}};
     CHECK(spec_from_document(plain));

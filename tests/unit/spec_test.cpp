@@ -39,21 +39,26 @@ TEST_CASE("a minimal document gives the agent defaults") {
 
 TEST_CASE("every key is checked with a message naming it") {
     CHECK(error_of(with_command({{"bogus", 1}})) == "unknown setting \"bogus\"");
-    CHECK(error_of(with_command({{"network", "bridged"}})).starts_with("network (--network): must be none, host, egress or bridge"));
+    CHECK(error_of(with_command({{"network", "bridged"}}))
+              .starts_with("network (--network): must be none, host, egress or bridge"));
     CHECK(error_of(with_command({{"user", "root"}})).find("not a numeric id") != std::string::npos);
     CHECK(error_of(with_command({{"user", "70000"}})).find("outside the sandbox's range") != std::string::npos);
-    CHECK(error_of(with_command({{"rootfs", "/nonexistent/rootfs"}})).starts_with("rootfs (--rootfs): \"/nonexistent/rootfs\""));
+    CHECK(error_of(with_command({{"rootfs", "/nonexistent/rootfs"}}))
+              .starts_with("rootfs (--rootfs): \"/nonexistent/rootfs\""));
     CHECK(error_of(with_command({{"rootfs", "/"}})).find("cannot be a rootfs") != std::string::npos);
     CHECK(error_of(with_command({{"workspace_mode", "copy-in-out"}})).find("needs --workspace") != std::string::npos);
-    CHECK(error_of(with_command({{"workspace", "/tmp"}, {"workspace_mode", "sync"}})).find("must be bind-rw") != std::string::npos);
-    CHECK(error_of(with_command({{"volume", {"/tmp:relative"}}})).find("must be an absolute path") != std::string::npos);
+    CHECK(error_of(with_command({{"workspace", "/tmp"}, {"workspace_mode", "sync"}})).find("must be bind-rw") !=
+          std::string::npos);
+    CHECK(error_of(with_command({{"volume", {"/tmp:relative"}}})).find("must be an absolute path") !=
+          std::string::npos);
     CHECK(error_of(with_command({{"volume", {"/tmp:/proc/x"}}})).find("runtime-managed") != std::string::npos);
     CHECK(error_of(with_command({{"volume", {"/tmp:/a", "/tmp:/a"}}})).find("used twice") != std::string::npos);
     CHECK(error_of(with_command({{"volume", {"/tmp:/a:rx"}}})).find("mode must be ro or rw") != std::string::npos);
     CHECK(error_of(with_command({{"cap_add", {"CAP_FLY"}}})).find("unknown capability") != std::string::npos);
     CHECK(error_of(with_command({{"ulimit", {"nofile=10:5"}}})).find("soft limit above hard") != std::string::npos);
     CHECK(error_of(with_command({{"ulimit", {"bogus=1"}}})).find("unknown limit") != std::string::npos);
-    CHECK(error_of(with_command({{"ulimit", {"nofile=99999999"}}})).find("above the runtime's own hard limit") != std::string::npos);
+    CHECK(error_of(with_command({{"ulimit", {"nofile=99999999"}}})).find("above the runtime's own hard limit") !=
+          std::string::npos);
     CHECK(error_of(with_command({{"timeout", -1}})).find("positive") != std::string::npos);
     CHECK(error_of(with_command({{"timeout", "ten"}})).find("must be a number") != std::string::npos);
     CHECK(spec_from_document(with_command({{"timeout", "10"}})));  // as the flag gives it
@@ -119,8 +124,12 @@ TEST_CASE("resource keys become cgroup limits; agents get a default pids limit")
     CHECK(plain->limits.pids_max == default_agent_pids_max);
     CHECK(plain->requested_limits.empty());
 
-    auto spec = spec_from_document(with_command({{"memory", "64m"}, {"memory_swap", "96m"}, {"cpus", "0.5"},
-                                                 {"cpu_weight", 50}, {"pids", 64}, {"tmpfs_size", "8m"},
+    auto spec = spec_from_document(with_command({{"memory", "64m"},
+                                                 {"memory_swap", "96m"},
+                                                 {"cpus", "0.5"},
+                                                 {"cpu_weight", 50},
+                                                 {"pids", 64},
+                                                 {"tmpfs_size", "8m"},
                                                  {"cgroup_parent", "agents/pool"}}));
     REQUIRE(spec);
     CHECK(spec->limits.memory_max == 64ull << 20);
@@ -134,8 +143,10 @@ TEST_CASE("resource keys become cgroup limits; agents get a default pids limit")
 
     CHECK(error_of(with_command({{"memory", "1k"}})).find("at least 4m") != std::string::npos);
     CHECK(error_of(with_command({{"memory_swap", "1g"}})).find("needs --memory") != std::string::npos);
-    CHECK(error_of(with_command({{"memory", "64m"}, {"memory_swap", "32m"}})).find("at least --memory") != std::string::npos);
-    CHECK(error_of(with_command({{"memory", "64m"}, {"memory_high", "128m"}})).find("must not exceed") != std::string::npos);
+    CHECK(error_of(with_command({{"memory", "64m"}, {"memory_swap", "32m"}})).find("at least --memory") !=
+          std::string::npos);
+    CHECK(error_of(with_command({{"memory", "64m"}, {"memory_high", "128m"}})).find("must not exceed") !=
+          std::string::npos);
     CHECK(error_of(with_command({{"cpus", 0}})).find("from 0.01") != std::string::npos);
     CHECK(error_of(with_command({{"pids", 0}})).find("from 1") != std::string::npos);
     CHECK(error_of(with_command({{"cpu_weight", 20000}})).find("to 10000") != std::string::npos);
@@ -155,7 +166,8 @@ TEST_CASE("volume targets on, inside or over the root's read-only binds are refu
         auto spec = spec_from_document(doc);
         return spec ? std::string() : spec.error().message;
     };
-    CHECK(volume_error("/usr").starts_with("volume (--volume): target /usr would replace the read-only system bind /usr"));
+    CHECK(volume_error("/usr").starts_with(
+        "volume (--volume): target /usr would replace the read-only system bind /usr"));
     CHECK(volume_error("/usr/local/data").find("is inside the read-only system bind /usr") != std::string::npos);
     CHECK(volume_error("/etc/ssl/private").find("/etc/ssl") != std::string::npos);
     CHECK(volume_error("/etc/passwd").find("would replace") != std::string::npos);
@@ -228,7 +240,8 @@ TEST_CASE("a rootfs the sandbox cannot traverse is refused naming it") {
     auto spec = spec_from_document(with_command({{"rootfs", (base / "rootfs").string()}}));
     REQUIRE_FALSE(spec);
     const auto& message = spec.error().message;
-    CHECK(message.starts_with("rootfs (--rootfs): \"" + (base / "rootfs").string() + "\" is not traversable by the sandbox's uid"));
+    CHECK(message.starts_with("rootfs (--rootfs): \"" + (base / "rootfs").string() +
+                              "\" is not traversable by the sandbox's uid"));
     CHECK(message.find("(mode 0700, owner 0:") != std::string::npos);
     CHECK(message.find("staging") == std::string::npos);
     fs::permissions(base / "rootfs", fs::perms(0755));
@@ -242,7 +255,8 @@ TEST_CASE("a rootfs the sandbox cannot traverse is refused naming it") {
 }
 
 TEST_CASE("published ports need --network bridge and are parsed once each") {
-    auto spec = spec_from_document(with_command({{"network", "bridge"}, {"publish", {"8080:80", "0.0.0.0:53:53/udp"}}}));
+    auto spec =
+        spec_from_document(with_command({{"network", "bridge"}, {"publish", {"8080:80", "0.0.0.0:53:53/udp"}}}));
     REQUIRE(spec);
     CHECK(spec->network == nucleus::net::NetworkMode::Bridge);
     REQUIRE(spec->publish.size() == 2);
@@ -250,23 +264,29 @@ TEST_CASE("published ports need --network bridge and are parsed once each") {
     CHECK(error_of(with_command({{"publish", {"8080:80"}}})).find("needs --network bridge") != std::string::npos);
     CHECK(error_of(with_command({{"network", "bridge"}, {"publish", {"8080:80", "127.0.0.1:8080:81"}}}))
               .find("publishes host port 8080/tcp twice") != std::string::npos);
-    CHECK(error_of(with_command({{"network", "bridge"}, {"publish", 8080}})).starts_with("publish (--publish): must be"));
-    CHECK(error_of(with_command({{"network", "bridge"}, {"publish", {"[::1]:80:80"}}})).find("[::1]") != std::string::npos);
+    CHECK(
+        error_of(with_command({{"network", "bridge"}, {"publish", 8080}})).starts_with("publish (--publish): must be"));
+    CHECK(error_of(with_command({{"network", "bridge"}, {"publish", {"[::1]:80:80"}}})).find("[::1]") !=
+          std::string::npos);
     // The same host port over UDP, or on another address, is another port.
-    CHECK(spec_from_document(with_command({{"network", "bridge"}, {"publish", {"8080:80", "8080:80/udp", "0.0.0.0:8080:80"}}})));
+    CHECK(spec_from_document(
+        with_command({{"network", "bridge"}, {"publish", {"8080:80", "8080:80/udp", "0.0.0.0:8080:80"}}})));
 }
 
 TEST_CASE("network keys: allow rules make egress the default; none and host refuse them") {
-    auto egress = spec_from_document(with_command({{"allow_domain", json::array({"pypi.org", "*.example.com:443"})},
-                                                   {"allow_cidr", "203.0.113.0/24:22"}}));
+    auto egress = spec_from_document(with_command(
+        {{"allow_domain", json::array({"pypi.org", "*.example.com:443"})}, {"allow_cidr", "203.0.113.0/24:22"}}));
     REQUIRE(egress);
     CHECK(egress->network == nucleus::net::NetworkMode::Egress);
     CHECK(egress->egress.domains.size() == 2);
     CHECK(egress->egress.cidrs.size() == 1);
-    CHECK(error_of(with_command({{"network", "host"}, {"allow_domain", "pypi.org"}})).starts_with("allow_domain (--allow-domain): --network host takes no allow rules"));
+    CHECK(error_of(with_command({{"network", "host"}, {"allow_domain", "pypi.org"}}))
+              .starts_with("allow_domain (--allow-domain): --network host takes no allow rules"));
     CHECK(error_of(with_command({{"allow_domain", "a b"}})).starts_with("allow_domain (--allow-domain): "));
-    CHECK(error_of(with_command({{"allow_cidr", json::array({1})}})).starts_with("allow_cidr (--allow-cidr): must be a list"));
-    CHECK(error_of(with_command({{"allow_from_file", "/nonexistent/allow.txt"}})).starts_with("allow_from_file (--allow-from-file): "));
+    CHECK(error_of(with_command({{"allow_cidr", json::array({1})}}))
+              .starts_with("allow_cidr (--allow-cidr): must be a list"));
+    CHECK(error_of(with_command({{"allow_from_file", "/nonexistent/allow.txt"}}))
+              .starts_with("allow_from_file (--allow-from-file): "));
     auto explicit_egress = spec_from_document(with_command({{"network", "egress"}}));
     REQUIRE(explicit_egress);
     CHECK(explicit_egress->egress.empty());  // deny everything, DNS included

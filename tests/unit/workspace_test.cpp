@@ -188,7 +188,7 @@ TEST_CASE("copy_tree keeps mtimes, modes and hard links; sync_tree_back rewrites
     CHECK(content(host / "edited.txt") == "after, longer\n");
     auto touched = lstat_of(host / "touched.txt");
     CHECK(touched.st_ino == touched_before.st_ino);  // same content: not rewritten
-    CHECK(touched.st_mtim.tv_sec == 1600000000);      // but its mtime follows
+    CHECK(touched.st_mtim.tv_sec == 1600000000);  // but its mtime follows
     CHECK(lstat_of(host / "dir" / "inner.txt").st_mtim.tv_sec == 1577836800);
     fs::remove_all(host);
     remove_copy(copy);
@@ -202,7 +202,7 @@ TEST_CASE("sync_tree_back keeps a hard link group the sandbox edited in place, s
     REQUIRE(::link((host / "c").c_str(), (host / "d").c_str()) == 0);
     REQUIRE(copy_tree(host.string(), copy.string(), CopyOwner{0, 0, false}));
     std::ofstream(copy / "a") << "one, edited in place\n";  // b is the same inode in the copy
-    fs::remove(copy / "c");                                   // an editor's rename: c is a new file
+    fs::remove(copy / "c");  // an editor's rename: c is a new file
     std::ofstream(copy / "c") << "three, replaced\n";
     REQUIRE(sync_tree_back(copy.string(), host.string(), CopyOwner{0, 0, false}));
     CHECK(content(host / "a") == "one, edited in place\n");

@@ -51,11 +51,16 @@ public:
 
     // argv run in the host namespace, with its resolv.conf pointing at the world.
     std::vector<std::string> in_host(const std::vector<std::string>& argv) const {
-        std::vector<std::string> out = {
-            "unshare", "-m", "--propagation", "private", "sh", "-c",
-            "d=$0 t=$1; shift; mount --bind \"$d/host-resolv.conf\" /etc/resolv.conf && "
-            "exec nsenter --net=/run/netns/nuc-h-$t -- \"$@\"",
-            dir_.str(), tag_};
+        std::vector<std::string> out = {"unshare",
+                                        "-m",
+                                        "--propagation",
+                                        "private",
+                                        "sh",
+                                        "-c",
+                                        "d=$0 t=$1; shift; mount --bind \"$d/host-resolv.conf\" /etc/resolv.conf && "
+                                        "exec nsenter --net=/run/netns/nuc-h-$t -- \"$@\"",
+                                        dir_.str(),
+                                        tag_};
         out.insert(out.end(), argv.begin(), argv.end());
         return out;
     }
@@ -158,9 +163,10 @@ TEST_CASE("egress: DNS exfiltration gets NXDOMAIN at once and no query reaches a
     for (const char* server : {"127.0.0.1", "203.0.113.53", "203.0.113.54", "2001:db8:2::53", "198.51.100.2"}) {
         for (const char* proto : {"udp", "tcp"}) {
             for (const char* type : {"1", "16", "10", "65", "28"}) {
-                std::string name = secret.substr(0, 60) + "." + secret.substr(10, 50) + ".x" + std::to_string(probes) +
-                                   ".exfil.test";
-                script += std::string("python3 /probes/probes.py dns ") + server + " " + proto + " " + name + " " + type + "; ";
+                std::string name =
+                    secret.substr(0, 60) + "." + secret.substr(10, 50) + ".x" + std::to_string(probes) + ".exfil.test";
+                script += std::string("python3 /probes/probes.py dns ") + server + " " + proto + " " + name + " " +
+                          type + "; ";
                 ++probes;
             }
         }
@@ -215,16 +221,17 @@ TEST_CASE("egress: other resolvers, raw, mapped and decimal addresses, metadata 
 
 TEST_CASE("egress: fronting onto an allowed name's address is reset", "[egress]") {
     auto& w = world();
-    auto r = w.sandbox(kAllowed, {"sh", "-c",
-                                  "curl -sS -m 5 -H 'Host: denied.test' http://allowed.test/ >/dev/null 2>&1; echo host rc=$?; "
-                                  "curl -sS -m 5 --cacert /world/ca.crt --connect-to denied.test:443:allowed.test:443 "
-                                  "https://denied.test/ >/dev/null 2>&1; echo sni rc=$?; "
-                                  "echo | openssl s_client -connect allowed.test:443 -noservername >/dev/null 2>&1; "
-                                  "echo nosni rc=$?; "
-                                  "curl -sS -m 5 --cacert /world/ca.crt https://allowed.test/ok"});
+    auto r = w.sandbox(kAllowed,
+                       {"sh", "-c",
+                        "curl -sS -m 5 -H 'Host: denied.test' http://allowed.test/ >/dev/null 2>&1; echo host rc=$?; "
+                        "curl -sS -m 5 --cacert /world/ca.crt --connect-to denied.test:443:allowed.test:443 "
+                        "https://denied.test/ >/dev/null 2>&1; echo sni rc=$?; "
+                        "echo | openssl s_client -connect allowed.test:443 -noservername >/dev/null 2>&1; "
+                        "echo nosni rc=$?; "
+                        "curl -sS -m 5 --cacert /world/ca.crt https://allowed.test/ok"});
     INFO(r.describe());
     CHECK(contains(r.out, "host rc=56"));  // CURLE_RECV_ERROR: reset
-    CHECK(contains(r.out, "sni rc=35"));   // CURLE_SSL_CONNECT_ERROR: reset during the handshake
+    CHECK(contains(r.out, "sni rc=35"));  // CURLE_SSL_CONNECT_ERROR: reset during the handshake
     CHECK_FALSE(contains(r.out, "nosni rc=0"));
     CHECK(contains(r.out, "vhost=allowed.test tls=allowed.test path=/ok"));
     auto http = w.queries("http.log");
@@ -234,16 +241,18 @@ TEST_CASE("egress: fronting onto an allowed name's address is reset", "[egress]"
 
 TEST_CASE("egress: a relay inside the sandbox reaches nothing the policy denies", "[egress]") {
     auto& w = world();
-    auto r = w.sandbox(kAllowed, {"sh", "-c",
-                                  "python3 /probes/probes.py relay 3128 & sleep 0.5; "
-                                  "curl -sS -m 5 -x http://127.0.0.1:3128 --cacert /world/ca.crt https://allowed.test/relayed; "
-                                  "curl -fsS -m 5 -x http://127.0.0.1:3128 --cacert /world/ca.crt https://denied.test/ "
-                                  ">/dev/null 2>&1; echo denied rc=$?; "
-                                  "curl -fsS -m 5 -x http://127.0.0.1:3128 http://203.0.113.10/raw -H 'Host: allowed.test' "
-                                  ">/dev/null 2>&1; echo raw rc=$?; "
-                                  "printf 'GET /first HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n' > /tmp/p; "
-                                  "printf 'GET /second HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n' >> /tmp/p; "
-                                  "curl -sS -m 5 telnet://allowed.test:80 < /tmp/p; echo; echo pipelined rc=$?; kill %1 2>/dev/null; true"});
+    auto r = w.sandbox(
+        kAllowed,
+        {"sh", "-c",
+         "python3 /probes/probes.py relay 3128 & sleep 0.5; "
+         "curl -sS -m 5 -x http://127.0.0.1:3128 --cacert /world/ca.crt https://allowed.test/relayed; "
+         "curl -fsS -m 5 -x http://127.0.0.1:3128 --cacert /world/ca.crt https://denied.test/ "
+         ">/dev/null 2>&1; echo denied rc=$?; "
+         "curl -fsS -m 5 -x http://127.0.0.1:3128 http://203.0.113.10/raw -H 'Host: allowed.test' "
+         ">/dev/null 2>&1; echo raw rc=$?; "
+         "printf 'GET /first HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n' > /tmp/p; "
+         "printf 'GET /second HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n' >> /tmp/p; "
+         "curl -sS -m 5 telnet://allowed.test:80 < /tmp/p; echo; echo pipelined rc=$?; kill %1 2>/dev/null; true"});
     INFO(r.describe());
     CHECK(contains(r.out, "vhost=allowed.test tls=allowed.test path=/relayed"));
     CHECK(contains(r.out, "denied rc="));
@@ -294,8 +303,9 @@ TEST_CASE("egress: NET_ADMIN and NET_RAW are refused with allow rules", "[egress
 TEST_CASE("egress: decisions are events, and the exit event counts them", "[egress]") {
     auto& w = world();
     auto r = w.sandbox({"--allow-domain", "allowed.test", "--events-fd", "1"},
-                       {"sh", "-c", "curl -sS -m 5 http://allowed.test/ >/dev/null; curl -sS -m 5 http://denied.test/ "
-                                    ">/dev/null 2>&1; curl -sS -m 5 http://203.0.113.10/ >/dev/null 2>&1; true"});
+                       {"sh", "-c",
+                        "curl -sS -m 5 http://allowed.test/ >/dev/null; curl -sS -m 5 http://denied.test/ "
+                        ">/dev/null 2>&1; curl -sS -m 5 http://203.0.113.10/ >/dev/null 2>&1; true"});
     INFO(r.describe());
     std::vector<nlohmann::json> events;
     for (const auto& line : split_lines(r.out))
@@ -321,8 +331,9 @@ TEST_CASE("egress: works for an unprivileged caller", "[egress][nonroot]") {
     TempDir state_parent{"egress-nonroot", 0777};
     std::string state = (state_parent / "state").string();
     auto r = w.sandbox(kAllowed,
-                       {"sh", "-c", "id -u; curl -sS -m 10 --cacert /world/ca.crt https://allowed.test/nonroot; "
-                                    "curl -sS -m 5 http://denied.test/ 2>&1 | head -1"},
+                       {"sh", "-c",
+                        "id -u; curl -sS -m 10 --cacert /world/ca.crt https://allowed.test/nonroot; "
+                        "curl -sS -m 5 http://denied.test/ 2>&1 | head -1"},
                        {"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "env", "-u",
                         "XDG_RUNTIME_DIR", "NUCLEUS_STATE_DIR=" + state});
     INFO(r.describe());
@@ -337,8 +348,8 @@ TEST_CASE("egress: nothing outlives a sandbox whose supervisor is SIGKILLed", "[
     auto& w = world();
     auto baseline = settled_leftovers();
     TempDir events{"egress-events"};
-    auto argv = w.in_host(nucleus_argv({"--allow-domain", "allowed.test", "--events-jsonl", (events / "e.jsonl").string()},
-                                       {"sleep", "60"}));
+    auto argv = w.in_host(nucleus_argv(
+        {"--allow-domain", "allowed.test", "--events-jsonl", (events / "e.jsonl").string()}, {"sleep", "60"}));
     auto p = Process::start(argv, with_deadline(60s));
     auto start = wait_for_start_event(events / "e.jsonl", p);
     REQUIRE(start.is_object());
@@ -355,7 +366,8 @@ TEST_CASE("egress: nothing outlives a sandbox whose supervisor is SIGKILLed", "[
     bool held = false;
     for (const auto& entry : fs::directory_iterator("/proc")) {
         struct stat st {};
-        if (::stat((entry.path() / "ns/net").c_str(), &st) == 0 && st.st_ino == netns.st_ino && st.st_dev == netns.st_dev)
+        if (::stat((entry.path() / "ns/net").c_str(), &st) == 0 && st.st_ino == netns.st_ino &&
+            st.st_dev == netns.st_dev)
             held = true;
     }
     CHECK_FALSE(held);
@@ -366,13 +378,15 @@ TEST_CASE("egress: nothing outlives a sandbox whose supervisor is SIGKILLed", "[
     CHECK(after == baseline);
 }
 
-TEST_CASE("egress: a daemon restarted after SIGKILL serves its re-adopted sandboxes' egress again", "[egress][daemon]") {
+TEST_CASE("egress: a daemon restarted after SIGKILL serves its re-adopted sandboxes' egress again",
+          "[egress][daemon]") {
     auto& w = world();
     TempDir d{"egress-daemon", 0755};
     TempDir ws{"egress-ws", 0777};
     std::string sock = (d / "nucleus.sock").string(), state = (d / "state").string();
     auto start_daemon = [&] {
-        return Process::start(w.in_host({kNucleus, "daemon", "--socket", sock, "--state-dir", state}), with_deadline(120s));
+        return Process::start(w.in_host({kNucleus, "daemon", "--socket", sock, "--state-dir", state}),
+                              with_deadline(120s));
     };
     auto wait_for = [](auto predicate, std::chrono::milliseconds timeout) {
         auto until = std::chrono::steady_clock::now() + timeout;
