@@ -40,6 +40,8 @@ struct DaemonConfig {
     uint64_t log_max_bytes = 8 << 20;
     size_t max_sandboxes = 10000;
     size_t keep_exited = 1000;  // exited sandboxes kept for inspect until removed
+    std::string log_level = "info";  // the daemon's own log (core/log.hpp)
+    std::string log_format = "text";  // text or json
     // --network bridge's runtime-wide settings (net/bridge_config.hpp);
     // empty: $NUCLEUS_BRIDGE, $NUCLEUS_BRIDGE_SUBNET, $NUCLEUS_BRIDGE_SUBNET6
     // or the defaults.

@@ -28,6 +28,7 @@
 #include "core/closure_gcroot.hpp"
 #include "core/closure_spec.hpp"
 #include "core/events.hpp"
+#include "core/log.hpp"
 #include "core/modes.hpp"
 #include "core/state.hpp"
 #include "core/supervise.hpp"
@@ -45,8 +46,15 @@ namespace nucleus::core::lifecycle {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-void report_error(const std::string& text) { std::fprintf(stderr, "nucleus: error: %s\n", text.c_str()); }
-void report_warning(const std::string& text) { std::fprintf(stderr, "nucleus: warning: %s\n", text.c_str()); }
+// The daemon's log once it is configured (core/log.hpp); else plain lines.
+void report_error(const std::string& text) {
+    if (log::configured()) log::error(text);
+    else std::fprintf(stderr, "nucleus: error: %s\n", text.c_str());
+}
+void report_warning(const std::string& text) {
+    if (log::configured()) log::warning(text);
+    else std::fprintf(stderr, "nucleus: warning: %s\n", text.c_str());
+}
 
 std::string random_id() {
     unsigned char bytes[16];

@@ -17,6 +17,7 @@
 
 #include "core/closure_gcroot.hpp"
 #include "core/daemon/daemon.hpp"
+#include "core/log.hpp"
 #include "core/events.hpp"
 #include "io/process.hpp"
 #include "isolation/cgroup.hpp"
@@ -112,8 +113,8 @@ Status Daemon::recover() {
     for (const auto& err : leftovers.errors) lifecycle::report_warning("recovery: " + err);
     if (!leftovers.errors.empty()) schedule_cleanup();
     if (adopted || ended)
-        std::fprintf(stderr, "nucleus daemon: re-adopted %d running sandbox%s; %d ended while the daemon was down\n",
-                     adopted, adopted == 1 ? "" : "es", ended);
+        log::info("re-adopted " + std::to_string(adopted) + " running sandbox" + (adopted == 1 ? "" : "es") + "; " +
+                  std::to_string(ended) + " ended while the daemon was down");
     return {};
 }
 

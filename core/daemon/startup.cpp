@@ -16,6 +16,7 @@
 
 #include "core/daemon.hpp"
 #include "core/daemon/daemon.hpp"
+#include "core/log.hpp"
 #include "core/run.hpp"
 #include "io/reactor.hpp"
 #include "net/bridge_config.hpp"
@@ -97,6 +98,10 @@ void add_daemon_flags(CLI::App& app, DaemonConfig& config) {
         ->capture_default_str();
     app.add_option("--keep-exited", config.keep_exited, "Exited sandboxes kept for inspect before the oldest go")
         ->capture_default_str();
+    app.add_option("--log-level", config.log_level, "The daemon's own log: debug, info, warning or error")
+        ->capture_default_str();
+    app.add_option("--log-format", config.log_format, "text, or json (one object per line, for log shippers)")
+        ->capture_default_str();
     app.add_option("--bridge", config.bridge,
                    "Bridge of --network bridge sandboxes (default $NUCLEUS_BRIDGE or nucleus0)");
     app.add_option("--bridge-subnet", config.bridge_subnet,
@@ -120,6 +125,7 @@ static Status configure_bridge(const DaemonConfig& config) {
 }
 
 int run_daemon(DaemonConfig config) {
+    if (auto st = log::configure(config.log_level, config.log_format); !st) return fail(st.error().describe());
     auto group = check_config(config);
     if (!group) return fail(group.error().describe());
     if (auto st = configure_bridge(config); !st) return fail(st.error().describe());
@@ -160,8 +166,7 @@ int run_daemon(DaemonConfig config) {
                        served = true;
                        reactor.stop();  // supervision tasks are abandoned, not cancelled: their sandboxes live on
                    });
-    std::fprintf(stderr, "nucleus daemon: listening on %s (state %s, logs %s)\n", config.socket.c_str(),
-                 config.state_dir.c_str(), config.log_dir.c_str());
+    log::info("listening on " + config.socket + " (state " + config.state_dir + ", logs " + config.log_dir + ")");
     reactor.run();
     // Supervision coroutines still hold sandboxes that live on; nothing is
     // torn down on the way out (records are current), so skip destructors
