@@ -7,9 +7,29 @@ namespace nucleus::core {
 
 using nlohmann::json;
 
+namespace {
+
+// An --allow-cidr rule as the bridge's nftables sets take it (TCP; no
+// ports: any).
+net::EgressCidr bridge_rule(const net::CidrRule& rule) {
+    net::EgressCidr out;
+    const auto& b = rule.cidr.network.bytes;
+    if (rule.cidr.network.family == AF_INET) {
+        uint32_t value = uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+        out.v4 = net::Ipv4Subnet{.network = net::Ipv4{value}, .prefix = rule.cidr.prefix};
+    } else {
+        out.v6 = net::Ipv6Subnet{.network = net::Ipv6{b}, .prefix = rule.cidr.prefix};
+    }
+    if (!rule.ports.any) out.ports = rule.ports.ports;
+    return out;
+}
+
+}  // namespace
+
 net::EgressLimit egress_limit(const SandboxSpec& spec) {
     net::EgressLimit limit;
-    limit.limited = spec.mode == ServiceMode::Production;
+    limit.limited = spec.mode == ServiceMode::Production || !spec.egress.cidrs.empty();
+    for (const auto& rule : spec.egress.cidrs) limit.rules.push_back(bridge_rule(rule));
     return limit;
 }
 

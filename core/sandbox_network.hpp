@@ -31,8 +31,9 @@ struct SandboxNetwork {
     io::ProcessHandle pasta;
 };
 
-// The egress a bridged sandbox gets from its spec: production mode without
-// allow rules denies everything, DNS included.
+// The egress a bridged sandbox gets from its spec: unlimited in agent mode
+// without rules; limited to its --allow-cidr rules when it has any; in
+// production mode without rules, nothing at all, DNS included.
 net::EgressLimit egress_limit(const SandboxSpec& spec);
 
 // Nothing for other network modes. `record_extra` gets the leased address.

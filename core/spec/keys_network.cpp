@@ -17,10 +17,19 @@ namespace {
 
 constexpr size_t max_rule_file = 1 << 20;
 
-// Rules settle the mode: egress unless `network` named another one.
+// Rules settle the mode: egress unless `network` named another one. A
+// bridged sandbox's egress is limited on the host side, in nftables sets
+// (net/nat.hpp), to literal addresses: names would need a DNS forwarder that
+// fills those sets from its answers, which the bridge does not have.
 Status network_for_rules(SandboxSpec& spec, const SpecKey& key) {
     if (!spec.network_given) spec.network = net::NetworkMode::Egress;
     if (spec.network == net::NetworkMode::Egress) return {};
+    if (spec.network == net::NetworkMode::Bridge) {
+        if (spec.egress.domains.empty()) return {};
+        return bad(key,
+                   "--network bridge takes --allow-cidr rules only; allowing names needs --network egress, "
+                   "whose DNS stub answers for them");
+    }
     return bad(key, "--network " + std::string(net::to_string(spec.network)) +
                         " takes no allow rules: they apply to --network egress (the default when rules are given)");
 }

@@ -41,6 +41,28 @@ TEST_CASE("bridge: a sandbox reaches the world through MASQUERADE, over IPv4 and
     CHECK(w.leases() == 0);
 }
 
+TEST_CASE("bridge: --allow-cidr limits a bridged sandbox's egress to its rules, on the host side", "[bridge]") {
+    require_bridge_tools();
+    BridgeWorld w;
+    // Only the IPv4 world server's port is allowed: the same server over
+    // IPv6 is not, and nothing else is.
+    auto allowed = w.nucleus({"--network", "bridge", "--allow-cidr", "203.0.113.10/32:8080"},
+                             {"bash", "-c", "cat </dev/tcp/203.0.113.10/8080"});
+    INFO(allowed.describe());
+    CHECK(allowed.exit_code == 0);
+    CHECK(allowed.out == "world 198.51.100.1\n");
+    auto denied = w.nucleus({"--network", "bridge", "--allow-cidr", "203.0.113.10/32:8080"},
+                            {"bash", "-c", "timeout 3 bash -c 'cat </dev/tcp/2001:db8:2::10/8080'"});
+    INFO(denied.describe());
+    CHECK(denied.exit_code != 0);
+    CHECK(denied.out.empty());
+    auto names = w.nucleus({"--network", "bridge", "--allow-domain", "example.com"}, {"true"});
+    CHECK(names.exit_code == 125);
+    CHECK(contains(names.err, "--network bridge takes --allow-cidr rules only"));
+    CHECK(w.veths_gone());
+    CHECK(w.leases() == 0);
+}
+
 TEST_CASE("bridge: a published port is reachable from the host's loopback and not from elsewhere", "[bridge]") {
     require_bridge_tools();
     BridgeWorld w;

@@ -273,6 +273,15 @@ TEST_CASE("published ports need --network bridge and are parsed once each") {
         with_command({{"network", "bridge"}, {"publish", {"8080:80", "8080:80/udp", "0.0.0.0:8080:80"}}})));
 }
 
+TEST_CASE("network keys: a bridged sandbox takes address rules, not names") {
+    auto bridged = spec_from_document(with_command(
+        {{"network", "bridge"}, {"allow_cidr", json::array({"203.0.113.0/24:443", "[2001:db8::/32]:*"})}}));
+    REQUIRE(bridged);
+    CHECK(bridged->egress.cidrs.size() == 2);
+    CHECK(error_of(with_command({{"network", "bridge"}, {"allow_domain", "pypi.org"}}))
+              .find("--network bridge takes --allow-cidr rules only") != std::string::npos);
+}
+
 TEST_CASE("network keys: allow rules make egress the default; none and host refuse them") {
     auto egress = spec_from_document(with_command(
         {{"allow_domain", json::array({"pypi.org", "*.example.com:443"})}, {"allow_cidr", "203.0.113.0/24:22"}}));
