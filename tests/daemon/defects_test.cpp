@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "daemon_harness.hpp"
 #include "isolation/cgroup.hpp"
@@ -139,4 +141,32 @@ TEST_CASE("daemon: wait after re-adoption says the exit status is unknown; nucle
     auto seven = run_cli(d.socket(), {"wait", known});
     CHECK(seven.out == "7\n");
     CHECK(seven.status == 7);
+}
+
+TEST_CASE("daemon: copy-in-out workspaces and --context run and sync back through the daemon", "[daemon][workspace]") {
+    if (skip_without_root()) return;
+    auto base = std::filesystem::temp_directory_path() / ("nucleus-daemon-copy-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(base / "ws");
+    std::filesystem::create_directories(base / "ctx");
+    { std::ofstream(base / "ws" / "kept.txt") << "host\n"; }
+    { std::ofstream(base / "ctx" / "input.txt") << "context\n"; }
+    {
+        TestDaemon d;
+        json doc = sh("cat /context/input.txt > /workspace/from-context.txt && echo made >> /workspace/kept.txt");
+        doc["workspace"] = (base / "ws").string();
+        doc["workspace_mode"] = "copy-in-out";
+        doc["context"] = (base / "ctx").string();
+        std::string id = d.create(doc)["id"];
+        auto done = d.wait(id);
+        INFO(done.dump());
+        CHECK(done["exit_code"] == 0);
+        CHECK(d.call("DELETE", "/v1/sandboxes/" + id).status == 204);
+    }
+    auto read = [](const std::filesystem::path& p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    CHECK(read(base / "ws" / "from-context.txt") == "context\n");
+    CHECK(read(base / "ws" / "kept.txt") == "host\nmade\n");
+    std::filesystem::remove_all(base);
 }
