@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 format=$(command -v clang-format-14 || command -v clang-format)
-mapfile -t files < <(git ls-files -- '*.cpp' '*.hpp' '*.h' | grep -E '^(io|isolation|net|core|tests|bench)/')
+mapfile -t files < <(find io isolation net core tests bench \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) | sort)
 if [ "${1:-}" = --fix ]; then
     "$format" -i "${files[@]}"
     echo "format: ${#files[@]} files formatted"

@@ -64,7 +64,7 @@ apt-get install -y -qq --no-install-recommends \
     liburing-dev libseccomp-dev nlohmann-json3-dev libspdlog-dev \
     libcli11-dev libbenchmark-dev libtomlplusplus-dev libmd-dev libhttp-parser-dev \
     busybox-static uidmap iproute2 procps util-linux ca-certificates qemu-system-x86 xz-utils passt \
-    clang libclang-rt-14-dev hyperfine \
+    clang libclang-rt-14-dev clang-format-14 universal-ctags hyperfine \
     python3 nix-bin >/dev/null
 
 apt-get install -y -qq --no-install-recommends -t trixie libasio-dev libmnl-dev >/dev/null

@@ -11,6 +11,9 @@
 #   4. the policy-parser fuzz target (clang libFuzzer), briefly;
 #   5. smoke runs of nucleus-bench coldstart, pgbench, spawn and density
 #      (numbers printed, never asserted).
+# First, two checks of the source: .clang-format is followed
+# (scripts/check-format.sh) and no file or function is over its size target
+# (scripts/check-sizes.sh).
 # Needs root for the integration lane (user namespaces with full id maps,
 # cgroups); tests that cannot run say SKIPPED with the reason.
 set -euo pipefail
@@ -18,6 +21,10 @@ cd "$(dirname "$0")/.."
 
 jobs=$(nproc)
 step() { printf '\n==> %s\n' "$*"; }
+
+step "source checks: format and sizes"
+scripts/check-format.sh
+scripts/check-sizes.sh
 
 step "release build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
