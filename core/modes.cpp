@@ -183,9 +183,10 @@ const std::vector<ModeRule>& mode_rules() {
         {"memory-required", false, false, true, memory_required},
         {"rootfs-required", false, false, true, rootfs_required},
         {"no-writable-exec-workspace", false, false, true, no_writable_exec_workspace},
+        // Before caps-within-policy: the more specific reason for a net cap.
+        {"egress-no-net-caps", true, true, true, egress_without_net_caps},
         {"caps-within-policy", false, false, true, caps_within_policy},
         {"kernel-lockdown", true, true, true, lockdown_required},
-        {"egress-no-net-caps", true, true, true, egress_without_net_caps},
     };
     return rules;
 }

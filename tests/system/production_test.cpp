@@ -250,6 +250,12 @@ std::map<std::string, Breach> breaches(const Service& svc) {
               return with(a, {"--require-kernel-lockdown", "confidentiality"});
           },
           {}}},
+        {"egress-no-net-caps",
+         {[](auto&, auto a) {
+              return with(without(a, "--network"),
+                          {"--network", "egress", "--allow-cidr", "203.0.113.0/24:443", "--cap-add", "NET_ADMIN"});
+          },
+          {}}},
     };
 }
 
