@@ -50,7 +50,8 @@ targets=(
 wanted=("$@")
 failed=()
 for row in "${targets[@]}"; do
-    IFS='|' read -r name corpus sources libs <<<"$row"
+    # A row may span lines (the source lists): one line for read.
+    IFS='|' read -r name corpus sources libs <<<"$(tr '\n' ' ' <<<"$row")"
     [ -f "tests/fuzz/$name.cpp" ] || continue
     if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $name "* ]]; then continue; fi
     mkdir -p "$out/$corpus"
