@@ -29,7 +29,8 @@ policy_sources="core/policies.cpp core/spec/*.cpp core/modes.cpp core/attestatio
     isolation/landlock.cpp isolation/cgroup/limits.cpp isolation/cgroup/memory.cpp isolation/cgroup/cpu.cpp
     isolation/cgroup/pids.cpp isolation/cgroup/io.cpp isolation/launch_plan.cpp isolation/mount_verify.cpp
     isolation/idmap.cpp core/closure_spec.cpp core/closure_manifest.cpp core/closure_attestation.cpp
-    isolation/closure_root.cpp net/network.cpp net/egress_policy.cpp net/ip_address.cpp $generated"
+    isolation/closure_root.cpp isolation/mountinfo.cpp net/network.cpp net/egress_policy.cpp net/ip_address.cpp
+    $generated"
 [ -f net/nat_publish.cpp ] && policy_sources+=" net/nat_publish.cpp net/address_pool.cpp"
 cgroup_sources="isolation/cgroup.cpp isolation/cgroup/limits.cpp isolation/cgroup/memory.cpp
     isolation/cgroup/cpu.cpp isolation/cgroup/pids.cpp isolation/cgroup/io.cpp"
