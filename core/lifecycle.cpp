@@ -522,29 +522,12 @@ asio::awaitable<Outcome> spawn_and_supervise(RunContext ctx) {
     co_return outcome;
 }
 
-// A parent inside a sandbox's cgroup ("sandbox-<32 hex digits>", the name
-// prepare_cgroup() gives each) would put the new sandbox in another's
-// subtree: killed with it, and keeping its cgroup from ever being removed.
-Status check_cgroup_parent(const std::string& parent) {
-    for (size_t start = 0; start <= parent.size();) {
-        size_t end = std::min(parent.find('/', start), parent.size());
-        std::string_view part = std::string_view(parent).substr(start, end - start);
-        bool sandbox = part.size() == 8 + 32 && part.starts_with("sandbox-") &&
-                       std::all_of(part.begin() + 8, part.end(),
-                                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
-        if (sandbox)
-            return Error::plain("--cgroup-parent \"" + parent + "\" is inside the cgroup of sandbox " +
-                                std::string(part.substr(8)) + "; a sandbox cannot be placed in another's");
-        start = end + 1;
-    }
-    return {};
-}
-
 Status admit(const SandboxSpec& spec, EventLog& audit) {
     (void)audit.emit(request_audit(spec));
     auto host = probe_host(spec);
-    auto allowed = check_cgroup_parent(spec.cgroup_parent);
-    if (allowed) allowed = check_mode_rules(spec, host);
+    // A --cgroup-parent inside another sandbox's cgroup was refused when the
+    // spec was read (core/spec/keys_resources.cpp).
+    auto allowed = check_mode_rules(spec, host);
     if (allowed) allowed = verify_integrity(spec);
     if (!allowed)
         (void)audit.emit({{"audit", "refused"},
